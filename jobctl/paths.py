@@ -1,0 +1,98 @@
+"""Where things live: the jobs directory, the state directory, the crontab.
+
+One module resolves every path so the rules are written once.  It is imported
+by the wrapper, so it stays on the standard library's cheapest modules.
+"""
+
+from __future__ import annotations
+
+import os
+
+SYSTEM_JOBS_DIR = "/etc/jobctl/jobs.d"
+SYSTEM_STATE_DIR = "/var/lib/jobctl"
+SYSTEM_CRONTAB = "/etc/cron.d/jobctl"
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def home() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_dir
+    except KeyError:
+        return os.environ.get("HOME", "/")
+
+
+def jobs_dir(explicit: str | None = None) -> str:
+    """--jobs-dir, else $JOBCTL_JOBS_DIR, else ./jobs.d, else the user default."""
+    if explicit:
+        return explicit
+    env = os.environ.get("JOBCTL_JOBS_DIR")
+    if env:
+        return env
+    if os.path.isdir("jobs.d"):
+        return os.path.abspath("jobs.d")
+    if _is_root():
+        return SYSTEM_JOBS_DIR
+    return os.path.join(home(), ".config", "jobctl", "jobs.d")
+
+
+def state_dir() -> str:
+    """$JOBCTL_STATE_DIR, else /var/lib/jobctl (root) or the XDG state home."""
+    env = os.environ.get("JOBCTL_STATE_DIR")
+    if env:
+        return os.path.abspath(env)
+    if _is_root():
+        return SYSTEM_STATE_DIR
+    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(home(), ".local", "state")
+    return os.path.join(xdg, "jobctl")
+
+
+def crontab_file() -> str | None:
+    """$JOBCTL_CRONTAB names a crontab file to manage instead of the user's."""
+    return os.environ.get("JOBCTL_CRONTAB") or None
+
+
+def ensure_state_dir(path: str | None = None) -> str:
+    """Create the state directory 0700 (and its parents) and return it.
+
+    Raises OSError; callers turn it into an environment error with context.
+    """
+    path = path or state_dir()
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, 0o700)
+    return path
+
+
+# Files inside the state directory.  Named here so every module agrees.
+def runs_db(state: str) -> str:
+    return os.path.join(state, "runs.db")
+
+
+def locks_dir(state: str) -> str:
+    return os.path.join(state, "locks")
+
+
+def lock_file(state: str, job: str) -> str:
+    return os.path.join(state, "locks", job + ".lock")
+
+
+def applied_dir(state: str) -> str:
+    return os.path.join(state, "applied")
+
+
+def applied_file(state: str, job: str) -> str:
+    return os.path.join(state, "applied", job + ".json")
+
+
+def errors_log(state: str) -> str:
+    return os.path.join(state, "jobctl-errors.log")
+
+
+def backups_dir(state: str) -> str:
+    return os.path.join(state, "backups")

@@ -1,0 +1,402 @@
+"""The job model: every job-file key, its form, default and meaning.
+
+``FIELDS`` is the one table of keys.  The loader reads it to check shapes and
+report locations, the JSON Schema is generated from it, and the docs test
+checks every key appears in the man page.  Adding a key is one entry here plus
+a field on ``JobSpec``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import schedule as schedule_mod
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}\Z")
+USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?\Z", re.IGNORECASE)
+CONCURRENCY = ("forbid", "allow", "replace", "wait")
+RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT")
+
+_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
+_SIZE_RE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?\Z")
+_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
+               "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+MAX_OUTPUT_LIMIT = 1024**3
+
+
+class FieldError(ValueError):
+    """A bad value; ``at`` locates it inside a list (index) or map (key)."""
+
+    def __init__(self, message: str, at: int | str | None = None, on_key: bool = False) -> None:
+        super().__init__(message)
+        self.at = at
+        self.on_key = on_key
+
+
+def parse_duration(value: Any) -> int:
+    """``90s``, ``15m``, ``2h``, ``1h30m``, ``1d`` or an integer of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 2h or 1h30m")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is negative; durations are 0 or more")
+        return value
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value.strip())
+        if m and any(m.groups()):
+            d, h, mi, s = (int(g or 0) for g in m.groups())
+            return ((d * 24 + h) * 60 + mi) * 60 + s
+    raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)")
+
+
+def format_duration(seconds: float) -> str:
+    """Inverse of parse_duration for whole seconds: 5400 → 1h30m."""
+    total = int(seconds)
+    if total == 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out += f"{total // size}{unit}"
+            total %= size
+    return out
+
+
+def parse_size(value: Any) -> int:
+    """``512KiB``, ``1MiB``, ``10MB`` or an integer of bytes → bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a size; write e.g. 512KiB or 1MiB")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"{value} is negative; sizes are 0 or more")
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value.strip())
+        if m:
+            return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+    raise ValueError(f"{value!r} is not a size; write e.g. 512KiB, 1MiB or 10MB (or whole bytes)")
+
+
+@dataclass(frozen=True)
+class Retries:
+    attempts: int = 0
+    delay: int = 10
+    backoff: float = 2.0
+    max_delay: int = 600
+
+    def delay_before(self, retry: int) -> float:
+        """Seconds to sleep before retry number ``retry`` (1-based)."""
+        return float(min(self.delay * self.backoff ** (retry - 1), self.max_delay))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    name: str
+    schedule: schedule_mod.Schedule
+    command: str | tuple[str, ...]
+    description: str | None = None
+    shell: str = "/bin/sh"
+    working_dir: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout: int | None = None
+    kill_grace: int = 10
+    retries: Retries = Retries()
+    concurrency: str = "forbid"
+    output_limit: int = 1024 * 1024
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+    user: str | None = None
+    #: where the job was defined: "path:line"
+    source: str = ""
+
+    def to_applied(self) -> dict[str, Any]:
+        """The compiled definition the wrapper runs (JSON-ready, no YAML)."""
+        return {
+            "name": self.name,
+            "schedule": self.schedule.text,
+            "cron": self.schedule.cron,
+            "command": list(self.command) if isinstance(self.command, tuple) else self.command,
+            "shell": self.shell,
+            "working_dir": self.working_dir,
+            "env": dict(self.env),
+            "timeout": self.timeout,
+            "kill_grace": self.kill_grace,
+            "retries": {
+                "attempts": self.retries.attempts,
+                "delay": self.retries.delay,
+                "backoff": self.retries.backoff,
+                "max_delay": self.retries.max_delay,
+            },
+            "concurrency": self.concurrency,
+            "output_limit": self.output_limit,
+            "enabled": self.enabled,
+            "user": self.user,
+            "description": self.description,
+            "tags": list(self.tags),
+            "source": self.source,
+        }
+
+
+# --- key parsers: plain values in, model values out, ValueError on bad input.
+
+def _string(value: Any, what: str = "a string") -> str:
+    if not isinstance(value, str):
+        hint = " (quote it)" if isinstance(value, (int, float, bool)) else ""
+        raise ValueError(f"must be {what}, not {_kind(value)}{hint}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _name(value: Any) -> str:
+    text = _string(value)
+    if not NAME_RE.match(text):
+        raise ValueError(
+            f"{text!r} is not a valid job name; use 1-63 lowercase letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit"
+        )
+    return text
+
+
+def _description(value: Any) -> str:
+    return _string(value)
+
+
+def _schedule(value: Any) -> schedule_mod.Schedule:
+    text = _string(value, "a cron expression in quotes, e.g. '*/15 * * * *'")
+    try:
+        return schedule_mod.parse(text)
+    except schedule_mod.ScheduleError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith("@") else f"schedule {text!r}: {message}") from None
+
+
+def _command(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, list):
+        if not value:
+            raise ValueError("command list is empty; give the program and its arguments")
+        for i, item in enumerate(value):
+            if isinstance(item, (int, float)) and not isinstance(item, bool):
+                continue
+            if not isinstance(item, str):
+                raise FieldError(f"command argument must be a string, not {_kind(item)}", at=i)
+            if "\0" in item:
+                raise FieldError("command argument contains a NUL byte", at=i)
+        if not str(value[0]):
+            raise FieldError("the program (first element) is empty", at=0)
+        return tuple(str(v) for v in value)
+    text = _string(value, "a string (run by the shell) or a list of strings (argv)")
+    if not text.strip():
+        raise ValueError("command is empty")
+    if "\0" in text:
+        raise ValueError("command contains a NUL byte")
+    return text
+
+
+def _abs_path(value: Any) -> str:
+    text = _string(value)
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} is not an absolute path; start it with /")
+    return text
+
+
+def _env(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping of NAME: value, not {_kind(value)}")
+    out: dict[str, str] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            raise FieldError(f"{key!r} is not a valid environment variable name", at=key, on_key=True)
+        if key in RESERVED_ENV:
+            raise FieldError(f"{key} is set by jobctl for every run; choose another name", at=key, on_key=True)
+        if isinstance(val, bool) or val is None:
+            raise FieldError(
+                f"env {key}: {_kind(val)} is not a string; quote it (YAML reads yes/no/on/off as booleans)",
+                at=key,
+            )
+        if isinstance(val, (int, float)):
+            val = str(val)
+        if not isinstance(val, str):
+            raise FieldError(f"env {key}: must be a string, not {_kind(val)}", at=key)
+        if "\0" in val:
+            raise FieldError(f"env {key}: contains a NUL byte", at=key)
+        out[key] = val
+    return out
+
+
+def _duration(value: Any) -> int:
+    return parse_duration(value)
+
+
+def _timeout(value: Any) -> int:
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError("timeout 0 would kill the job at once; remove the key for no timeout")
+    return seconds
+
+
+_RETRY_KEYS = ("attempts", "delay", "backoff", "max_delay")
+
+
+def _attempts(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"retries must be a whole number 0 or more, not {value!r}")
+    return value
+
+
+def _retries(value: Any) -> Retries:
+    if not isinstance(value, dict):
+        return Retries(attempts=_attempts(value))
+    import difflib
+
+    for key in value:
+        if key not in _RETRY_KEYS:
+            close = difflib.get_close_matches(str(key), _RETRY_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; use {', '.join(_RETRY_KEYS)}"
+            raise FieldError(f"unknown retries key {key!r}{hint}", at=key, on_key=True)
+    kwargs: dict[str, Any] = {}
+    for key, val in value.items():
+        try:
+            if key == "attempts":
+                kwargs[key] = _attempts(val)
+            elif key == "backoff":
+                if isinstance(val, bool) or not isinstance(val, (int, float)) or val < 1:
+                    raise ValueError(f"retries backoff must be a number 1 or more, not {val!r}")
+                kwargs[key] = float(val)
+            else:
+                kwargs[key] = parse_duration(val)
+        except ValueError as exc:
+            if isinstance(exc, FieldError):
+                raise
+            raise FieldError(f"retries {key}: {exc}" if "retries" not in str(exc) else str(exc), at=key) from None
+    if "attempts" not in kwargs:
+        raise ValueError("retries needs attempts, e.g. {attempts: 3, delay: 30s}")
+    return Retries(**kwargs)
+
+
+def _concurrency(value: Any) -> str:
+    text = _string(value)
+    if text not in CONCURRENCY:
+        raise ValueError(f"{text!r} is not a concurrency policy; use one of {', '.join(CONCURRENCY)}")
+    return text
+
+
+def _output_limit(value: Any) -> int:
+    size = parse_size(value)
+    if size > MAX_OUTPUT_LIMIT:
+        raise ValueError("output_limit is capped at 1GiB; the run log keeps output in memory")
+    return size
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, not {value!r}")
+    return value
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of strings, not {_kind(value)}")
+    seen: list[str] = []
+    for i, tag in enumerate(value):
+        if not isinstance(tag, str) or not TAG_RE.match(tag):
+            raise FieldError(
+                f"tag {tag!r} is not valid; use letters, digits, '_', '.', ':' or '-'", at=i
+            )
+        if tag not in seen:
+            seen.append(tag)
+    return tuple(seen)
+
+
+def _user(value: Any) -> str:
+    text = _string(value)
+    if not USER_RE.match(text):
+        raise ValueError(f"{text!r} is not a valid user name")
+    return text
+
+
+@dataclass(frozen=True)
+class Field:
+    """One job-file key."""
+
+    key: str
+    parse: Callable[[Any], Any]
+    #: what the loader may build for it: scalars always; "list"/"map" allow one
+    #: level of scalars (never deeper, so aliases are never expanded).
+    shapes: tuple[str, ...]
+    schema: dict[str, Any]
+    doc: str
+    required: bool = False
+
+
+_DURATION_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$", "minLength": 2},
+    ]
+}
+
+FIELDS: tuple[Field, ...] = (
+    Field("name", _name, ("scalar",), {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,62}$"},
+          "Job name, unique across the directory; defaults to the file's stem when the file holds one job."),
+    Field("description", _description, ("scalar",), {"type": "string"}, "Free text shown by status."),
+    Field("schedule", _schedule, ("scalar",), {"type": "string", "minLength": 1},
+          "5-field cron expression, @hourly/@daily/@weekly/@monthly/@yearly/@reboot, or @every <duration>.",
+          required=True),
+    Field("command", _command, ("scalar", "list"),
+          {"oneOf": [{"type": "string", "minLength": 1},
+                     {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}]},
+          "A string run by `shell -c`, or a list of strings run as argv without a shell.", required=True),
+    Field("shell", _abs_path, ("scalar",), {"type": "string", "pattern": "^/"},
+          "Absolute path of the shell that runs a string command (default /bin/sh)."),
+    Field("working_dir", _abs_path, ("scalar",), {"type": "string", "pattern": "^/"},
+          "Absolute working directory (default: the job user's home)."),
+    Field("env", _env, ("map",),
+          {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+           "additionalProperties": {"type": ["string", "number"]}},
+          "Environment variables added to the clean run environment."),
+    Field("timeout", _timeout, ("scalar",), _DURATION_SCHEMA,
+          "Kill the job's process group after this long (SIGTERM, then SIGKILL after kill_grace)."),
+    Field("kill_grace", _duration, ("scalar",), _DURATION_SCHEMA,
+          "Time between SIGTERM and SIGKILL (default 10s)."),
+    Field("retries", _retries, ("scalar", "map"),
+          {"oneOf": [{"type": "integer", "minimum": 0},
+                     {"type": "object", "additionalProperties": False, "required": ["attempts"],
+                      "properties": {"attempts": {"type": "integer", "minimum": 0},
+                                     "delay": _DURATION_SCHEMA, "max_delay": _DURATION_SCHEMA,
+                                     "backoff": {"type": "number", "minimum": 1}}}]},
+          "More attempts after a failure: a count, or {attempts, delay, backoff, max_delay}."),
+    Field("concurrency", _concurrency, ("scalar",), {"enum": list(CONCURRENCY)},
+          "When a run starts while the previous one runs: forbid (default), allow, replace, wait."),
+    Field("output_limit", _output_limit, ("scalar",),
+          {"oneOf": [{"type": "integer", "minimum": 0},
+                     {"type": "string", "pattern": r"^\d+\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?$"}]},
+          "Output kept per run, head and tail (default 1MiB)."),
+    Field("enabled", _bool, ("scalar",), {"type": "boolean"},
+          "A disabled job is validated but not installed (default true)."),
+    Field("tags", _tags, ("list",),
+          {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"}},
+          "Labels to filter read commands by."),
+    Field("user", _user, ("scalar",), {"type": "string"},
+          "User to run as; only for the system crontab target (apply --system)."),
+)
+
+FIELDS_BY_KEY = {f.key: f for f in FIELDS}
+KEYS = tuple(FIELDS_BY_KEY)
+
+
+def build(values: Mapping[str, Any], source: str) -> JobSpec:
+    """A JobSpec from already-parsed values (keys as in FIELDS)."""
+    kwargs = dict(values)
+    kwargs.pop("name", None)
+    return JobSpec(name=values["name"], source=source, **kwargs)
