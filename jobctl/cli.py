@@ -135,8 +135,8 @@ tags: [example]
 
 @app.command(epilog="Examples:\n\n  jobctl init\n\n  jobctl init ./jobs.d")
 def init(
-    directory: Annotated[str | None, typer.Argument(metavar="[DIR]",
-                                                       help="Where to write example.yaml (default: the jobs directory).")] = None,
+    directory: Annotated[str | None, typer.Argument(
+        metavar="[DIR]", help="Where to write example.yaml (default: the jobs directory).")] = None,
 ) -> None:
     """Write a commented example job file; never overwrites."""
     from . import paths

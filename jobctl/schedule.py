@@ -159,7 +159,7 @@ def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
             + ("; jobctl does not take a seconds or year field" if len(parts) in (6, 7) else "")
         )
-    fields = tuple(_parse_field(p, f) for p, f in zip(parts, FIELDS))
+    fields = tuple(_parse_field(p, f) for p, f in zip(parts, FIELDS, strict=True))
     (_, _), (_, _), (doms, dom_star), (months, _), (_, dow_star) = fields
     # cron ORs day-of-month and day-of-week when both are restricted; with the
     # weekday unrestricted only the calendar days count, and those may not exist.
