@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Annotated, NoReturn
 
 import typer
 
 from . import __version__
-from .errors import ExitCode, JobctlError
+from .errors import EnvironmentProblem, ExitCode, JobctlError, UnknownJob
 
 app = typer.Typer(
     name="jobctl",
@@ -153,6 +154,197 @@ def init(
     with os.fdopen(fd, "w") as fh:
         fh.write(EXAMPLE_JOB)
     print(f"wrote {target}; check it with: jobctl validate --jobs-dir {target_dir}")
+
+
+def _state() -> str:
+    from . import paths
+
+    try:
+        return paths.ensure_state_dir()
+    except OSError as exc:
+        _fail(EnvironmentProblem(f"state directory {paths.state_dir()} is not usable: {exc.strerror}; "
+                                 "set JOBCTL_STATE_DIR or fix its permissions"))
+
+
+def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK) -> tuple[str, list]:
+    """Every job of the directory, or print every problem and exit with ``code``."""
+    from . import loader, paths
+
+    directory = paths.jobs_dir(jobs_dir)
+    try:
+        result = loader.load_dir(directory)
+    except JobctlError as exc:
+        _fail(JobctlError(exc.message, code))
+    if result.problems:
+        for p in sorted(result.problems):
+            print(p, file=sys.stderr)
+        n = len(result.problems)
+        _fail(JobctlError(f"{n} problem{'s' if n != 1 else ''} in {directory}; nothing was run or changed", code))
+    return directory, result.jobs
+
+
+def _find(jobs: list, name: str, directory: str, code: ExitCode = ExitCode.NOT_OK):
+    for job in jobs:
+        if job.name == name:
+            return job
+    import difflib
+
+    names = [j.name for j in jobs]
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else (f"; jobs: {', '.join(names)}" if names else "")
+    _fail(UnknownJob(f"no job named {name!r} in {directory}{hint}", code))
+
+
+def _open_log(state: str, create: bool = False):
+    """The run log for a read command, with lost runs finalised; None when there is none yet."""
+    import sqlite3
+
+    from . import paths, runner, store
+
+    path = paths.runs_db(state)
+    if not create and not os.path.exists(path):
+        return None
+    try:
+        log = store.connect(path)
+        log.finalize_lost(None, os.uname().nodename, runner._boot_id(), runner._alive, time.time())
+    except (sqlite3.Error, OSError) as exc:
+        _fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
+                                 "move it aside to start a new one (jobctl doctor checks it)"))
+    return log
+
+
+@app.command(epilog="Examples:\n\n  jobctl run backup\n\n  jobctl run backup --quiet; echo \"exit $?\"\n\n"
+             "  jobctl run backup --detach   # prints the run id, returns at once")
+def run(
+    name: Annotated[str, typer.Argument(help="The job to run now.")],
+    jobs_dir: JobsDir = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start the run in the background; print its id.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not stream the job's output.")] = False,
+) -> None:
+    """Run a job now through the same wrapper cron uses, and record it.
+
+    Uses the definition in the job files (and says so when it differs from the
+    applied one).  Exits with the job's exit code: 124 timed out, 75 skipped
+    (concurrency: forbid), 128+N killed by signal N, 125 jobctl itself failed.
+    """
+    from . import applied, runner
+
+    directory, jobs = _load(jobs_dir, ExitCode.RUN_FAILED)
+    job = _find(jobs, name, directory, ExitCode.RUN_FAILED)
+    state = _state()
+    defn = job.to_applied()
+    current = applied.read(state, name)
+    if current is None:
+        print(f"jobctl: note: {name} is not applied; running the definition in {job.source}", file=sys.stderr)
+    elif applied.differs(current, defn):
+        changed = ", ".join(applied.differs(current, defn))
+        print(f"jobctl: note: running the definition in {job.source}, which differs from the applied one "
+              f"({changed}); run jobctl apply to install it", file=sys.stderr)
+    if detach:
+        run_id = _detach(defn, state)
+        print(run_id)
+        return
+    out = sys.stdout.buffer
+
+    def sink(chunk: bytes) -> None:
+        out.write(chunk)
+        out.flush()
+
+    code = runner.execute(defn, state, trigger="manual", stream=not quiet, sink=sink)
+    raise typer.Exit(code)
+
+
+def _detach(defn: dict, state: str) -> str:
+    import json
+    import subprocess
+
+    r, w = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobctl.runner", "--state-dir", state, "--definition-stdin", "--quiet",
+         "--report-fd", str(w), defn["name"]],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        pass_fds=(w,), start_new_session=True, cwd="/",
+    )
+    os.close(w)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(defn).encode())
+    proc.stdin.close()
+    with os.fdopen(r, "rb") as fh:
+        line = fh.readline().strip()
+    if not line:
+        _fail(JobctlError("the detached run did not start; see jobctl-errors.log in the state directory",
+                          ExitCode.RUN_FAILED))
+    if line == b"0":
+        return "0 (not recorded: the run log is unusable)"
+    return line.decode()
+
+
+def _since(text: str) -> float:
+    """--since: a duration ago (2h, 1d) or a local date/time (2026-11-01, 2026-11-01T08:00)."""
+    from datetime import datetime
+
+    from .spec import parse_duration
+
+    try:
+        return time.time() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is neither a duration (2h, 1d) nor a date (2026-11-01)") from None
+
+
+StatusOpt = Annotated[str | None, typer.Option("--status", "-s", metavar="STATUS",
+                                               help="Only runs with this status.")]
+
+
+@app.command(epilog="Examples:\n\n  jobctl history\n\n  jobctl history backup --limit 5\n\n"
+             "  jobctl history --status failed --since 1d --json | jq -r '.[].job'")
+def history(
+    name: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    status: StatusOpt = None,
+    since: Annotated[str | None, typer.Option(help="Only runs started since: 2h, 1d, 2026-11-01.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Past and running runs, newest first."""
+    from . import render, store
+
+    if status is not None and status not in store.STATUSES:
+        raise typer.BadParameter(f"use one of {', '.join(store.STATUSES)}", param_hint="--status")
+    since_ts = _since(since) if since else None
+    log = _open_log(_state())
+    rows = log.history(name, limit, status, since_ts) if log else []
+    if json_out:
+        render.print_json([render.run_json(r) for r in rows])
+    elif rows:
+        render.history_table(rows)
+    else:
+        print("no runs" + (f" of {name}" if name else ""), file=sys.stderr)
+
+
+@app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup\n\n  jobctl logs 1842")
+def logs(
+    target: Annotated[str, typer.Argument(metavar="RUN_ID|NAME", help="A run id, or a job name for its latest run.")],
+) -> None:
+    """Print the captured output of a run, raw, with a marker where output was dropped."""
+    log = _open_log(_state())
+    row = None
+    if log is not None:
+        row = log.get(int(target)) if target.isdigit() else log.latest(target)
+    if row is None:
+        _fail(JobctlError(f"no run {target}" if target.isdigit() else f"no runs of {target!r}"))
+    out = log.output(row["id"]) if log else None
+    head, tail, dropped = out or (b"", b"", 0)
+    stdout = sys.stdout.buffer
+    stdout.write(head)
+    if dropped:
+        if head and not head.endswith(b"\n"):
+            stdout.write(b"\n")
+        stdout.write(f"[... {dropped} bytes of output dropped (output_limit) ...]\n".encode())
+    stdout.write(tail)
+    stdout.flush()
 
 
 def _crash_report(exc: BaseException) -> str:

@@ -1,0 +1,67 @@
+"""Applied definitions: the compiled snapshot of each job that cron runs.
+
+`apply` writes one JSON file per job under STATE/applied/; the wrapper reads
+only that file (no YAML, no validation) on every scheduled run.  Writes are
+atomic (temp file + rename) and 0600, since env values may hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from . import paths
+
+
+def write(state: str, definition: dict[str, Any]) -> str:
+    directory = paths.applied_dir(state)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    target = paths.applied_file(state, definition["name"])
+    tmp = f"{target}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(definition, fh, indent=1, sort_keys=True)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+def read(state: str, name: str) -> dict[str, Any] | None:
+    try:
+        with open(paths.applied_file(state, name), "rb") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+
+
+def names(state: str) -> list[str]:
+    try:
+        entries = os.listdir(paths.applied_dir(state))
+    except FileNotFoundError:
+        return []
+    return sorted(e[:-5] for e in entries if e.endswith(".json"))
+
+
+def remove(state: str, name: str) -> None:
+    try:
+        os.unlink(paths.applied_file(state, name))
+    except FileNotFoundError:
+        pass
+
+
+def differs(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+    """The keys whose values differ, ignoring where the job was defined."""
+    if a is None or b is None:
+        return ["(not applied)"] if a is not b else []
+    keys = sorted((set(a) | set(b)) - {"source"})
+    return [k for k in keys if a.get(k) != b.get(k)]

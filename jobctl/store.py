@@ -1,0 +1,258 @@
+"""The SQLite run log: connection settings, migrations, run rows, queries.
+
+Imported by the wrapper on every scheduled run, so it uses only the standard
+library.  Settings measured for concurrency (issue 3): WAL set once at
+creation, a 15 s busy timeout, BEGIN IMMEDIATE for every write and
+synchronous=NORMAL; 300 wrappers writing at once then see no "database is
+locked".  Times are stored as UTC epoch seconds (REAL) and rendered as ISO 8601
+by the read commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+BUSY_TIMEOUT_S = 15.0
+
+STATUSES = ("running", "succeeded", "failed", "timeout", "killed", "skipped", "lost")
+FINAL_STATUSES = STATUSES[1:]
+TRIGGERS = ("schedule", "manual", "retry", "catchup")
+
+#: the columns of a run row as the read commands expose them (an interface).
+RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for",
+              "started_at", "finished_at", "duration_s", "pid", "host", "output_bytes",
+              "output_truncated", "reason")
+
+
+def _m1_runs(db: sqlite3.Connection) -> None:
+    db.execute("""
+        CREATE TABLE runs (
+            id               INTEGER PRIMARY KEY,
+            job              TEXT    NOT NULL,
+            status           TEXT    NOT NULL,
+            exit_code        INTEGER,
+            signal           INTEGER,
+            trigger          TEXT    NOT NULL,
+            attempt          INTEGER NOT NULL DEFAULT 1,
+            scheduled_for    REAL,
+            started_at       REAL    NOT NULL,
+            finished_at      REAL,
+            duration_s       REAL,
+            pid              INTEGER,
+            wrapper_pid      INTEGER,
+            host             TEXT,
+            boot_id          TEXT,
+            output_bytes     INTEGER NOT NULL DEFAULT 0,
+            output_truncated INTEGER NOT NULL DEFAULT 0,
+            reason           TEXT
+        )""")
+    # "last N runs of job X" and "runs since T"; the partial index finds
+    # unfinished runs without a scan.
+    db.execute("CREATE INDEX runs_job_id ON runs (job, id)")
+    db.execute("CREATE INDEX runs_started ON runs (started_at)")
+    db.execute("CREATE INDEX runs_running ON runs (job) WHERE status = 'running'")
+    # Output lives apart so that history queries never page through it.
+    db.execute("""
+        CREATE TABLE run_output (
+            run_id  INTEGER PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+            head    BLOB    NOT NULL,
+            tail    BLOB    NOT NULL,
+            dropped INTEGER NOT NULL DEFAULT 0
+        )""")
+
+
+#: Numbered migrations, applied in order, each in the transaction that records it.
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
+    ("runs and run_output", _m1_runs),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class Store:
+    def __init__(self, path: str, db: sqlite3.Connection) -> None:
+        self.path = path
+        self.db = db
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken immediately so writers queue on the busy timeout."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # --- writes used by the wrapper
+
+    def start_run(self, job: str, trigger: str, attempt: int, scheduled_for: float | None,
+                  started_at: float, wrapper_pid: int, host: str, boot_id: str) -> int:
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO runs (job, status, trigger, attempt, scheduled_for, started_at, wrapper_pid,"
+                " host, boot_id) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id),
+            )
+            return int(cur.lastrowid or 0)
+
+    def set_pid(self, run_id: int, pid: int) -> None:
+        with self.write() as db:
+            db.execute("UPDATE runs SET pid = ? WHERE id = ?", (pid, run_id))
+
+    def finish_run(self, run_id: int, status: str, exit_code: int | None, signal: int | None,
+                   finished_at: float, reason: str, head: bytes, tail: bytes, dropped: int,
+                   output_bytes: int) -> None:
+        with self.write() as db:
+            db.execute(
+                "UPDATE runs SET status = ?, exit_code = ?, signal = ?, finished_at = ?,"
+                " duration_s = ? - started_at, output_bytes = ?, output_truncated = ?, reason = ?"
+                " WHERE id = ?",
+                (status, exit_code, signal, finished_at, finished_at, output_bytes, int(dropped > 0),
+                 reason, run_id),
+            )
+            if head or tail:
+                db.execute("INSERT OR REPLACE INTO run_output (run_id, head, tail, dropped) VALUES (?, ?, ?, ?)",
+                           (run_id, head, tail, dropped))
+
+    def record(self, job: str, status: str, trigger: str, attempt: int, scheduled_for: float | None,
+               at: float, wrapper_pid: int, host: str, reason: str, exit_code: int | None = None) -> int:
+        """A run that never started a process (skipped), as one finished row."""
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO runs (job, status, exit_code, trigger, attempt, scheduled_for, started_at,"
+                " finished_at, duration_s, wrapper_pid, host, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                (job, status, exit_code, trigger, attempt, scheduled_for, at, at, wrapper_pid, host, reason),
+            )
+            return int(cur.lastrowid or 0)
+
+    def append_reason(self, run_id: int, text: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE runs SET reason = coalesce(reason, '') || ? WHERE id = ?", (text, run_id))
+
+    # --- lost runs
+
+    def running(self, job: str | None = None) -> list[sqlite3.Row]:
+        if job is None:
+            return self.db.execute("SELECT * FROM runs WHERE status = 'running' ORDER BY id").fetchall()
+        return self.db.execute("SELECT * FROM runs WHERE status = 'running' AND job = ? ORDER BY id",
+                               (job,)).fetchall()
+
+    def finalize_lost(self, job: str | None, host: str, boot_id: str,
+                      alive: Callable[[int], bool], now: float) -> int:
+        """Mark runs left `running` whose wrapper and job are both gone as `lost`."""
+        lost = []
+        for row in self.running(job):
+            if row["host"] != host:
+                continue  # another machine's run (shared state dir): not ours to judge
+            if row["boot_id"] == boot_id and (
+                (row["wrapper_pid"] and alive(row["wrapper_pid"])) or (row["pid"] and alive(-row["pid"]))
+            ):
+                continue
+            why = "machine rebooted" if row["boot_id"] != boot_id else f"wrapper {row['wrapper_pid']} died"
+            lost.append((now, f"lost: {why} before recording the end", row["id"]))
+        if lost:
+            with self.write() as db:
+                db.executemany(
+                    "UPDATE runs SET status = 'lost', finished_at = ?, duration_s = ? - started_at, reason = ?"
+                    " WHERE id = ? AND status = 'running'",
+                    [(t, t, r, i) for t, r, i in lost],
+                )
+        return len(lost)
+
+    # --- reads
+
+    def get(self, run_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+
+    def latest(self, job: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+
+    def output(self, run_id: int) -> tuple[bytes, bytes, int] | None:
+        row = self.db.execute("SELECT head, tail, dropped FROM run_output WHERE run_id = ?", (run_id,)).fetchone()
+        return (bytes(row[0]), bytes(row[1]), int(row[2])) if row else None
+
+    def history(self, job: str | None = None, limit: int = 20, status: str | None = None,
+                since: float | None = None) -> list[sqlite3.Row]:
+        where, args = [], []
+        if job is not None:
+            where.append("job = ?")
+            args.append(job)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if since is not None:
+            where.append("started_at >= ?")
+            args.append(since)
+        sql = "SELECT * FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(limit)
+        return self.db.execute(sql, args).fetchall()
+
+
+def _create(path: str) -> None:
+    # Created 0600 before SQLite touches it; SQLite gives -wal/-shm the same mode.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def connect(path: str, create: bool = True) -> Store:
+    """Open the run log, creating and migrating it when needed.
+
+    Raises sqlite3.Error or OSError; the wrapper turns those into one logged
+    line and runs the job anyway.
+    """
+    if not os.path.exists(path):
+        if not create:
+            raise FileNotFoundError(path)
+        _create(path)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    try:
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous = NORMAL")
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
+            _migrate(db)
+        elif version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"run log {path} has schema version {version}, newer than this jobctl knows ({SCHEMA_VERSION});"
+                " upgrade jobctl"
+            )
+    except BaseException:
+        db.close()
+        raise
+    return Store(path, db)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    # WAL is a property of the file: set it once, outside any transaction.
+    if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
+                   " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)")
+        current = db.execute("PRAGMA user_version").fetchone()[0]  # re-read under the write lock
+        for number, (name, apply) in enumerate(MIGRATIONS, start=1):
+            if number <= current:
+                continue
+            apply(db)
+            db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                       (number, name, time.time()))
+            db.execute(f"PRAGMA user_version = {number}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
