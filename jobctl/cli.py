@@ -206,7 +206,7 @@ def _open_log(state: str, create: bool = False):
         return None
     try:
         log = store.connect(path)
-        log.finalize_lost(None, os.uname().nodename, runner._boot_id(), runner._alive, time.time())
+        log.finalize_lost(None, os.uname().nodename, runner._boot_id(), runner._alive, runner._group_alive, time.time())
     except (sqlite3.Error, OSError) as exc:
         _fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
                                  "move it aside to start a new one (jobctl doctor checks it)"))

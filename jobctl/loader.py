@@ -20,38 +20,78 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from . import spec
 from .errors import InvalidJobs, JobctlError, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100
+#: values the aliases of one file may stand for, counted as if expanded
+MAX_EXPANDED = 10_000
+#: job files nest three levels (job → retries → value); deeper is not a job file
+MAX_DEPTH = 20
 DEFAULTS_STEMS = ("_defaults",)
 NOT_IN_DEFAULTS = ("name", "description")
+_BOMB = "refusing a file that expands like a 'billion laughs' bomb. Job files need few or no aliases"
 
 
-class _TooManyAliases(yaml.YAMLError):
-    def __init__(self, mark: yaml.Mark) -> None:
-        super().__init__()
+class _Refused(yaml.YAMLError):
+    """A file shaped like an attack: composing stops at ``mark``."""
+
+    def __init__(self, mark: yaml.Mark, message: str) -> None:
+        super().__init__(message)
         self.mark = mark
+        self.message = message
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that counts aliases while composing, and stops early."""
+    """SafeLoader that bounds aliases and nesting while composing, and stops early.
+
+    Nothing here expands aliases, but a file whose aliases would expand to
+    millions of values is refused by name rather than reported as a pile of
+    unrelated errors.  The composer recurses once per level, so nesting is
+    bounded too (a file of ``[[[[…`` would otherwise hit RecursionError).
+    """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._aliases = 0
+        self._expanded = 0
+        self._depth = 0
+        #: expanded size of each finished node, by id (the tree keeps nodes alive)
+        self._sizes: dict[int, int] = {}
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
         if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise _TooManyAliases(self.peek_event().start_mark)
-        return Composer.compose_node(self, parent, index)
-
-
-_constructor = SafeConstructor()
+                raise _Refused(event.start_mark, f"more than {MAX_ALIASES} YAML aliases; {_BOMB}")
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                # A node still being composed has no size yet: the alias points
+                # into itself, which never ends when expanded.
+                self._expanded += self._sizes.get(id(target), MAX_EXPANDED + 1)
+                if self._expanded > MAX_EXPANDED:
+                    raise _Refused(event.start_mark,
+                                   f"YAML aliases would expand to more than {MAX_EXPANDED} values; {_BOMB}")
+            return Composer.compose_node(self, parent, index)
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(self.peek_event().start_mark,
+                               f"nested more than {MAX_DEPTH} levels deep; job files need three at most")
+            node = Composer.compose_node(self, parent, index)
+        finally:
+            self._depth -= 1
+        if isinstance(node, SequenceNode):
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(v)] for v in node.value)
+        elif isinstance(node, MappingNode):
+            self._sizes[id(node)] = 1 + sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+        elif node is not None:
+            self._sizes[id(node)] = 1
+        return node
 
 
 @dataclass
@@ -162,17 +202,24 @@ def _read_documents(path: str, out: _Collector) -> list[Node]:
         return []
     if text.startswith("\ufeff"):
         text = text[1:]
-    loader = _Loader(text)
     docs: list[Node] = []
+    loader = None
     try:
+        loader = _Loader(text)
         while loader.check_node():
             node = loader.get_node()
             if node is not None:
                 docs.append(node)
-    except _TooManyAliases as exc:
-        out.add(path, None, f"more than {MAX_ALIASES} YAML aliases; refusing a file that expands "
-                "like a 'billion laughs' bomb. Job files need few or no aliases",
-                line=exc.mark.line + 1, column=exc.mark.column + 1)
+    except _Refused as exc:
+        out.add(path, None, exc.message, line=exc.mark.line + 1, column=exc.mark.column + 1)
+        return []
+    except ReaderError as exc:
+        # Raised for control characters and the like; its position indexes ``text``.
+        pos = exc.position
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        out.add(path, None, f"character U+{exc.character:04X} is not allowed in YAML text; remove it",
+                line=line, column=col)
         return []
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -185,7 +232,8 @@ def _read_documents(path: str, out: _Collector) -> list[Node]:
         out.add(path, None, f"YAML error: {exc}")
         return []
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs
 
 
@@ -204,8 +252,29 @@ def _syntax_hint(text: str, mark: yaml.Mark | None) -> str:
     return ""
 
 
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 def _scalar(node: ScalarNode) -> Any:
-    return _constructor.construct_object(node, deep=False)
+    """The value of a scalar node; a value its tag cannot build is a ConstructorError."""
+    # A fresh constructor each time: SafeConstructor caches every node it
+    # builds, and a shared one would keep them all (and stale state after errors).
+    try:
+        return SafeConstructor().construct_object(node, deep=False)
+    except (ValueError, KeyError, AttributeError):
+        # PyYAML's int, float, bool and timestamp constructors raise these for
+        # values that do not fit the tag: !!float abc, !!bool maybe, 2024-02-30.
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise ConstructorError(None, None, f"{node.value!r} is not a valid {tag}; quote it if it is text",
+                               node.start_mark) from None
+
+
+def _item(node: ScalarNode, field_: spec.Field) -> Any:
+    """A list item or map value; numbers keep their text where the field wants text."""
+    if field_.numbers_as_written and node.tag in _NUMBER_TAGS:
+        # YAML 1.1 would turn 0644 into 420, 1:30 into 90 and 1.10 into 1.1.
+        return node.value
+    return _scalar(node)
 
 
 def _is_null(node: Node) -> bool:
@@ -255,7 +324,7 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                 if not isinstance(item, ScalarNode):
                     out.add(path, item, f"{key}: list items must be plain values, not {_node_kind(item)}", job)
                     return False, None
-                values.append(_scalar(item))
+                values.append(_item(item, field_))
             return True, values
         if isinstance(node, MappingNode) and "map" in field_.shapes:
             items, ok = _mapping_items(node, path, job, out, key)
@@ -266,10 +335,15 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                 if not isinstance(v, ScalarNode):
                     out.add(path, v, f"{key} {k.value}: must be a plain value, not {_node_kind(v)}", job)
                     return False, None
-                result[_scalar(k)] = _scalar(v)
+                # keys as written: an env variable named ON or NO is not a boolean
+                result[k.value] = _item(v, field_)
             return True, result
     except ConstructorError as exc:
-        out.add(path, node, f"{key}: {exc.problem}", job)
+        mark = exc.problem_mark
+        if mark is None:
+            out.add(path, node, f"{key}: {exc.problem}", job)
+        else:  # the item inside a list or mapping
+            out.add(path, None, f"{key}: {exc.problem}", job, line=mark.line + 1, column=mark.column + 1)
         return False, None
     allowed = " or ".join({"scalar": "a value", "list": "a list", "map": "a mapping"}[s] for s in field_.shapes)
     out.add(path, node, f"{key} must be {allowed}, not {_node_kind(node)}", job)
@@ -283,7 +357,7 @@ def _sub_node(node: Node, err: spec.FieldError) -> Node:
         return node.value[err.at]
     if isinstance(node, MappingNode):
         for k, v in node.value:
-            if isinstance(k, ScalarNode) and _scalar(k) == err.at:
+            if isinstance(k, ScalarNode) and k.value == err.at:
                 return k if err.on_key else v
     return node
 
@@ -335,16 +409,17 @@ def _job_label(node: MappingNode, fallback: str | None) -> str | None:
     return fallback
 
 
-def _check_user(values: dict[str, Any], nodes: dict[str, Node], path: str, job: str, out: _Collector) -> None:
-    user = values.get("user")
+def _check_user(user: str | None, node: Node | None, path: str, job: str | None, out: _Collector) -> bool:
     if user is None:
-        return
+        return True
     import pwd
 
     try:
         pwd.getpwnam(user)
     except KeyError:
-        out.add(path, nodes.get("user"), f"user {user!r} does not exist on this host; create it or fix the name", job)
+        out.add(path, node, f"user {user!r} does not exist on this host; create it or fix the name", job)
+        return False
+    return True
 
 
 def load_dir(directory: str) -> LoadResult:
@@ -366,7 +441,8 @@ def load_dir(directory: str) -> LoadResult:
             if not isinstance(docs[0], MappingNode):
                 out.add(defaults_path, docs[0], f"defaults must be a mapping of keys, not {_node_kind(docs[0])}")
             else:
-                defaults, _, _ = _parse_keys(docs[0], defaults_path, None, out, allowed)
+                defaults, default_nodes, _ = _parse_keys(docs[0], defaults_path, None, out, allowed)
+                _check_user(defaults.get("user"), default_nodes.get("user"), defaults_path, None, out)
 
     seen_names: dict[str, str] = {}
     for path in files:
@@ -403,7 +479,7 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
                     "(lowercase letters, digits, '_', '.', '-') or rename the file", None)
             ok = False
     for key in spec.FIELDS:
-        if key.required and key.key not in values and not any(
+        if key.required and key.key not in values and key.key not in defaults and not any(
             isinstance(k, ScalarNode) and k.value == key.key for k, _ in node.value
         ):
             out.add(path, node, f"missing required key {key.key!r}", name or label)
@@ -416,7 +492,8 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
             ok = False
         else:
             seen_names[name] = where
-        _check_user(values, nodes, path, name, out)
+        if not _check_user(values.get("user"), nodes.get("user"), path, name, out):
+            ok = False
     if not ok or not name:
         return
     merged = dict(defaults)

@@ -220,6 +220,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of a group still lives (zombies do not count).
+
+    Orphaned zombies linger where PID 1 is slow to reap (containers, some
+    VMs), and kill(-pgid, 0) still finds them.
+    """
+    if not _alive(-pgid):
+        return False
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields after the command: state, ppid, pgrp, ...
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
 def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
@@ -413,11 +439,12 @@ class Attempt:
         except (AttributeError, OSError):
             pidfd = -1
         pipe_open = True
-        give_up = 0.0
+        exited = False
+        give_up: float | None = None
         try:
             while True:
                 now = time.monotonic()
-                waits = [t for t in (deadline if ended_by is None else None, kill_at) if t is not None]
+                waits = [t for t in (None if ended_by else deadline, kill_at, give_up) if t is not None]
                 ms = max(0.0, (min(waits) - now) * 1000) if waits else -1
                 if pidfd < 0 and (ms < 0 or ms > 100):
                     ms = 100  # no pidfd: look at the child ten times a second
@@ -430,6 +457,7 @@ class Attempt:
                         self.signals.drain()
                     elif fd == pidfd:
                         poller.unregister(pidfd)
+                        exited = True
                 now = time.monotonic()
                 if self.signals.pending and forwarded is None:
                     forwarded = self.signals.pending[0]
@@ -444,24 +472,26 @@ class Attempt:
                     _killpg(pid, signal.SIGKILL)
                     kill_at = None
                 if status is None:
-                    done, wstatus = os.waitpid(pid, os.WNOHANG)
+                    # The pidfd can report the exit a moment before waitpid
+                    # sees it: once it has spoken, wait for real.
+                    done, wstatus = os.waitpid(pid, 0 if exited else os.WNOHANG)
                     if done:
                         status = wstatus
-                if status is not None:
-                    # Grandchildren of a job we are ending must go too; a job
-                    # that ended by itself may leave background processes, as under cron.
-                    if ended_by and _alive(-pid):
-                        if kill_at is None:
-                            _killpg(pid, signal.SIGKILL)
-                            # Killed processes vanish once reaped by init; do not
-                            # wait forever where nobody reaps them.
-                            give_up = give_up or now + 2.0
-                            if now < give_up:
-                                time.sleep(0.02)
-                                continue
-                        else:
-                            continue
+                if status is None:
+                    continue
+                if not ended_by or not _group_alive(pid):
                     break
+                # We are ending the job: its grandchildren must go too (a job
+                # that ended by itself may leave background processes, as under cron).
+                if kill_at is None:
+                    _killpg(pid, signal.SIGKILL)
+                    # Killed processes vanish once init reaps them; do not wait
+                    # forever where nothing reaps.
+                    if give_up is None:
+                        give_up = now + 2.0
+                    elif now >= give_up:
+                        break
+                    time.sleep(0.01)
             # Drain what is already in the pipe without waiting for EOF: a
             # background process may hold the write end for hours.
             if pipe_open:
@@ -570,7 +600,7 @@ class Wrapper:
         if code is not None:
             return code
         try:
-            log.call("finalize_lost", self.name, self.host, self.boot_id, _alive, time.time())
+            log.call("finalize_lost", self.name, self.host, self.boot_id, _alive, _group_alive, time.time())
             if self._replaced:
                 log.call("append_reason", self._replaced, " (replaced by a new run)")
             retries = self.defn.get("retries") or {}

@@ -68,7 +68,8 @@ class Schedule:
             return []
         from croniter import croniter
 
-        it = croniter(self.cron, start)
+        expr, day_or = _for_croniter(self.cron)
+        it = croniter(expr, start, day_or=day_or)
         return [it.get_next(datetime) for _ in range(count)]
 
     def describe(self) -> str:
@@ -169,6 +170,27 @@ def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
             f"({','.join(map(str, sorted(doms)))} of {','.join(MONTHS[m - 1] for m in sorted(months))})"
         )
     return fields
+
+
+def _for_croniter(cron: str) -> tuple[str, bool]:
+    """What cron will run, spelled so croniter reads it the same way.
+
+    croniter misreads some forms cron takes (a one-value range such as 5-5
+    becomes *), and ORs day-of-month with day-of-week where cron ANDs them
+    (either field starting with *, even */2).  So it gets plain value lists
+    and is told which of the two the days mean.
+    """
+    fields = parse_cron(cron)
+    texts = []
+    for (values, _), field in zip(fields, FIELDS, strict=True):
+        high = 6 if field.name == "day of week" else field.high  # 7 was folded into 0
+        full = set(range(field.low, high + 1))
+        texts.append("*" if values == full else ",".join(map(str, sorted(values))))
+    day_or = not (fields[2][1] or fields[4][1])
+    if day_or and "*" in (texts[2], texts[4]):
+        # Either side matches every day, so their OR does too.
+        texts[2] = texts[4] = "*"
+    return " ".join(texts), day_or
 
 
 _EVERY = re.compile(r"@every\s+(\S+)\s*$")

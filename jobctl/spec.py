@@ -178,7 +178,9 @@ def _schedule(value: Any) -> schedule_mod.Schedule:
         return schedule_mod.parse(text)
     except schedule_mod.ScheduleError as exc:
         message = str(exc)
-        raise ValueError(message if message.startswith("@") else f"schedule {text!r}: {message}") from None
+        if message.startswith(("@", "schedule")):
+            raise ValueError(message) from None
+        raise ValueError(f"schedule {text!r}: {message}") from None
 
 
 def _command(value: Any) -> str | tuple[str, ...]:
@@ -337,6 +339,9 @@ class Field:
     schema: dict[str, Any]
     doc: str
     required: bool = False
+    #: list items / map values YAML reads as numbers keep their text, so
+    #: ``[chmod, 0644, f]`` runs chmod 0644, not chmod 420.
+    numbers_as_written: bool = False
 
 
 _DURATION_SCHEMA = {
@@ -356,7 +361,8 @@ FIELDS: tuple[Field, ...] = (
     Field("command", _command, ("scalar", "list"),
           {"oneOf": [{"type": "string", "minLength": 1},
                      {"type": "array", "minItems": 1, "items": {"type": ["string", "number"]}}]},
-          "A string run by `shell -c`, or a list of strings run as argv without a shell.", required=True),
+          "A string run by `shell -c`, or a list of strings run as argv without a shell.", required=True,
+          numbers_as_written=True),
     Field("shell", _abs_path, ("scalar",), {"type": "string", "pattern": "^/"},
           "Absolute path of the shell that runs a string command (default /bin/sh)."),
     Field("working_dir", _abs_path, ("scalar",), {"type": "string", "pattern": "^/"},
@@ -364,7 +370,7 @@ FIELDS: tuple[Field, ...] = (
     Field("env", _env, ("map",),
           {"type": "object", "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
            "additionalProperties": {"type": ["string", "number"]}},
-          "Environment variables added to the clean run environment."),
+          "Environment variables added to the clean run environment.", numbers_as_written=True),
     Field("timeout", _timeout, ("scalar",), _DURATION_SCHEMA,
           "Kill the job's process group after this long (SIGTERM, then SIGKILL after kill_grace)."),
     Field("kill_grace", _duration, ("scalar",), _DURATION_SCHEMA,

@@ -149,14 +149,14 @@ class Store:
                                (job,)).fetchall()
 
     def finalize_lost(self, job: str | None, host: str, boot_id: str,
-                      alive: Callable[[int], bool], now: float) -> int:
+                      alive: Callable[[int], bool], group_alive: Callable[[int], bool], now: float) -> int:
         """Mark runs left `running` whose wrapper and job are both gone as `lost`."""
         lost = []
         for row in self.running(job):
             if row["host"] != host:
                 continue  # another machine's run (shared state dir): not ours to judge
             if row["boot_id"] == boot_id and (
-                (row["wrapper_pid"] and alive(row["wrapper_pid"])) or (row["pid"] and alive(-row["pid"]))
+                (row["wrapper_pid"] and alive(row["wrapper_pid"])) or (row["pid"] and group_alive(row["pid"]))
             ):
                 continue
             why = "machine rebooted" if row["boot_id"] != boot_id else f"wrapper {row['wrapper_pid']} died"

@@ -1,0 +1,98 @@
+"""Helpers for tests that run the real wrapper in real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from typing import Any
+
+RUNNER = [sys.executable, "-m", "jobctl.runner"]
+
+
+def job(name: str = "t", command: Any = "true", **keys: Any) -> dict[str, Any]:
+    """A compiled definition, as apply writes it."""
+    defn: dict[str, Any] = {
+        "name": name, "command": command, "shell": "/bin/sh", "working_dir": None, "env": {},
+        "timeout": None, "kill_grace": 2, "retries": {"attempts": 0, "delay": 1, "backoff": 2, "max_delay": 60},
+        "concurrency": "forbid", "output_limit": 1 << 20,
+    }
+    defn.update(keys)
+    return defn
+
+
+def start(state: str, defn: dict[str, Any], *flags: str, **popen: Any) -> subprocess.Popen:
+    """Start a wrapper on ``defn`` (passed on stdin, as `run --detach` does)."""
+    proc = subprocess.Popen(
+        [*RUNNER, "--state-dir", state, "--definition-stdin", "--quiet", *flags, defn["name"]],
+        stdin=subprocess.PIPE, stdout=popen.pop("stdout", subprocess.PIPE),
+        stderr=popen.pop("stderr", subprocess.PIPE), **popen,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps(defn).encode())
+    proc.stdin.close()
+    proc.stdin = None  # communicate() must not touch it again
+    return proc
+
+
+def run(state: str, defn: dict[str, Any], *flags: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    proc = start(state, defn, *flags)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def rows(state: str, job: str | None = None) -> list[dict[str, Any]]:
+    if not os.path.exists(os.path.join(state, "runs.db")):
+        return []
+    db = sqlite3.connect(os.path.join(state, "runs.db"))
+    db.row_factory = sqlite3.Row
+    try:
+        sql = "SELECT * FROM runs" + (" WHERE job = ?" if job else "") + " ORDER BY id"
+        try:
+            return [dict(r) for r in db.execute(sql, (job,) if job else ())]
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the wrapper is creating the log right now
+                return []
+            raise
+    finally:
+        db.close()
+
+
+def output(state: str, run_id: int) -> tuple[bytes, bytes, int]:
+    db = sqlite3.connect(os.path.join(state, "runs.db"))
+    try:
+        row = db.execute("SELECT head, tail, dropped FROM run_output WHERE run_id = ?", (run_id,)).fetchone()
+        return (bytes(row[0]), bytes(row[1]), row[2]) if row else (b"", b"", 0)
+    finally:
+        db.close()
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def pids_with(marker: str) -> list[int]:
+    """Processes whose command line contains ``marker`` (for leftover checks)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in cmdline and state != b"Z":
+            found.append(int(entry))
+    return found
