@@ -1,0 +1,45 @@
+"""Shared fixtures: every test gets its own jobs directory, state directory and crontab file."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every path jobctl resolves into tmp_path, never at the real ones.
+
+    The working directory moves too, so the ``./jobs.d`` fallback cannot find
+    the repository's own examples by accident.
+    """
+    monkeypatch.setenv("JOBCTL_JOBS_DIR", str(tmp_path / "jobs.d"))
+    monkeypatch.setenv("JOBCTL_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("JOBCTL_CRONTAB", str(tmp_path / "crontab"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def jobs_dir(isolated_env: Path) -> Path:
+    """The (empty) jobs directory $JOBCTL_JOBS_DIR points at."""
+    path = isolated_env / "jobs.d"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def write_job(jobs_dir: Path) -> Callable[[str, str | bytes], Path]:
+    """Write one file into the jobs directory: ``write_job("backup.yaml", text)``."""
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = jobs_dir / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,207 @@
+"""`jobctl validate`, `schema`, `init` and `--version` through the CLI, and once through the real entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from jobctl import __version__
+from jobctl.cli import app
+from jobctl.errors import ExitCode
+
+SHIPPED = Path(__file__).resolve().parent.parent / "jobs.d"
+WriteJob = Callable[[str, "str | bytes"], Path]
+runner = CliRunner()
+
+GOOD = "schedule: '@daily'\ncommand: x\n"
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"jobctl {__version__}\n"
+
+
+# --- validate -------------------------------------------------------------------------------
+
+
+def test_validate_ok(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("_defaults.yaml", "timeout: 1h\n")
+    write_job("a.yaml", GOOD)
+    write_job("b.yaml", "name: b1\nschedule: '@daily'\ncommand: x\n---\nname: b2\nschedule: '@daily'\ncommand: y\n")
+    result = runner.invoke(app, ["validate", "--jobs-dir", str(jobs_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: 3 jobs in 3 files ({jobs_dir})\n"
+    assert result.stderr == ""
+
+
+def test_validate_singular_and_jobs_dir_from_environment(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", GOOD)
+    result = runner.invoke(app, ["validate"])  # $JOBCTL_JOBS_DIR, set by conftest
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: 1 job in 1 file ({jobs_dir})\n"
+
+
+def test_validate_short_option(write_job: WriteJob, jobs_dir: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.yaml").write_text(GOOD)
+    result = runner.invoke(app, ["validate", "-d", str(other)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: 1 job in 1 file ({other})\n"
+
+
+def test_validate_empty_directory(jobs_dir: Path) -> None:
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: 0 jobs in 0 files ({jobs_dir})\n"
+
+
+def test_validate_reports_every_problem_of_every_file(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", "schedule: '61 * * * *'\ncommand: x\ntimout: 5m\n")
+    write_job("b.yaml", "schedule: */5 * * * *\ncommand: x\n")
+    write_job("c.yaml", b"schedule: '@daily'\x00\n")
+    write_job("d.yaml", GOOD)
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"{jobs_dir}/a.yaml:1:11: job a: schedule '61 * * * *': minute field: 61 is out of range; use 0-59",
+        f"{jobs_dir}/a.yaml:3:1: job a: unknown key 'timout'; did you mean 'timeout'?",
+        f"{jobs_dir}/b.yaml:1:12: YAML syntax error: expected alphabetic or numeric character, but found '/'; "
+        "values starting with '*' must be quoted, e.g. schedule: \"*/5 * * * *\"",
+        f"{jobs_dir}/c.yaml:1:19: binary file (NUL byte); job files are UTF-8 YAML text",
+        f"jobctl: 4 problems in {jobs_dir}; nothing was changed",
+    ]
+
+
+def test_validate_one_problem(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", "schedule: '@daily'\n")
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert result.stderr == (f"{jobs_dir}/a.yaml:1:1: job a: missing required key 'command'\n"
+                             f"jobctl: 1 problem in {jobs_dir}; nothing was changed\n")
+
+
+def test_validate_json_ok(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("_defaults.yaml", "timeout: 1h\n")
+    write_job("b.yaml", GOOD)
+    write_job("a.yaml", GOOD)
+    result = runner.invoke(app, ["validate", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "ok": True, "jobs_dir": str(jobs_dir), "jobs": ["a", "b"], "files": 3, "problems": [],
+    }
+
+
+def test_validate_json_problems(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", GOOD)
+    write_job("b.yaml", "schedule: '@daily'\ncommand: x\nenv:\n  DEBUG: yes\n")
+    write_job("c.yaml", "")
+    result = runner.invoke(app, ["validate", "--json"])
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout) == {
+        "ok": False,
+        "jobs_dir": str(jobs_dir),
+        "jobs": [],
+        "files": 3,
+        "problems": [
+            {"path": f"{jobs_dir}/b.yaml", "line": 4, "column": 10, "job": "b",
+             "message": "env DEBUG: a boolean is not a string; quote it (YAML reads yes/no/on/off as booleans)"},
+            {"path": f"{jobs_dir}/c.yaml", "line": 1, "column": 1, "job": None,
+             "message": "no job in this file; add a job mapping or delete the file"},
+        ],
+    }
+
+
+def test_validate_missing_directory(tmp_path: Path) -> None:
+    missing = tmp_path / "jobs.d"  # $JOBCTL_JOBS_DIR, never created here
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (f"jobctl: jobs directory {missing} does not exist; create it (jobctl init {missing}) "
+                             "or point --jobs-dir / JOBCTL_JOBS_DIR at yours\n")
+
+
+def test_validate_hostile_directory_never_crashes(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("big.yaml", b"#" * (2 * 1024 * 1024))
+    write_job("lol.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)))
+    write_job("tags.yaml", "schedule: '@daily'\ncommand: x\ndescription: !!float abc\ntimeout: !!int zz\n")
+    write_job("deep.yaml", "[" * 10000)
+    write_job("latin.yaml", "command: caf\xe9\n".encode("latin-1"))
+    write_job("ctl.yaml", "command: \x1b[31m\n")
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert [line.split(":", 1)[0] for line in lines[:-1]] == [
+        f"{jobs_dir}/{name}" for name in ("big.yaml", "ctl.yaml", "deep.yaml", "latin.yaml", "lol.yaml",
+                                          "tags.yaml", "tags.yaml")]
+    assert lines[-1] == f"jobctl: 7 problems in {jobs_dir}; nothing was changed"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["validate", "--bogus"], ["validate", "extra-argument"], ["no-such-command"], ["validate", "--jobs-dir"]],
+)
+def test_usage_errors_exit_2(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == ExitCode.USAGE == 2, result.output
+
+
+# --- init ----------------------------------------------------------------------------------
+
+
+def test_init_writes_an_example_that_validates(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "jobs.d"
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"wrote {target}/example.yaml; check it with: jobctl validate --jobs-dir {target}\n"
+    text = (target / "example.yaml").read_text()
+    assert text.startswith("# ")
+    assert "schedule:" in text and "command:" in text
+    validated = runner.invoke(app, ["validate", "--jobs-dir", str(target)])
+    assert validated.exit_code == 0, validated.output
+    assert validated.stdout == f"ok: 1 job in 1 file ({target})\n"
+
+
+def test_init_never_overwrites(jobs_dir: Path) -> None:
+    existing = jobs_dir / "example.yaml"
+    existing.write_text("# mine\n")
+    result = runner.invoke(app, ["init", str(jobs_dir)])
+    assert result.exit_code == 1
+    assert result.stderr == f"jobctl: {existing} exists; not overwriting it\n"
+    assert existing.read_text() == "# mine\n"
+
+
+def test_init_defaults_to_the_jobs_dir(isolated_env: Path) -> None:
+    target = isolated_env / "jobs.d"  # $JOBCTL_JOBS_DIR, not yet created
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    assert (target / "example.yaml").is_file()
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 1
+    assert again.stderr == f"jobctl: {target}/example.yaml exists; not overwriting it\n"
+
+
+# --- the installed entry point, for real ---------------------------------------------------
+
+
+def test_entry_point_validates_the_shipped_examples(tmp_path: Path) -> None:
+    exe = shutil.which("jobctl", path=os.path.dirname(sys.executable)) or shutil.which("jobctl")
+    assert exe, "the jobctl entry point is not installed (pip install -e .)"
+    env = {**os.environ, "JOBCTL_STATE_DIR": str(tmp_path / "state"), "JOBCTL_CRONTAB": str(tmp_path / "crontab")}
+    proc = subprocess.run([exe, "validate", "--jobs-dir", str(SHIPPED)], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert proc.stdout == f"ok: 3 jobs in 4 files ({SHIPPED})\n"
