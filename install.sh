@@ -1,0 +1,418 @@
+#!/usr/bin/env bash
+# Install jobctl from this checkout into its own virtual environment.
+#
+#   ./install.sh              install (or update) jobctl and put it on PATH
+#   ./install.sh --dev        create ./.venv with the test dependencies
+#   ./install.sh --uninstall  remove what ./install.sh installed
+#
+# Safe to run again: a re-run reuses the environment and reinstalls jobctl
+# from the checkout, so local changes are picked up even when the version
+# number did not change.
+set -euo pipefail
+umask 022
+
+readonly PROG=install.sh
+readonly MIN_PY=(3 10)
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+readonly repo
+
+say()  { printf '%s: %s\n' "$PROG" "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die()  { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+usage() {
+    cat <<EOF
+Usage: ./install.sh [--dev | --uninstall | --help]
+
+Install jobctl from this checkout ($repo).
+
+  (no option)   Install or update jobctl in its own virtual environment and
+                put \`jobctl\` on PATH, with its man page.
+                  as root: /opt/jobctl, /usr/local/bin/jobctl,
+                           /usr/local/share/man/man1/jobctl.1
+                  others:  ~/.local/share/jobctl, ~/.local/bin/jobctl,
+                           ~/.local/share/man/man1/jobctl.1
+                As root on Debian it first installs what is missing with
+                apt-get: python3 and python3-venv, cron (the daemon that runs
+                the jobs) and man-db.
+  --dev         Create ./.venv in the checkout with jobctl installed editable
+                and the test dependencies; then: .venv/bin/python -m pytest
+                As root on Debian it also installs python3, python3-venv and
+                cron when missing (the tests need crontab and the daemon).
+  --uninstall   Remove the virtual environment, the jobctl command and the
+                man page.  The run log (state directory) and the jobs
+                directory are kept.
+  -h, --help    Show this help.
+
+Environment:
+  JOBCTL_PYTHON  Python (>= ${MIN_PY[0]}.${MIN_PY[1]}) to build the environment with.
+  PIP_*          pip settings (index, certificates, proxies) are used as set.
+EOF
+}
+
+mode=install
+case $# in
+    0) ;;
+    1)
+        case $1 in
+            --dev) mode=dev ;;
+            --uninstall) mode=uninstall ;;
+            -h|--help) usage; exit 0 ;;
+            *) printf '%s: error: unknown option %s (see ./install.sh --help)\n' "$PROG" "$1" >&2; exit 2 ;;
+        esac
+        ;;
+    *) printf '%s: error: give at most one option (see ./install.sh --help)\n' "$PROG" >&2; exit 2 ;;
+esac
+
+if [ "$(id -u)" -eq 0 ]; then
+    is_root=1
+    venv=/opt/jobctl
+    bin_dir=/usr/local/bin
+    man_dir=/usr/local/share/man/man1
+    # These two mirror jobctl/paths.py; uninstall names them and leaves them alone.
+    state_dir=/var/lib/jobctl
+    jobs_dir=/etc/jobctl/jobs.d
+else
+    is_root=0
+    [ -n "${HOME:-}" ] || die "HOME is not set"
+    venv=$HOME/.local/share/jobctl
+    bin_dir=$HOME/.local/bin
+    man_dir=$HOME/.local/share/man/man1
+    state_dir=${XDG_STATE_HOME:-$HOME/.local/state}/jobctl
+    jobs_dir=$HOME/.config/jobctl/jobs.d
+fi
+dev_venv=$repo/.venv
+man_src=$repo/man/jobctl.1
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+has_apt=0
+have apt-get && has_apt=1
+
+# ---------------------------------------------------------------- packages
+
+# Debian packages to install; collected first so apt-get runs (and updates
+# its lists) once.
+apt_pkgs=()
+
+want_pkg() {
+    local p
+    for p in "$@"; do
+        case " ${apt_pkgs[*]-} " in *" $p "*) ;; *) apt_pkgs+=("$p") ;; esac
+    done
+}
+
+# apt-get's output goes to a log shown only when it fails.
+apt_install() {
+    [ "${#apt_pkgs[@]}" -gt 0 ] || return 0
+    local log
+    log=$(mktemp -t jobctl-install-apt.XXXXXX)
+    say "installing Debian packages: ${apt_pkgs[*]} (apt-get update, then install)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${apt_pkgs[@]}"; } \
+        </dev/null >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        die "apt-get install ${apt_pkgs[*]} failed (full output: $log)"
+    fi
+    rm -f "$log"
+    hash -r
+}
+
+cron_running() {
+    local comm
+    for comm in /proc/[0-9]*/comm; do
+        case $(cat "$comm" 2>/dev/null) in cron|crond) return 0 ;; esac
+    done
+    return 1
+}
+
+# ------------------------------------------------------------------ python
+
+# Prints why "$1" cannot build jobctl's environment; prints nothing when it can.
+python_problem() {
+    local py=$1 out
+    if ! out=$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then
+        echo "missing"
+        return
+    fi
+    if ! "$py" -c "import sys; sys.exit(sys.version_info < (${MIN_PY[0]}, ${MIN_PY[1]}))" 2>/dev/null; then
+        echo "old $out"
+        return
+    fi
+    # Debian ships venv without ensurepip until python3-venv is installed.
+    if ! "$py" -c 'import ensurepip, venv' 2>/dev/null; then
+        echo "novenv $out"
+    fi
+}
+
+apt_hint() {
+    if [ "$has_apt" -eq 1 ]; then
+        echo "as root: apt-get update && apt-get install python3 python3-venv"
+    else
+        echo "install Python >= ${MIN_PY[0]}.${MIN_PY[1]} with its venv module"
+    fi
+}
+
+# Chooses the interpreter ($py) and asks for Debian packages when it is
+# missing.  A system install as root uses Debian's /usr/bin/python3 so the
+# environment never depends on a per-user Python (pyenv, ~/.local) that
+# other users cannot read.
+choose_python() {
+    local problem
+    if [ -n "${JOBCTL_PYTHON:-}" ]; then
+        py=$JOBCTL_PYTHON
+    elif [ "$mode" = install ] && [ "$is_root" -eq 1 ] && [ "$has_apt" -eq 1 ]; then
+        py=/usr/bin/python3
+    elif have python3; then
+        py=$(command -v python3)
+    elif [ "$is_root" -eq 1 ] && [ "$has_apt" -eq 1 ]; then
+        py=/usr/bin/python3
+    else
+        die "python3 not found; jobctl needs Python >= ${MIN_PY[0]}.${MIN_PY[1]} with the venv module ($(apt_hint))"
+    fi
+
+    problem=$(python_problem "$py")
+    case $problem in
+        "") ;;
+        missing)
+            if [ "$py" = /usr/bin/python3 ] && [ "$is_root" -eq 1 ] && [ "$has_apt" -eq 1 ]; then
+                say "python3 is not installed; installing Debian's python3 and python3-venv"
+                want_pkg python3 python3-venv
+            else
+                die "cannot run $py; jobctl needs Python >= ${MIN_PY[0]}.${MIN_PY[1]} with the venv module ($(apt_hint))"
+            fi
+            ;;
+        old\ *)
+            die "$py is Python ${problem#old }; jobctl needs Python >= ${MIN_PY[0]}.${MIN_PY[1]}. Install a newer Python and run again with JOBCTL_PYTHON=/path/to/python3.X"
+            ;;
+        novenv\ *)
+            if [ "$py" = /usr/bin/python3 ] && [ "$is_root" -eq 1 ] && [ "$has_apt" -eq 1 ]; then
+                say "$py has no venv module; installing Debian's python3-venv"
+                want_pkg python3-venv
+            else
+                die "$py (Python ${problem#novenv }) cannot create virtual environments ($(apt_hint))"
+            fi
+            ;;
+    esac
+}
+
+# Run after apt_install: the packages asked for must have fixed the problem.
+check_python() {
+    local problem
+    problem=$(python_problem "$py")
+    case $problem in
+        "") ;;
+        missing) die "$py is still missing after installing packages" ;;
+        old\ *) die "$py is Python ${problem#old }; jobctl needs Python >= ${MIN_PY[0]}.${MIN_PY[1]}" ;;
+        novenv\ *) die "$py still cannot create virtual environments ($(apt_hint))" ;;
+    esac
+}
+
+# Creates the virtual environment $1, or reuses a working one.  A broken one
+# (no pip, its Python gone) is made anew; anything that is not a virtual
+# environment is left alone.
+ensure_venv() {
+    local dir=$1
+    if [ -e "$dir" ] && [ ! -f "$dir/pyvenv.cfg" ]; then
+        if [ -d "$dir" ] && [ -z "$(ls -A "$dir")" ]; then
+            rmdir "$dir"
+        else
+            die "$dir exists and is not a virtual environment; move it away and run again"
+        fi
+    fi
+    if [ -f "$dir/pyvenv.cfg" ]; then
+        if "$dir/bin/python" -c "import sys, pip; sys.exit(sys.version_info < (${MIN_PY[0]}, ${MIN_PY[1]}))" \
+            >/dev/null 2>&1; then
+            say "reusing the virtual environment $dir"
+            return
+        fi
+        say "the virtual environment $dir is broken; creating it anew"
+        rm -rf "$dir"
+    fi
+    say "creating the virtual environment $dir ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
+    mkdir -p "$(dirname "$dir")"
+    if ! "$py" -m venv "$dir"; then
+        rm -rf "$dir"
+        die "could not create the virtual environment $dir"
+    fi
+}
+
+venv_pip() {
+    "$1/bin/python" -m pip --disable-pip-version-check "${@:2}"
+}
+
+# ---------------------------------------------------------------- install
+
+install_man_page() {
+    if [ ! -f "$man_src" ]; then
+        say "note: man/jobctl.1 is not in this checkout yet; skipping the man page"
+        return
+    fi
+    mkdir -p "$man_dir"
+    install -m 0644 "$man_src" "$man_dir/jobctl.1"
+    say "installed the man page $man_dir/jobctl.1"
+    if have mandb; then
+        mandb -q >/dev/null 2>&1 || true
+    fi
+    if ! have man; then
+        warn "the man command is missing; install man-db to read jobctl(1)"
+    fi
+}
+
+link_command() {
+    local link=$bin_dir/jobctl target=$venv/bin/jobctl found
+    mkdir -p "$bin_dir"
+    if [ -e "$link" ] && [ ! -L "$link" ]; then
+        die "$link exists and is not a symlink; move it away and run again"
+    fi
+    if [ -L "$link" ] && [ "$(readlink "$link")" != "$target" ]; then
+        say "replacing the symlink $link -> $(readlink "$link")"
+    fi
+    ln -sfn "$target" "$link"
+    say "linked $link -> $target"
+
+    case ":$PATH:" in
+        *":$bin_dir:"*)
+            found=$(type -P jobctl || true)
+            if [ -n "$found" ] && [ "$found" != "$link" ]; then
+                warn "$found comes before $link on PATH; remove it or reorder PATH"
+            fi
+            ;;
+        *)
+            if [ "$is_root" -eq 1 ]; then
+                warn "$bin_dir is not on PATH; run jobctl as $link"
+            else
+                warn "$bin_dir is not on PATH; add this line to ~/.profile (or your shell's rc file) and log in again:"
+                # shellcheck disable=SC2016  # printed for the user's profile, unexpanded
+                printf '    export PATH="$HOME/.local/bin:$PATH"\n' >&2
+            fi
+            ;;
+    esac
+}
+
+do_install() {
+    choose_python
+    if [ "$is_root" -eq 1 ]; then
+        if [ ! -x /usr/sbin/cron ]; then
+            if [ "$has_apt" -eq 1 ]; then
+                say "no cron daemon (/usr/sbin/cron) found; installing Debian's cron package to run the jobs"
+                want_pkg cron
+            else
+                warn "no cron daemon (/usr/sbin/cron) found; install one to run the jobs"
+            fi
+        fi
+        if ! have man && [ "$has_apt" -eq 1 ]; then
+            say "the man command is missing; installing man-db for jobctl(1)"
+            want_pkg man-db
+        fi
+    elif ! have crontab; then
+        warn "no crontab command found; jobctl needs cron to run jobs (as root: apt-get install cron)"
+    fi
+    apt_install
+    check_python
+
+    ensure_venv "$venv"
+    local tmp wheel
+    tmp=$(mktemp -d)
+    # shellcheck disable=SC2064  # expand $tmp now
+    trap "rm -rf '$tmp'" EXIT
+    # Build from a clean copy: setuptools reuses ./build, so a module deleted
+    # from the checkout would otherwise live on in the wheel; and the
+    # checkout may belong to another user.
+    say "building jobctl from $repo"
+    mkdir "$tmp/src"
+    tar -C "$repo" -cf - \
+        --exclude=./.git --exclude=./.venv --exclude=./build --exclude=./dist \
+        --exclude='*.egg-info' --exclude=__pycache__ --exclude=.pytest_cache \
+        --exclude=.ruff_cache --exclude=.hypothesis --exclude=./bench/out . \
+        | tar -C "$tmp/src" -xf - || die "copying $repo failed"
+    venv_pip "$venv" wheel --quiet --no-deps --wheel-dir "$tmp/wheel" "$tmp/src" || die "building jobctl failed"
+    wheel=$(echo "$tmp"/wheel/jobctl-*.whl)
+    [ -f "$wheel" ] || die "building jobctl produced no wheel in $tmp"
+    say "installing jobctl and its dependencies into $venv"
+    venv_pip "$venv" install --quiet --upgrade "$wheel" || die "installing jobctl's dependencies failed"
+    # The same version number may hide a changed checkout: replace it always.
+    venv_pip "$venv" install --quiet --force-reinstall --no-deps "$wheel" || die "installing jobctl failed"
+    "$venv/bin/jobctl" --version >/dev/null || die "$venv/bin/jobctl does not run"
+
+    link_command
+    install_man_page
+
+    if [ "$is_root" -eq 1 ] && [ -x /usr/sbin/cron ] && ! cron_running; then
+        say "note: the cron daemon is not running; start it (systemctl start cron, or service cron start) for jobs to run"
+    fi
+    say "done: $("$venv/bin/jobctl" --version) in $venv; try: jobctl validate"
+}
+
+do_dev() {
+    choose_python
+    if ! have crontab || [ ! -x /usr/sbin/cron ]; then
+        if [ "$is_root" -eq 1 ] && [ "$has_apt" -eq 1 ]; then
+            say "no cron found; installing Debian's cron package (the tests need crontab and the daemon)"
+            want_pkg cron
+        else
+            warn "cron is missing; tests that need crontab will fail or skip (as root: apt-get install cron)"
+        fi
+    fi
+    apt_install
+    check_python
+
+    ensure_venv "$dev_venv"
+    say "installing jobctl (editable) and the test dependencies into $dev_venv"
+    venv_pip "$dev_venv" install --quiet -e "${repo}[test]" || die "installing the test dependencies failed"
+    say "done: run the tests with: .venv/bin/python -m pytest"
+}
+
+# -------------------------------------------------------------- uninstall
+
+do_uninstall() {
+    local link=$bin_dir/jobctl page=$man_dir/jobctl.1 removed=0
+    if [ -L "$link" ]; then
+        if [ "$(readlink "$link")" = "$venv/bin/jobctl" ]; then
+            rm -f "$link"
+            say "removed $link"
+            removed=1
+        else
+            warn "$link points to $(readlink "$link"), not to $venv; left alone"
+        fi
+    elif [ -e "$link" ]; then
+        warn "$link is not a symlink made by install.sh; left alone"
+    fi
+
+    if [ -f "$venv/pyvenv.cfg" ]; then
+        rm -rf "$venv"
+        say "removed $venv"
+        removed=1
+    elif [ -e "$venv" ]; then
+        warn "$venv is not a virtual environment; left alone"
+    fi
+
+    if [ -f "$page" ]; then
+        rm -f "$page"
+        say "removed $page"
+        removed=1
+        if have mandb; then
+            mandb -q >/dev/null 2>&1 || true
+        fi
+    fi
+
+    [ "$removed" -eq 1 ] || say "jobctl was not installed for this user; nothing to remove"
+
+    say "kept the run log and state directory $state_dir and the jobs directory $jobs_dir (remove them by hand if you want them gone)"
+    if [ "$is_root" -eq 1 ] && [ -e /etc/cron.d/jobctl ]; then
+        warn "/etc/cron.d/jobctl still exists and its jobs call jobctl; remove it"
+    elif [ "$is_root" -eq 0 ] && have crontab && crontab -l 2>/dev/null | grep -q jobctl; then
+        warn "your crontab still mentions jobctl; edit it with crontab -e"
+    fi
+    if [ -d "$dev_venv" ]; then
+        say "kept the development environment $dev_venv"
+    fi
+    say "kept Debian packages (python3, cron, man-db) that may have been installed"
+    return 0
+}
+
+case $mode in
+    install) do_install ;;
+    dev) do_dev ;;
+    uninstall) do_uninstall ;;
+esac
