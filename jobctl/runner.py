@@ -687,6 +687,17 @@ def execute(defn: dict[str, Any], state: str, trigger: str = "manual", stream: b
     return Wrapper(defn, state, trigger, stream, scheduled_for, on_started, sink).run()
 
 
+def wrapper_argv(state: str, name: str) -> list[str]:
+    """The command a crontab line runs for a job: absolute paths only.
+
+    Cron's PATH is /usr/bin:/bin, so the interpreter is named by its full
+    path.  -I keeps the operator's PYTHON* variables and user site-packages
+    out of scheduled runs.
+    """
+    return [sys.executable, "-I", "-m", "jobctl.runner",
+            "--scheduled", "--state-dir", state, name]
+
+
 USAGE = "usage: python -m jobctl.runner [--state-dir DIR] [--scheduled] [--quiet] [--definition-stdin] " \
         "[--report-fd N] NAME"
 

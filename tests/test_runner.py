@@ -8,11 +8,10 @@ import sqlite3
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
-
 from runhelp import job, output, pids_with, rows, run, start, wait_for
+
 
 @pytest.fixture
 def state(tmp_path):
@@ -144,11 +143,14 @@ def test_forbid_records_a_skip_and_exits_75(state):
 
 
 def _sibling_checking_job(tmp_path, seconds: float) -> str:
-    """A job that notices when another copy of itself runs at the same time."""
-    marker = tmp_path / "inside"
+    """A job that notices when another copy of itself runs at the same time.
+
+    mkdir is atomic: it fails exactly when a sibling is inside.
+    """
+    inside = tmp_path / "inside"
     overlap = tmp_path / "overlap"
-    return (f"if [ -e {marker} ]; then echo overlap >> {overlap}; fi; touch {marker}; "
-            f"sleep {seconds}; rm -f {marker}")
+    return (f"mkdir {inside} 2>/dev/null || echo overlap >> {overlap}; "
+            f"sleep {seconds}; rmdir {inside} 2>/dev/null; true")
 
 
 def test_sigkilled_wrapper_keeps_the_lock_while_its_job_lives(state, tmp_path):
@@ -171,7 +173,8 @@ def test_sigkilled_wrapper_keeps_the_lock_while_its_job_lives(state, tmp_path):
 def test_allow_runs_concurrently(state, tmp_path):
     cmd = _sibling_checking_job(tmp_path, 1)
     procs = [start(state, job(command=cmd, concurrency="allow")) for _ in range(2)]
-    assert [p.wait(30) for p in procs] == [0, 0]
+    assert [p.communicate(timeout=30)[1] for p in procs] == [b"", b""]
+    assert [p.returncode for p in procs] == [0, 0]
     assert (tmp_path / "overlap").exists()
     assert [r["status"] for r in rows(state)] == ["succeeded", "succeeded"]
 
