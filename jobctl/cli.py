@@ -347,6 +347,141 @@ def logs(
     stdout.flush()
 
 
+SystemOpt = Annotated[bool, typer.Option(
+    "--system", help="Manage /etc/cron.d/jobctl (system format, root) instead of your crontab.")]
+
+
+def _target(system: bool):
+    from . import crontab
+
+    try:
+        return crontab.target(system)
+    except JobctlError as exc:
+        _fail(exc)
+
+
+def _print_plan(plan, verbose_diff: bool = True) -> None:
+    from . import render
+
+    render.plan_summary(plan)
+    diff = plan.diff()
+    if diff and verbose_diff:
+        render.diff(diff)
+
+
+@app.command(epilog="Examples:\n\n  jobctl plan\n\n  jobctl plan --check || echo 'crontab out of date'")
+def plan(
+    jobs_dir: JobsDir = None,
+    system: SystemOpt = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when apply would change anything, 0 in sync.")] = False,
+) -> None:
+    """Show what apply would change: job by job, then a diff of the crontab."""
+    from . import crontab
+
+    _, jobs = _load(jobs_dir)
+    state = _state()
+    try:
+        result = crontab.make_plan(jobs, state, _target(system))
+    except JobctlError as exc:
+        _fail_problems(exc)
+    _print_plan(result)
+    if check and result.pending:
+        raise typer.Exit(int(ExitCode.NOT_OK))
+
+
+def _fail_problems(exc: JobctlError) -> NoReturn:
+    from .errors import InvalidJobs
+
+    if isinstance(exc, InvalidJobs):
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        _fail(JobctlError(f"{exc.message}; nothing was changed", exc.code))
+    _fail(exc)
+
+
+@app.command(epilog="Examples:\n\n  jobctl apply\n\n  jobctl apply --dry-run\n\n"
+             "  sudo jobctl apply --system    # /etc/cron.d/jobctl, jobs may set user:")
+def apply(
+    jobs_dir: JobsDir = None,
+    system: SystemOpt = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would change; change nothing.")] = False,
+) -> None:
+    """Validate every job file, then install the enabled jobs into the crontab.
+
+    One invalid file changes nothing anywhere.  Only jobctl's own block is
+    touched; the previous crontab is kept as a backup in the state directory.
+    """
+    from . import crontab, render
+
+    _, jobs = _load(jobs_dir)
+    state = _state()
+    tgt = _target(system)
+    try:
+        if dry_run:
+            _print_plan(crontab.make_plan(jobs, state, tgt))
+            return
+        outcome = crontab.apply(jobs, state, tgt)
+    except JobctlError as exc:
+        _fail_problems(exc)
+    render.apply_summary(outcome)
+
+
+@app.command(epilog="Examples:\n\n  jobctl uninstall\n\n  sudo jobctl uninstall --system")
+def uninstall(system: SystemOpt = False) -> None:
+    """Remove jobctl's block from the crontab; the run log is kept."""
+    from . import crontab, render
+
+    try:
+        outcome = crontab.uninstall(_state(), _target(system))
+    except JobctlError as exc:
+        _fail(exc)
+    render.uninstall_summary(outcome)
+
+
+@app.command(epilog="Examples:\n\n  jobctl status\n\n  jobctl status backup\n\n"
+             "  jobctl status --json | jq -r '.[] | select(.consecutive_failures > 0) | .name'")
+def status(
+    name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
+    jobs_dir: JobsDir = None,
+    system: SystemOpt = False,
+    json_out: Json = False,
+) -> None:
+    """Every job: schedule, next run, state, last run, consecutive failures.
+
+    States: ok, changed (files differ from what is applied), not applied,
+    orphaned (in the crontab without a job file), disabled.
+    """
+    from datetime import datetime
+
+    from . import crontab, loader, paths, render
+    from . import status as status_mod
+
+    directory = paths.jobs_dir(jobs_dir)
+    try:
+        result = loader.load_dir(directory)
+    except JobctlError as exc:
+        _fail(exc)
+    if result.problems:
+        n = len(result.problems)
+        print(f"jobctl: warning: {n} problem{'s' if n != 1 else ''} in {directory} (see jobctl validate); "
+              "showing the valid jobs", file=sys.stderr)
+    state = _state()
+    try:
+        entries = crontab.installed(state, _target(system))
+    except JobctlError as exc:
+        _fail(exc)
+    log = _open_log(state)
+    rows = status_mod.collect(result.jobs, state, entries, log, datetime.now().astimezone())
+    if name is not None:
+        rows = [r for r in rows if r.name == name]
+        if not rows:
+            _fail(UnknownJob(f"no job named {name!r} in {directory} or the crontab"))
+    if json_out:
+        render.print_json([render.status_json(r) for r in rows])
+    else:
+        render.status_table(rows)
+
+
 def _crash_report(exc: BaseException) -> str:
     """Write the full traceback somewhere an operator can find it."""
     import tempfile

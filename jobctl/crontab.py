@@ -1,0 +1,408 @@
+"""The managed block in a crontab: render, plan, apply, uninstall.
+
+jobctl owns exactly one block per state directory::
+
+    # BEGIN jobctl 3f2a9c1e ...
+    <one line per enabled job>
+    # END jobctl 3f2a9c1e
+
+and treats every other byte of the crontab as opaque text: it is split around
+the block, never parsed, and joined back unchanged.  python-crontab's full
+round trip is not byte-preserving (it reorders comments, rewrites schedules,
+comments out lines it cannot parse), so it is used only to render our own
+entry lines, where it is strong: validation and ``%`` escaping.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from . import applied, paths, runner
+from .errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
+from .spec import JobSpec
+
+BEGIN = "# BEGIN jobctl"
+END = "# END jobctl"
+#: on the BEGIN line when the crontab had no final newline and apply added one
+EOL_ADDED = "eol-added"
+_MARKER = re.compile(r"# jobctl:(?P<name>[a-z0-9][a-z0-9_.-]*) (?P<hash>[0-9a-f]{12})\s*$")
+BACKUPS_KEPT = 20
+
+
+class CrontabConflict(JobctlError):
+    code = ExitCode.NOT_OK
+
+
+def instance_id(state: str) -> str:
+    """Short id of a state directory: two setups for one user never share a block."""
+    return hashlib.sha256(os.path.realpath(state).encode()).hexdigest()[:8]
+
+
+def definition_hash(defn: dict) -> str:
+    canonical = json.dumps({k: v for k, v in defn.items() if k != "source"}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+# --- targets -----------------------------------------------------------------
+
+class Target:
+    """Where the crontab text lives.  ``system`` selects the cron.d format (a user field)."""
+
+    system = False
+    label = ""
+
+    def read(self) -> str:
+        raise NotImplementedError
+
+    def write(self, text: str) -> None:
+        raise NotImplementedError
+
+
+class UserCrontab(Target):
+    """The invoking user's crontab, through the crontab(1) command."""
+
+    def __init__(self) -> None:
+        self.command = shutil.which("crontab") or ("/usr/bin/crontab" if os.path.exists("/usr/bin/crontab") else "")
+        import pwd
+
+        self.label = f"the crontab of {pwd.getpwuid(os.geteuid()).pw_name}"
+
+    def _need(self) -> str:
+        if not self.command:
+            raise EnvironmentProblem("no crontab command on this host; install cron (apt-get install cron) "
+                                     "or set JOBCTL_CRONTAB to manage a crontab file")
+        return self.command
+
+    def read(self) -> str:
+        proc = subprocess.run([self._need(), "-l"], capture_output=True)
+        if proc.returncode == 0:
+            return proc.stdout.decode("utf-8", "surrogateescape")
+        err = proc.stderr.decode(errors="replace").strip()
+        if "no crontab for" in err:
+            return ""
+        raise EnvironmentProblem(f"crontab -l failed: {err or f'exit status {proc.returncode}'}")
+
+    def write(self, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(prefix="jobctl-crontab-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8", "surrogateescape"))
+            proc = subprocess.run([self._need(), tmp], capture_output=True)
+        finally:
+            os.unlink(tmp)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            raise EnvironmentProblem(f"crontab refused the new table, nothing changed: {err}")
+
+
+class FileCrontab(Target):
+    """A crontab file (JOBCTL_CRONTAB, or /etc/cron.d/jobctl with --system)."""
+
+    def __init__(self, path: str, system: bool) -> None:
+        self.path = path
+        self.system = system
+        self.label = path
+
+    def read(self) -> str:
+        try:
+            with open(self.path, "rb") as fh:
+                return fh.read().decode("utf-8", "surrogateescape")
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot read {self.path}: {exc.strerror}") from None
+
+    def write(self, text: str) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            mode = os.stat(self.path).st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o644 if self.system else 0o600
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".jobctl-", dir=directory)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror} (in {directory})") from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(text.encode("utf-8", "surrogateescape"))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644 if self.system else mode)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror}") from None
+        if self.system:
+            self.verify()
+
+    def verify(self) -> None:
+        """cron(8) silently ignores a cron.d file that breaks any of these rules."""
+        st = os.stat(self.path)
+        problems = []
+        if st.st_mode & 0o7777 != 0o644:
+            problems.append(f"mode {st.st_mode & 0o7777:04o}, not 0644")
+        if os.geteuid() == 0 and st.st_uid != 0:
+            problems.append("not owned by root")
+        with open(self.path, "rb") as fh:
+            data = fh.read()
+        if data and not data.endswith(b"\n"):
+            problems.append("no final newline")
+        if "." in os.path.basename(self.path) and os.path.dirname(self.path) == "/etc/cron.d":
+            problems.append("a dot in the file name")
+        if problems:
+            raise EnvironmentProblem(f"{self.path}: cron would ignore this file: {', '.join(problems)}")
+
+
+def target(system: bool = False) -> Target:
+    path = paths.crontab_file()
+    if system:
+        if os.geteuid() != 0 and not path:
+            raise JobctlError("--system writes /etc/cron.d/jobctl and needs root", ExitCode.ENVIRONMENT)
+        return FileCrontab(path or paths.SYSTEM_CRONTAB, system=True)
+    if path:
+        return FileCrontab(path, system=False)
+    return UserCrontab()
+
+
+# --- the block ---------------------------------------------------------------
+
+@dataclass
+class Entry:
+    name: str
+    hash: str
+    line: str
+
+
+@dataclass
+class Split:
+    """A crontab as (text before our block, our block, text after it)."""
+
+    before: str
+    after: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+    found: bool = False
+    eol_added: bool = False
+
+
+def _is_marker(line: str, word: str, instance: str) -> bool:
+    parts = line.split()
+    return line.startswith(word) and len(parts) >= 4 and parts[3] == instance
+
+
+def split(text: str, instance: str, label: str) -> Split:
+    lines = text.splitlines(keepends=True)
+    begins = [i for i, line in enumerate(lines) if _is_marker(line, BEGIN, instance)]
+    ends = [i for i, line in enumerate(lines) if _is_marker(line, END, instance)]
+    if not begins and not ends:
+        return Split(before=text, after="")
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+        raise JobctlError(
+            f"{label}: jobctl's block {instance} is damaged ({len(begins)} BEGIN and {len(ends)} END lines); "
+            "fix it by hand (keep one BEGIN ... END pair or delete both), then run jobctl apply",
+            ExitCode.ENVIRONMENT,
+        )
+    b, e = begins[0], ends[0]
+    result = Split(before="".join(lines[:b]), after="".join(lines[e + 1:]), found=True)
+    result.eol_added = EOL_ADDED in lines[b].split()
+    if result.eol_added and result.before.endswith("\n"):
+        result.before = result.before[:-1]
+    for line in lines[b + 1:e]:
+        m = _MARKER.search(line)
+        if m:
+            result.entries[m["name"]] = Entry(m["name"], m["hash"], line.rstrip("\n"))
+    return result
+
+
+def join(parts: Split, instance: str, state: str, lines: list[str]) -> str:
+    """Put the block back where it was (or at the end); no lines → no block at all."""
+    if not lines:
+        if parts.found and not parts.before.endswith("\n") and parts.before and parts.after:
+            return parts.before + "\n" + parts.after
+        return parts.before + parts.after
+    before = parts.before
+    eol_added = parts.eol_added if parts.found else False
+    if before and not before.endswith("\n"):
+        before += "\n"
+        eol_added = True
+    flag = f" {EOL_ADDED}" if eol_added else ""
+    block = (f"{BEGIN} {instance}{flag} state={state} -- managed by jobctl apply; edit the job files, not this block\n"
+             + "".join(line + "\n" for line in lines)
+             + f"{END} {instance}\n")
+    return before + block + parts.after
+
+
+def render_line(defn: dict, state: str, system: bool) -> str:
+    """One crontab entry: schedule, [user,] the wrapper command, a marker comment."""
+    import shlex
+
+    from crontab import CronTab
+
+    command = " ".join(shlex.quote(a) for a in runner.wrapper_argv(state, defn["name"]))
+    tab = CronTab(user=False) if system else CronTab(tab="")
+    # cron.d lines run as root; the wrapper drops to the job's user itself, so
+    # the run log and locks stay root-owned and private (see ARCHITECTURE.md).
+    item = tab.new(command=command, comment=f"jobctl:{defn['name']} {definition_hash(defn)}",
+                   user="root" if system else None)
+    item.setall(defn["cron"])
+    if not item.is_valid():
+        raise JobctlError(f"python-crontab rejects the schedule {defn['cron']!r} of {defn['name']}")
+    return item.render()
+
+
+# --- plan and apply ----------------------------------------------------------
+
+@dataclass
+class Change:
+    name: str
+    action: str  # add | change | remove | unchanged
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    target: Target
+    instance: str
+    old_text: str
+    new_text: str
+    changes: list[Change]
+    definitions: dict[str, dict]
+    stale: list[str]  # applied definitions to remove
+
+    @property
+    def pending(self) -> bool:
+        return self.old_text != self.new_text or any(c.action != "unchanged" for c in self.changes)
+
+    def diff(self) -> str:
+        return "".join(difflib.unified_diff(
+            self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
+            fromfile=f"{self.target.label} (now)", tofile=f"{self.target.label} (after apply)",
+        ))
+
+
+def check_users(jobs: list[JobSpec], system: bool) -> None:
+    """`user:` is for the system target; elsewhere it may only name the invoking user."""
+    if system:
+        return
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    problems = []
+    for job in jobs:
+        if job.user and job.user != me:
+            path, _, line = job.source.rpartition(":")
+            problems.append(Problem(path, int(line or 1), 1, f"user {job.user!r} needs the system crontab "
+                                    f"(jobctl apply --system, as root); this crontab runs as {me}", job.name))
+    if problems:
+        raise InvalidJobs(problems)
+
+
+def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:
+    check_users(jobs, tgt.system)
+    instance = instance_id(state)
+    old_text = tgt.read()
+    parts = split(old_text, instance, tgt.label)
+    wanted = {j.name: j.to_applied() for j in jobs if j.enabled}
+    lines = [render_line(wanted[name], state, tgt.system) for name in sorted(wanted)]
+    new_text = join(parts, instance, state, lines)
+    changes = []
+    for name in sorted(set(wanted) | set(parts.entries)):
+        entry = parts.entries.get(name)
+        if name not in wanted:
+            changes.append(Change(name, "remove"))
+        elif entry is None:
+            changes.append(Change(name, "add"))
+        else:
+            current = applied.read(state, name)
+            fields = applied.differs(current, wanted[name])
+            if entry.hash != definition_hash(wanted[name]) or fields:
+                changes.append(Change(name, "change", fields or ["(crontab line)"]))
+            else:
+                changes.append(Change(name, "unchanged"))
+    stale = [n for n in applied.names(state) if n not in wanted]
+    return Plan(tgt, instance, old_text, new_text, changes, wanted, stale)
+
+
+def _backup(state: str, text: str) -> str:
+    directory = paths.backups_dir(state)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, time.strftime("crontab-%Y%m%dT%H%M%S") + f"-{os.getpid()}.txt")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode("utf-8", "surrogateescape"))
+    old = sorted(f for f in os.listdir(directory) if f.startswith("crontab-"))
+    for name in old[:-BACKUPS_KEPT]:
+        os.unlink(os.path.join(directory, name))
+    return path
+
+
+@dataclass
+class Outcome:
+    plan: Plan
+    wrote: bool
+    backup: str | None
+
+
+def _apply_lock(state: str):
+    from filelock import FileLock
+
+    # Serialises applies of one state directory; never deleted (pipx's rule).
+    return FileLock(os.path.join(state, "apply.lock"), mode=0o600)
+
+
+def apply(jobs: list[JobSpec], state: str, tgt: Target) -> Outcome:
+    with _apply_lock(state):
+        plan = make_plan(jobs, state, tgt)
+        backup = None
+        wrote = False
+        # Someone may have edited the crontab since we read it: never lose that.
+        if plan.new_text != plan.old_text and tgt.read() != plan.old_text:
+            raise CrontabConflict(f"{tgt.label} changed while jobctl was applying; nothing was written. "
+                                  "Run jobctl apply again")
+        # Definitions first: cron must never find a line whose definition is missing.
+        for name, defn in plan.definitions.items():
+            if applied.read(state, name) != defn:
+                applied.write(state, defn)
+        if plan.new_text != plan.old_text:
+            backup = _backup(state, plan.old_text)
+            tgt.write(plan.new_text)
+            wrote = True
+        for name in plan.stale:
+            applied.remove(state, name)
+        return Outcome(plan, wrote, backup)
+
+
+def uninstall(state: str, tgt: Target) -> Outcome:
+    with _apply_lock(state):
+        instance = instance_id(state)
+        old_text = tgt.read()
+        parts = split(old_text, instance, tgt.label)
+        new_text = join(parts, instance, state, [])
+        changes = [Change(n, "remove") for n in sorted(parts.entries)]
+        plan = Plan(tgt, instance, old_text, new_text, changes, {}, applied.names(state))
+        backup = None
+        if new_text != old_text:
+            if tgt.read() != old_text:
+                raise CrontabConflict(f"{tgt.label} changed while jobctl was uninstalling; nothing was written. "
+                                      "Run jobctl uninstall again")
+            backup = _backup(state, old_text)
+            tgt.write(new_text)
+        for name in plan.stale:
+            applied.remove(state, name)
+        return Outcome(plan, new_text != old_text, backup)
+
+
+def installed(state: str, tgt: Target) -> dict[str, Entry]:
+    """The entries of our block as the crontab has them now."""
+    return split(tgt.read(), instance_id(state), tgt.label).entries
