@@ -71,7 +71,7 @@ class UserCrontab(Target):
     """The invoking user's crontab, through the crontab(1) command."""
 
     def __init__(self) -> None:
-        self.command = shutil.which("crontab") or ("/usr/bin/crontab" if os.path.exists("/usr/bin/crontab") else "")
+        self.command = shutil.which("crontab") or ""
         import pwd
 
         self.label = f"the crontab of {pwd.getpwuid(os.geteuid()).pw_name}"
@@ -122,6 +122,15 @@ class FileCrontab(Target):
             raise EnvironmentProblem(f"cannot read {self.path}: {exc.strerror}") from None
 
     def write(self, text: str) -> None:
+        if self.system and not text:
+            # /etc/cron.d/jobctl is jobctl's own file: an empty one is removed, not left behind.
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}") from None
+            return
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             mode = os.stat(self.path).st_mode & 0o7777
@@ -337,8 +346,15 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:
 def _backup(state: str, text: str) -> str:
     directory = paths.backups_dir(state)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(directory, time.strftime("crontab-%Y%m%dT%H%M%S") + f"-{os.getpid()}.txt")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    now = time.time()
+    stamp = time.strftime("crontab-%Y%m%dT%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    for n in range(1000):
+        path = os.path.join(directory, f"{stamp}-{n}.txt" if n else f"{stamp}.txt")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            continue
     with os.fdopen(fd, "wb") as fh:
         fh.write(text.encode("utf-8", "surrogateescape"))
     old = sorted(f for f in os.listdir(directory) if f.startswith("crontab-"))

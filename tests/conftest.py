@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -43,3 +45,21 @@ def write_job(jobs_dir: Path) -> Callable[[str, str | bytes], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def real_crontab(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Root's real crontab through crontab(1), restored exactly afterwards."""
+    if not shutil.which("crontab"):
+        pytest.skip("no crontab command (apt-get install cron)")
+    monkeypatch.delenv("JOBCTL_CRONTAB")
+    saved = subprocess.run(["crontab", "-l"], capture_output=True)
+    try:
+        yield
+    finally:
+        if saved.returncode == 0:
+            subprocess.run(["crontab", "-"], input=saved.stdout, check=True)
+        else:
+            subprocess.run(["crontab", "-r"], capture_output=True)
+    after = subprocess.run(["crontab", "-l"], capture_output=True)
+    assert (after.returncode, after.stdout) == (saved.returncode, saved.stdout)

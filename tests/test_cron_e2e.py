@@ -1,0 +1,91 @@
+"""End to end with Debian's real cron daemon (slow: waits for the next minute).
+
+Skipped when no cron daemon runs, unless JOBCTL_E2E_CRON=1 (set by .ci/run,
+which starts the daemon): then a missing daemon is a failure, not a skip.
+Deselect locally with ``-m 'not cron'``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.cron
+
+SYSTEM_FILE = Path("/etc/cron.d/jobctl")
+
+
+def cron_daemon_running() -> bool:
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "cron":
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+@pytest.fixture(autouse=True)
+def need_daemon():
+    if cron_daemon_running():
+        return
+    if os.environ.get("JOBCTL_E2E_CRON") == "1":
+        pytest.fail("JOBCTL_E2E_CRON=1 but no cron daemon is running")
+    pytest.skip("no cron daemon running (start /usr/sbin/cron, or let .ci/run do it)")
+
+
+def jobctl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    exe = os.path.join(os.path.dirname(sys.executable), "jobctl")
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def history(env: dict[str, str]) -> list[dict]:
+    result = jobctl("history", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_cron_runs_applied_jobs_in_user_and_system_crontabs(tmp_path, real_crontab, monkeypatch):
+    if os.geteuid() != 0:
+        pytest.skip("needs root (root's crontab and /etc/cron.d)")
+    if SYSTEM_FILE.exists():
+        pytest.skip(f"{SYSTEM_FILE} exists already; not touching a real installation")
+    jobs = tmp_path / "e2e-jobs"
+    jobs.mkdir()
+    (jobs / "every-minute.yaml").write_text(
+        'schedule: "* * * * *"\ncommand: echo "ran by cron as $USER"\n')
+    user_env = {k: v for k, v in os.environ.items() if k != "JOBCTL_CRONTAB"}
+    user_env |= {"JOBCTL_JOBS_DIR": str(jobs), "JOBCTL_STATE_DIR": str(tmp_path / "user-state")}
+    system_env = dict(user_env, JOBCTL_STATE_DIR=str(tmp_path / "system-state"))
+    try:
+        assert jobctl("apply", env=user_env).returncode == 0
+        result = jobctl("apply", "--system", env=system_env)
+        assert result.returncode == 0, result.stderr
+        assert SYSTEM_FILE.stat().st_mode & 0o7777 == 0o644
+
+        deadline = time.monotonic() + 135  # the next minute, plus cron's own reload of changed tables
+        user_runs = system_runs = []
+        while time.monotonic() < deadline:
+            user_runs = [r for r in history(user_env) if r["status"] != "running"]
+            system_runs = [r for r in history(system_env) if r["status"] != "running"]
+            if user_runs and system_runs:
+                break
+            time.sleep(2)
+        for runs in (user_runs, system_runs):
+            assert runs, "cron did not run the job within two minutes"
+            run = runs[-1]
+            assert (run["job"], run["status"], run["trigger"]) == ("every-minute", "succeeded", "schedule")
+            assert run["scheduled_for"].endswith(":00.000Z")
+        logs = jobctl("logs", "every-minute", env=user_env)
+        assert logs.stdout == "ran by cron as root\n"
+    finally:
+        jobctl("uninstall", env=user_env)
+        jobctl("uninstall", "--system", env=system_env)
+    assert not SYSTEM_FILE.exists()  # uninstall removes jobctl's own cron.d file

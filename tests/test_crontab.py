@@ -1,0 +1,326 @@
+"""The managed crontab block: byte-exact round trips, plan/apply/uninstall, real crontab(1)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from jobctl import crontab, loader
+from jobctl.cli import app
+
+JOB = """\
+schedule: "*/5 * * * *"
+command: echo {name}
+"""
+
+cli = CliRunner()
+
+
+def invoke(*args: str):
+    result = cli.invoke(app, list(args))
+    return result
+
+
+@pytest.fixture
+def jobs(write_job):
+    write_job("alpha.yaml", JOB.format(name="alpha"))
+    write_job("beta.yaml", JOB.format(name="beta"))
+    return write_job
+
+
+def crontab_path() -> Path:
+    return Path(os.environ["JOBCTL_CRONTAB"])
+
+
+def state_dir() -> str:
+    return os.environ["JOBCTL_STATE_DIR"]
+
+
+def block_lines(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# BEGIN jobctl"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("# END jobctl"))
+    return lines[start + 1:end]
+
+
+# --- byte-exact round trips -----------------------------------------------
+
+_line = st.one_of(
+    st.just(""),
+    st.from_regex(r"# [ -~\t]{0,30}", fullmatch=True),
+    st.from_regex(r"[A-Z_]{1,8}=[ -~]{0,20}", fullmatch=True),
+    st.from_regex(r"[0-9*/,-]{1,4} [0-9*]{1,2} \* \* \* [ -~%]{1,30}", fullmatch=True),
+    st.from_regex(r"[ \t]{0,3}[ -~\t%]{0,40}[ \t]{0,3}", fullmatch=True),
+)
+_crontab_text = st.builds(
+    lambda lines, final_newline: "\n".join(lines) + ("\n" if final_newline and lines else ""),
+    st.lists(_line.filter(lambda s: "jobctl" not in s), max_size=12),
+    st.booleans(),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(original=_crontab_text)
+def test_apply_then_uninstall_restores_every_byte(jobs, original):
+    path = crontab_path()
+    path.write_bytes(original.encode())
+    specs = loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])
+    tgt = crontab.target()
+    first = crontab.apply(specs, state_dir(), tgt)
+    assert first.wrote
+    after_apply = path.read_bytes()
+    assert after_apply.startswith(original.encode()) or original.endswith("\n") is False
+    assert len(block_lines(after_apply.decode())) == 2
+    # apply twice: the second changes nothing and does not write
+    inode, mtime = path.stat().st_ino, path.stat().st_mtime_ns
+    second = crontab.apply(specs, state_dir(), tgt)
+    assert not second.wrote and not second.plan.pending
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (inode, mtime)
+    crontab.uninstall(state_dir(), tgt)
+    assert path.read_bytes() == original.encode()
+
+
+def test_block_stays_where_it_is_and_foreign_edits_survive(jobs):
+    path = crontab_path()
+    path.write_text("MAILTO=ops@example.com\n")
+    assert invoke("apply").exit_code == 0
+    text = path.read_text()
+    path.write_text("# added above by hand\n" + text + "0 4 * * * /usr/local/bin/nightly %H\n")
+    jobs("gamma.yaml", JOB.format(name="gamma"))
+    assert invoke("apply").exit_code == 0
+    text = path.read_text()
+    assert text.startswith("# added above by hand\nMAILTO=ops@example.com\n# BEGIN jobctl")
+    assert text.endswith("# END jobctl " + crontab.instance_id(state_dir()) + "\n0 4 * * * /usr/local/bin/nightly %H\n")
+    assert len(block_lines(text)) == 3
+    assert invoke("uninstall").exit_code == 0
+    assert path.read_text() == "# added above by hand\nMAILTO=ops@example.com\n0 4 * * * /usr/local/bin/nightly %H\n"
+
+
+def test_two_state_directories_own_separate_blocks(jobs, tmp_path, monkeypatch):
+    path = crontab_path()
+    assert invoke("apply").exit_code == 0
+    mine = path.read_text()
+    monkeypatch.setenv("JOBCTL_STATE_DIR", str(tmp_path / "other-state"))
+    assert invoke("apply").exit_code == 0
+    both = path.read_text()
+    assert both.startswith(mine) and both.count("# BEGIN jobctl") == 2
+    assert invoke("uninstall").exit_code == 0
+    assert path.read_text() == mine
+
+
+def test_damaged_block_is_refused_untouched(jobs):
+    path = crontab_path()
+    assert invoke("apply").exit_code == 0
+    text = path.read_text()
+    damaged = "\n".join(line for line in text.splitlines() if not line.startswith("# END")) + "\n"
+    path.write_text(damaged)
+    result = invoke("apply")
+    assert result.exit_code == 3
+    assert "block" in result.output and "damaged" in result.output and "fix it by hand" in result.output
+    assert path.read_text() == damaged
+
+
+# --- what goes into a line ---------------------------------------------------
+
+def test_entry_line_is_absolute_quoted_marked_and_secret_free(write_job, tmp_path, monkeypatch):
+    odd_state = tmp_path / "state dir with 'quotes' and %percent"
+    monkeypatch.setenv("JOBCTL_STATE_DIR", str(odd_state))
+    write_job("secret.yaml", 'schedule: "0 3 * * 1-5"\ncommand: "echo $TOKEN %d"\nenv: {TOKEN: hunter2}\n')
+    assert invoke("apply").exit_code == 0, invoke("apply").output
+    [line] = block_lines(crontab_path().read_text())
+    assert "hunter2" not in line and "echo" not in line
+    assert line.startswith("0 3 * * 1-5 /")
+    assert line.endswith(" # jobctl:secret " + line.rsplit(" ", 1)[1]) and len(line.rsplit(" ", 1)[1]) == 12
+    command = line.split(" ", 5)[5].rsplit(" # jobctl:", 1)[0]
+    assert "%" not in command.replace("\\%", "")  # every % escaped for cron
+    # The shell (after cron turns \% back into %) sees the real argv.
+    argv = shlex.split(command.replace("\\%", "%"))
+    assert argv[0] == sys.executable and os.path.isabs(argv[0])
+    assert argv[argv.index("--state-dir") + 1] == str(odd_state)
+
+
+def test_disabled_jobs_are_not_installed_and_removed_jobs_go(jobs):
+    assert invoke("apply").exit_code == 0
+    jobs("beta.yaml", JOB.format(name="beta") + "enabled: false\n")
+    os.unlink(Path(os.environ["JOBCTL_JOBS_DIR"]) / "alpha.yaml")
+    result = invoke("apply")
+    assert result.exit_code == 0, result.output
+    assert "remove    alpha" in result.output and "remove    beta" in result.output
+    assert "# BEGIN jobctl" not in crontab_path().read_text()
+    assert os.listdir(os.path.join(state_dir(), "applied")) == []
+
+
+def test_apply_writes_private_applied_definitions_and_a_backup(jobs):
+    crontab_path().write_text("# before\n")
+    result = invoke("apply")
+    assert result.exit_code == 0
+    applied_dir = Path(state_dir()) / "applied"
+    assert sorted(os.listdir(applied_dir)) == ["alpha.json", "beta.json"]
+    assert all((applied_dir / f).stat().st_mode & 0o777 == 0o600 for f in os.listdir(applied_dir))
+    backups = list((Path(state_dir()) / "backups").iterdir())
+    assert len(backups) == 1 and backups[0].read_text() == "# before\n"
+    assert str(backups[0]) in result.output.replace("\n", "")
+
+
+# --- plan ---------------------------------------------------------------------
+
+def test_plan_reports_each_job_and_check_exit_codes(jobs):
+    result = invoke("plan", "--check")
+    assert result.exit_code == 1
+    assert "add       alpha" in result.output and "add       beta" in result.output
+    assert "+# BEGIN jobctl" in result.output  # the unified diff
+    assert not crontab_path().exists()  # plan changes nothing
+    assert invoke("apply").exit_code == 0
+    result = invoke("plan", "--check")
+    assert result.exit_code == 0 and "in sync" in result.output
+    jobs("alpha.yaml", JOB.format(name="alpha") + "timeout: 5m\n")
+    result = invoke("plan", "--check")
+    assert result.exit_code == 1 and "change    alpha (timeout)" in result.output
+    assert "unchanged beta" in result.output
+
+
+def test_dry_run_changes_nothing(jobs):
+    result = invoke("apply", "--dry-run")
+    assert result.exit_code == 0 and "add       alpha" in result.output
+    assert not crontab_path().exists()
+    assert not (Path(state_dir()) / "applied").exists()
+
+
+# --- bad input changes nothing -------------------------------------------------
+
+def test_invalid_job_file_changes_nothing_anywhere(jobs):
+    assert invoke("apply").exit_code == 0
+    before = crontab_path().read_bytes()
+    applied_before = {f: (Path(state_dir()) / "applied" / f).read_bytes()
+                      for f in os.listdir(Path(state_dir()) / "applied")}
+    jobs("alpha.yaml", JOB.format(name="alpha") + "timeout: 5 minutes\n")
+    jobs("gamma.yaml", JOB.format(name="gamma"))
+    result = invoke("apply")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[0].endswith("alpha.yaml:3:10: job alpha: timeout: '5 minutes' is not a duration; "
+                             "write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)")
+    assert "nothing was run or changed" in lines[-1]
+    assert "Traceback" not in result.output
+    assert crontab_path().read_bytes() == before
+    assert {f: (Path(state_dir()) / "applied" / f).read_bytes()
+            for f in os.listdir(Path(state_dir()) / "applied")} == applied_before
+
+
+def test_user_key_needs_the_system_target(write_job):
+    write_job("other.yaml", JOB.format(name="other") + "user: nobody\n")
+    result = invoke("apply")
+    assert result.exit_code == 1
+    assert "other.yaml:1:1: job other: user 'nobody' needs the system crontab" in result.output
+    assert not crontab_path().exists()
+
+
+def test_missing_crontab_command_is_an_environment_error(jobs, monkeypatch, tmp_path):
+    monkeypatch.delenv("JOBCTL_CRONTAB")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    result = invoke("apply")
+    assert result.exit_code == 3
+    assert result.output.strip() == ("jobctl: no crontab command on this host; install cron (apt-get install cron) "
+                                     "or set JOBCTL_CRONTAB to manage a crontab file")
+    assert not (Path(state_dir()) / "applied").exists()
+
+
+def test_unwritable_target_is_a_clear_error(jobs, monkeypatch):
+    monkeypatch.setenv("JOBCTL_CRONTAB", "/proc/jobctl-test-crontab")
+    result = invoke("apply")
+    assert result.exit_code == 3
+    assert result.output.startswith("jobctl: cannot write /proc/jobctl-test-crontab:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_system_format_has_a_user_field_and_cron_d_file_rules(write_job, tmp_path, monkeypatch):
+    target = tmp_path / "cron.d" / "jobctl"
+    target.parent.mkdir()
+    monkeypatch.setenv("JOBCTL_CRONTAB", str(target))
+    write_job("web.yaml", JOB.format(name="web") + "user: nobody\n")
+    result = invoke("apply", "--system")
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    [line] = block_lines(text)
+    assert line.split()[5] == "root"  # the wrapper runs as root and drops to the job's user
+    assert target.stat().st_mode & 0o7777 == 0o644 and text.endswith("\n")
+
+
+# --- concurrency -----------------------------------------------------------------
+
+def test_twenty_concurrent_applies_leave_one_correct_block(jobs):
+    crontab_path().write_text("MAILTO=root\n# keep me\n")
+    jobctl = os.path.join(os.path.dirname(sys.executable), "jobctl")
+    procs = [subprocess.Popen([jobctl, "apply"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(20)]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    assert all(code == 0 for code, _ in results), results
+    text = crontab_path().read_text()
+    assert text.startswith("MAILTO=root\n# keep me\n# BEGIN jobctl")
+    assert text.count("# BEGIN jobctl") == 1 and len(block_lines(text)) == 2
+    # one apply wrote, the others found it in sync
+    assert len(os.listdir(Path(state_dir()) / "backups")) == 1
+
+
+def test_crontab_changed_between_read_and_write_is_detected(jobs):
+    crontab_path().write_text("# v1\n")
+
+    class Racing(crontab.FileCrontab):
+        reads = 0
+
+        def read(self) -> str:
+            text = super().read()
+            Racing.reads += 1
+            if Racing.reads == 1:  # someone edits right after our first read
+                Path(self.path).write_text("# v2 by someone else\n")
+            return text
+
+    specs = loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])
+    with pytest.raises(crontab.CrontabConflict, match="changed while jobctl was applying; nothing was written"):
+        crontab.apply(specs, state_dir(), Racing(str(crontab_path()), system=False))
+    assert crontab_path().read_text() == "# v2 by someone else\n"
+
+
+# --- the lines run the way cron runs them ----------------------------------------
+
+def test_installed_lines_run_under_crons_bare_environment(jobs):
+    assert invoke("apply").exit_code == 0
+    for line in block_lines(crontab_path().read_text()):
+        command = line.split(" ", 5)[5]
+        # cron: split off the schedule, turn \% into %, run with sh -c from HOME in a bare environment
+        command = command.replace("\\%", "%")
+        result = subprocess.run(
+            ["env", "-i", "HOME=/root", "LOGNAME=root", "PATH=/usr/bin:/bin", "SHELL=/bin/sh", "sh", "-c", command],
+            cwd="/", capture_output=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == b""  # nothing for cron to mail
+    db = sqlite3.connect(os.path.join(state_dir(), "runs.db"))
+    got = db.execute("SELECT job, status, trigger FROM runs ORDER BY job").fetchall()
+    assert got == [("alpha", "succeeded", "schedule"), ("beta", "succeeded", "schedule")]
+
+
+# --- the real crontab(1) ------------------------------------------------------------
+
+def test_real_crontab_round_trip(jobs, real_crontab):
+    original = b"MAILTO=\"\"\n# a comment  with  spacing\t\n\n0 * * * * echo 100\\% > /dev/null\n"
+    subprocess.run(["crontab", "-"], input=original, check=True)
+    assert invoke("apply").exit_code == 0
+    listed = subprocess.run(["crontab", "-l"], capture_output=True, check=True).stdout.decode()
+    assert listed.startswith(original.decode()) and len(block_lines(listed)) == 2
+    assert invoke("plan", "--check").exit_code == 0
+    status = invoke("status", "--json")
+    assert status.exit_code == 0
+    assert invoke("uninstall").exit_code == 0
+    assert subprocess.run(["crontab", "-l"], capture_output=True, check=True).stdout == original
