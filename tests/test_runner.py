@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from runhelp import job, output, pids_with, rows, run, start, wait_for
 
 
