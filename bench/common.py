@@ -1,0 +1,285 @@
+"""Shared helpers for the benchmark scripts in bench/ (not a test module).
+
+Every script runs real processes the way cron starts them: a fresh, minimal
+environment (cron's PATH, HOME, SHELL, LOGNAME and nothing else), stdin from
+/dev/null, and the child's resources read from os.wait4, which counts the
+child and every descendant it reaped.  Scratch files live under bench/out/
+(git-ignored) or a temporary directory.
+
+Interpreters ("targets") measured:
+
+  dev        the checkout's .venv: jobctl installed editable, so a .pth
+             finder imports re, pathlib and importlib.util at every start-up
+  installed  bench/out/venv: `python3 -m venv` from the dev venv's base
+             interpreter and `pip install <checkout>` (a real, non-editable
+             install, as install.sh makes)
+  system     bench/out/venv-system: the same from /usr/bin/python3, the
+             interpreter install.sh chooses when run as root on Debian
+
+  rev=REV    bench/out/venv-rev-REV: like installed, but jobctl as committed
+             at git revision REV (`git archive`), to measure a change against
+             its parent in the same interleaved run
+
+The non-editable venvs are refreshed (jobctl reinstalled without its
+dependencies) whenever a file of the jobctl package differs from the
+checkout, so they always measure the working tree.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import platform
+import pwd
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+OUT = os.path.join(BENCH, "out")
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+TARGETS = ("dev", "installed", "system")
+
+
+# --- machine and environment
+
+def machine() -> dict[str, str]:
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    except OSError:
+        rev = "?"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "cpu": model,
+        "kernel": platform.release(),
+        "python (bench driver)": platform.python_version(),
+        "checkout": rev or "?",
+    }
+
+
+def print_machine() -> None:
+    info = machine()
+    print("; ".join(f"{k}: {v}" for k, v in info.items()))
+
+
+def cron_env() -> dict[str, str]:
+    """What cron gives a job: HOME, LOGNAME, SHELL and PATH=/usr/bin:/bin."""
+    pw = pwd.getpwuid(os.geteuid())
+    return {"HOME": pw.pw_dir, "LOGNAME": pw.pw_name, "SHELL": "/bin/sh", "PATH": "/usr/bin:/bin"}
+
+
+# --- interpreters
+
+def _venv_dir(target: str) -> str:
+    if target.startswith("rev="):
+        return os.path.join(OUT, "venv-rev-" + target[4:])
+    return {"dev": os.path.join(REPO, ".venv"), "installed": os.path.join(OUT, "venv"),
+            "system": os.path.join(OUT, "venv-system")}[target]
+
+
+def _base_python(target: str) -> str:
+    if target == "system":
+        return SYSTEM_PYTHON
+    dev = os.path.join(REPO, ".venv", "bin", "python")
+    out = subprocess.run([dev, "-c", "import sys; print(sys._base_executable)"], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
+
+
+def _source_digest() -> str:
+    h = hashlib.sha256()
+    for rel in ["pyproject.toml"] + sorted(f"jobctl/{n}" for n in os.listdir(os.path.join(REPO, "jobctl"))
+                                           if n.endswith(".py")):
+        h.update(rel.encode())
+        with open(os.path.join(REPO, rel), "rb") as fh:
+            h.update(fh.read())
+    return h.hexdigest()
+
+
+def python(target: str, refresh: bool = True) -> str:
+    """The interpreter of a target, creating or refreshing its venv when needed."""
+    venv = _venv_dir(target)
+    py = os.path.join(venv, "bin", "python")
+    if target == "dev":
+        if not os.path.exists(py):
+            sys.exit(f"no dev venv at {venv}; run ./install.sh --dev")
+        return py
+    if target == "system" and not os.path.exists(SYSTEM_PYTHON):
+        sys.exit(f"{SYSTEM_PYTHON} missing; choose another --target")
+    if target.startswith("rev="):
+        return _rev_python(target[4:], venv)
+    stamp = os.path.join(venv, "jobctl-bench-source.sha256")
+    digest = _source_digest()
+    fresh = not os.path.exists(py)
+    if fresh:
+        os.makedirs(OUT, exist_ok=True)
+        print(f"# creating {venv} with {_base_python(target)} -m venv", file=sys.stderr)
+        subprocess.run([_base_python(target), "-m", "venv", venv], check=True)
+    try:
+        with open(stamp) as fh:
+            current = fh.read().strip() == digest
+    except OSError:
+        current = False
+    if refresh and not current:
+        pip = [py, "-m", "pip", "--disable-pip-version-check", "install", "--quiet"]
+        # The checkout changed: reinstall jobctl only (its dependencies are already there).
+        extra = [] if fresh else ["--force-reinstall", "--no-deps"]
+        print(f"# installing {REPO} into {venv} (non-editable)", file=sys.stderr)
+        subprocess.run([*pip, *extra, REPO], check=True, stdout=subprocess.DEVNULL)
+        with open(stamp, "w") as fh:
+            fh.write(digest + "\n")
+    return py
+
+
+def _rev_python(rev: str, venv: str) -> str:
+    py = os.path.join(venv, "bin", "python")
+    if os.path.exists(py):
+        return py  # a revision never changes
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        src = os.path.join(tmp, "src")
+        os.makedirs(src)
+        archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", rev], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
+        print(f"# creating {venv} with jobctl at {rev}", file=sys.stderr)
+        subprocess.run([_base_python("installed"), "-m", "venv", venv], check=True)
+        subprocess.run([py, "-m", "pip", "--disable-pip-version-check", "install", "--quiet", src], check=True,
+                       stdout=subprocess.DEVNULL)
+    return py
+
+
+def python_version(py: str) -> str:
+    return subprocess.run([py, "-c", "import platform; print(platform.python_version())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def targets_arg(value: str) -> list[str]:
+    chosen = [t.strip() for t in value.split(",") if t.strip()]
+    for i, t in enumerate(chosen):
+        if t.startswith("rev=") and len(t) > 4:
+            rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", t[4:]], capture_output=True, text=True,
+                                 check=False)
+            if rev.returncode != 0:
+                raise SystemExit(f"unknown git revision {t[4:]!r}")
+            chosen[i] = "rev=" + rev.stdout.strip()
+        elif t not in TARGETS:
+            raise SystemExit(f"unknown target {t!r}; choose from {', '.join(TARGETS)} or rev=GITREV")
+    return chosen
+
+
+# --- running children
+
+class Result:
+    __slots__ = ("wall", "cpu", "maxrss_kib", "status", "pid")
+
+    def __init__(self, wall: float, cpu: float, maxrss_kib: int, status: int, pid: int) -> None:
+        self.wall = wall
+        self.cpu = cpu
+        self.maxrss_kib = maxrss_kib
+        self.status = status
+        self.pid = pid
+
+    @property
+    def code(self) -> int:
+        return os.waitstatus_to_exitcode(self.status)
+
+
+def spawn(argv: list[str], env: dict[str, str], stdout: str = os.devnull, stderr: str | None = None) -> int:
+    """posix_spawn with stdin /dev/null and stdout/stderr appended to files (like cron's job)."""
+    path = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, stdout, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+        (os.POSIX_SPAWN_OPEN, 2, stderr or stdout, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+    ]
+    return os.posix_spawn(path, argv, env, file_actions=actions)
+
+
+def run(argv: list[str], env: dict[str, str], stdout: str = os.devnull, stderr: str | None = None) -> Result:
+    """One child, timed: wall from spawn to reap, CPU and peak RSS from wait4."""
+    t0 = time.perf_counter()
+    pid = spawn(argv, env, stdout, stderr)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    return Result(wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss, status, pid)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table (pastes straight into docs/benchmarks.md)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+    out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def definition(name: str, command: object = "true", **keys: object) -> dict[str, object]:
+    """A compiled definition as `jobctl apply` writes it (the shape of tests/runhelp.job)."""
+    defn: dict[str, object] = {
+        "name": name, "command": command, "shell": "/bin/sh", "working_dir": None, "env": {},
+        "timeout": None, "kill_grace": 2, "retries": {"attempts": 0, "delay": 1, "backoff": 2, "max_delay": 60},
+        "concurrency": "forbid", "output_limit": 1 << 20,
+    }
+    defn.update(keys)
+    return defn
+
+
+def helper(py: str, code: str, *args: str) -> str:
+    """Run a snippet with a target's interpreter (its own jobctl), returning stdout."""
+    return subprocess.run([py, "-c", code, *args], capture_output=True, text=True, check=True).stdout
+
+
+APPLY_SNIPPET = """
+import json, sys
+from jobctl import applied
+from jobctl.runner import wrapper_argv
+state = sys.argv[1]
+out = []
+for defn in json.loads(sys.stdin.read()):
+    applied.write(state, defn)
+    out.append(wrapper_argv(state, defn["name"]))
+print(json.dumps(out))
+"""
+
+
+def apply_definitions(py: str, state: str, defns: list[dict[str, object]]) -> list[list[str]]:
+    """Write applied definitions with the target's jobctl; return each job's wrapper argv."""
+    import json
+
+    out = subprocess.run([py, "-c", APPLY_SNIPPET, state], input=json.dumps(defns), capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def scratch(name: str) -> str:
+    """A fresh directory under bench/out/."""
+    path = os.path.join(OUT, name)
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, mode=0o700)
+    return path

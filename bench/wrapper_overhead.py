@@ -1,0 +1,127 @@
+"""Wrapper overhead: one scheduled run of `true`, as cron starts it.
+
+Compares, in one interleaved run (round robin, the starting variant rotating
+each round):
+
+  sh -c true        the bare job
+  flock idiom       sh -c 'flock -n LOCK timeout 60 sh -c true >>LOG 2>&1'
+  wrapper (TARGET)  the exact argv of jobctl.runner.wrapper_argv(state, name),
+                    on a definition written by jobctl.applied.write
+
+Wall is spawn to reap; CPU is user+sys of the child and everything it reaped
+(os.wait4).  Every run must exit 0 with nothing on stderr.
+
+--alternatives adds interpreter floors (`python -I -c pass`, with -S) and
+other ways of starting the same wrapper (no runpy: -c; no site: -S -c with
+the package directory put on sys.path by hand) to see what each costs.
+
+    .venv/bin/python bench/wrapper_overhead.py [--quick] [--runs N]
+        [--targets dev,installed,system] [--alternatives]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import common
+
+TARGET_MS = 40.0  # the issue's bound on median wall and CPU over bare sh -c true
+
+NO_RUNPY = "import sys, jobctl.runner as r; sys.exit(r.main())"
+NO_SITE = "import sys; sys.path.append({dir!r}); import jobctl.runner as r; sys.exit(r.main())"
+
+
+def variants(targets: list[str], out: str, alternatives: bool) -> dict[str, list[str]]:
+    lock, log = os.path.join(out, "idiom.lock"), os.path.join(out, "idiom.log")
+    found = {
+        "sh -c true": ["/bin/sh", "-c", "true"],
+        "flock idiom": ["/bin/sh", "-c", f"flock -n {lock} timeout 60 sh -c true >>{log} 2>&1"],
+    }
+    for target in targets:
+        py = common.python(target)
+        state = os.path.join(out, target, "state")
+        [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
+        found[f"wrapper ({target})"] = argv
+        if not alternatives:
+            continue
+        args = argv[argv.index("jobctl.runner") + 1:]
+        pkg_parent = common.helper(py, "import os, jobctl; print(os.path.dirname(os.path.dirname(jobctl.__file__)))")
+        found[f"python -I -c pass ({target})"] = [py, "-I", "-c", "pass"]
+        found[f"python -I -S -c pass ({target})"] = [py, "-I", "-S", "-c", "pass"]
+        found[f"wrapper -I -c, no runpy ({target})"] = [py, "-I", "-c", NO_RUNPY, *args]
+        found[f"wrapper -I -S -c, no site ({target})"] = [
+            py, "-I", "-S", "-c", NO_SITE.format(dir=pkg_parent.strip()), *args]
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 rounds instead of 40")
+    parser.add_argument("--runs", type=int, help="rounds (every variant runs once per round)")
+    parser.add_argument("--targets", default="dev,installed,system", type=common.targets_arg,
+                        help="interpreters to measure (dev, installed, system)")
+    parser.add_argument("--alternatives", action="store_true", help="also measure other ways to start the wrapper")
+    opts = parser.parse_args()
+    rounds = opts.runs or (10 if opts.quick else 40)
+
+    out = common.scratch("wrapper_overhead")
+    env = common.cron_env()
+    found = variants(opts.targets, out, opts.alternatives)
+    names = list(found)
+    errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
+    for name in names:  # warm-up: page cache, .pyc files, the run log's creation
+        for _ in range(3):
+            common.run(found[name], env, stderr=errs[name])
+    results: dict[str, list[common.Result]] = {name: [] for name in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            res = common.run(found[name], env, stderr=errs[name])
+            if res.code != 0:
+                sys.exit(f"{name} exited {res.code}; see {errs[name]}")
+            results[name].append(res)
+
+    problems = [f"{name}: stderr not empty ({errs[name]})" for name in names if os.path.getsize(errs[name])]
+    for target in opts.targets:
+        state = os.path.join(out, target, "state")
+        got = common.helper(common.python(target, refresh=False),
+                            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+                            "\"SELECT count(*) FROM runs WHERE status = 'succeeded'\").fetchone()[0])",
+                            os.path.join(state, "runs.db"))
+        wrappers = sum(1 for n in names if n.endswith(f"({target})") and "wrapper" in n)
+        if int(got) != wrappers * (rounds + 3):
+            problems.append(f"{target}: {got.strip()} succeeded runs recorded, expected {wrappers * (rounds + 3)}")
+        if os.path.exists(os.path.join(state, "jobctl-errors.log")):
+            problems.append(f"{target}: {state}/jobctl-errors.log exists")
+
+    common.print_machine()
+    for target in opts.targets:
+        print(f"{target}: {common.python(target, refresh=False)} (Python "
+              f"{common.python_version(common.python(target, refresh=False))})")
+    bare_wall = common.median([x.wall for x in results["sh -c true"]])
+    bare_cpu = common.median([x.cpu for x in results["sh -c true"]])
+    rows = []
+    for name in names:
+        wall = common.median([x.wall for x in results[name]])
+        cpu = common.median([x.cpu for x in results[name]])
+        verdict = ""
+        if name.startswith("wrapper ("):
+            ok = (wall - bare_wall) * 1000 <= TARGET_MS and (cpu - bare_cpu) * 1000 <= TARGET_MS
+            verdict = "yes" if ok else "NO"
+        rows.append([name, common.ms(wall), common.ms(cpu), common.ms(wall - bare_wall), common.ms(cpu - bare_cpu),
+                     verdict])
+    print(f"\n{rounds} interleaved rounds, medians in ms; target: wrapper <= {TARGET_MS:.0f} ms wall and CPU "
+          "over sh -c true\n")
+    print(common.table(["variant", "wall", "CPU", "wall over bare", "CPU over bare", "within target"], rows))
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump({n: [[x.wall, x.cpu] for x in results[n]] for n in names}, fh)
+    for p in problems:
+        print(f"PROBLEM: {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
