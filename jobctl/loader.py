@@ -45,8 +45,14 @@ class _Refused(yaml.YAMLError):
         self.message = message
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that bounds aliases and nesting while composing, and stops early.
+# libyaml scans and parses about ten times faster than PyYAML's pure-Python
+# reader; composition stays in Python (Composer first in the MRO) so that the
+# checks below see every node.  Without libyaml the pure-Python parser does it all.
+_Base: Any = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+
+class _Loader(Composer, _Base):  # type: ignore[misc]
+    """A safe loader that bounds aliases and nesting while composing, and stops early.
 
     Nothing here expands aliases, but a file whose aliases would expand to
     millions of values is refused by name rather than reported as a pile of
@@ -54,8 +60,11 @@ class _Loader(yaml.SafeLoader):
     bounded too (a file of ``[[[[…`` would otherwise hit RecursionError).
     """
 
+    base: Any = _Base
+
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+        self.base.__init__(self, stream)
+        Composer.__init__(self)
         self._aliases = 0
         self._expanded = 0
         self._depth = 0
@@ -94,12 +103,10 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
-@dataclass
-class _Doc:
-    path: str
-    node: MappingNode
-    stem: str
-    only_job: bool
+class _PyLoader(_Loader, yaml.SafeLoader):  # type: ignore[misc]
+    """The same checks on PyYAML's pure-Python parser, for its clearer error messages."""
+
+    base = yaml.SafeLoader
 
 
 @dataclass
@@ -202,14 +209,14 @@ def _read_documents(path: str, out: _Collector) -> list[Node]:
         return []
     if text.startswith("\ufeff"):
         text = text[1:]
-    docs: list[Node] = []
-    loader = None
     try:
-        loader = _Loader(text)
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                docs.append(node)
+        return _compose(text, _Loader)
+    except yaml.YAMLError:
+        pass  # composed again below, for the message
+    # Errors (rare) are composed again by the pure-Python parser, whose
+    # messages name the offending character; libyaml's do not.
+    try:
+        return _compose(text, _PyLoader)
     except _Refused as exc:
         out.add(path, None, exc.message, line=exc.mark.line + 1, column=exc.mark.column + 1)
         return []
@@ -231,10 +238,19 @@ def _read_documents(path: str, out: _Collector) -> list[Node]:
     except yaml.YAMLError as exc:
         out.add(path, None, f"YAML error: {exc}")
         return []
+
+
+def _compose(text: str, cls: type) -> list[Node]:
+    loader = cls(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                docs.append(node)
+        return docs
     finally:
-        if loader is not None:
-            loader.dispose()
-    return docs
+        loader.dispose()
 
 
 def _syntax_hint(text: str, mark: yaml.Mark | None) -> str:
