@@ -482,6 +482,17 @@ def status(
         render.status_table(rows)
 
 
+def _register_export() -> None:
+    # `jobctl export ...` lives in its own module (issue 6); registering it
+    # costs one small import.
+    from .cli_export import register
+
+    register(app)
+
+
+_register_export()
+
+
 def _crash_report(exc: BaseException) -> str:
     """Write the full traceback somewhere an operator can find it."""
     import tempfile

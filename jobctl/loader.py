@@ -348,8 +348,13 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                 return False, None
             result = {}
             for k, v in items:
+                if (field_.list_values and isinstance(v, SequenceNode)
+                        and all(isinstance(i, ScalarNode) for i in v.value)):
+                    result[k.value] = [_item(i, field_) for i in v.value]
+                    continue
                 if not isinstance(v, ScalarNode):
-                    out.add(path, v, f"{key} {k.value}: must be a plain value, not {_node_kind(v)}", job)
+                    what = "a plain value or a list of them" if field_.list_values else "a plain value"
+                    out.add(path, v, f"{key} {k.value}: must be {what}, not {_node_kind(v)}", job)
                     return False, None
                 # keys as written: an env variable named ON or NO is not a boolean
                 result[k.value] = _item(v, field_)

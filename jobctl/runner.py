@@ -22,9 +22,15 @@ import errno
 import fcntl
 import os
 import select
-import signal
 import sys
 import time
+
+try:
+    # signal is _signal plus enums, and importing enum costs the wrapper ~2 ms
+    # at every start (docs/benchmarks.md); it needs the numbers only.
+    import _signal
+except ImportError:  # not CPython
+    import signal as _signal
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
@@ -38,7 +44,7 @@ EX_CANNOT_EXEC = 126
 EX_NOT_FOUND = 127
 
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+FORWARDED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 READ_CHUNK = 1 << 20
 _F_SETPIPE_SZ = 1031
 
@@ -58,6 +64,8 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def _signame(num: int) -> str:
+    import signal  # only when a run ends by a signal
+
     try:
         return signal.Signals(num).name
     except ValueError:
@@ -170,9 +178,9 @@ class Signals:
         self.raise_now = False
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.previous = {}
-        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        _signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         for sig in FORWARDED_SIGNALS:
-            self.previous[sig] = signal.signal(sig, self._handle)
+            self.previous[sig] = _signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.pending.append(signum)
@@ -187,9 +195,9 @@ class Signals:
             pass
 
     def restore(self) -> None:
-        signal.set_wakeup_fd(-1)
+        _signal.set_wakeup_fd(-1)
         for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+            _signal.signal(sig, handler)
         os.close(self.wake_r)
         os.close(self.wake_w)
 
@@ -367,9 +375,9 @@ class Attempt:
         if pid == 0:  # child: only async-signal-safe-ish work, then exec
             stage = "setsid"
             try:
-                for sig in (*FORWARDED_SIGNALS, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, ())
+                for sig in (*FORWARDED_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD):
+                    _signal.signal(sig, _signal.SIG_DFL)
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
                 os.setsid()
                 os.umask(self.umask)
                 stage = "chdir"
@@ -465,11 +473,11 @@ class Attempt:
                     ended_by = ended_by or "signal"
                     kill_at = now + kill_grace
                 if deadline is not None and ended_by is None and now >= deadline:
-                    _killpg(pid, signal.SIGTERM)
+                    _killpg(pid, _signal.SIGTERM)
                     ended_by = "timeout"
                     kill_at = now + kill_grace
                 if kill_at is not None and now >= kill_at:
-                    _killpg(pid, signal.SIGKILL)
+                    _killpg(pid, _signal.SIGKILL)
                     kill_at = None
                 if status is None:
                     # The pidfd can report the exit a moment before waitpid
@@ -484,7 +492,7 @@ class Attempt:
                 # We are ending the job: its grandchildren must go too (a job
                 # that ended by itself may leave background processes, as under cron).
                 if kill_at is None:
-                    _killpg(pid, signal.SIGKILL)
+                    _killpg(pid, _signal.SIGKILL)
                     # Killed processes vanish once init reaps them; do not wait
                     # forever where nothing reaps.
                     if give_up is None:
@@ -563,12 +571,12 @@ class Wrapper:
                 # Terminate the holder's whole process group, then take the lock
                 # once its wrapper has recorded the run and let go.
                 if holder_pgid:
-                    _killpg(holder_pgid, signal.SIGTERM)
+                    _killpg(holder_pgid, _signal.SIGTERM)
                 end = time.monotonic() + grace
                 while not lock.try_acquire():
                     if time.monotonic() >= end:
                         if holder_pgid:
-                            _killpg(holder_pgid, signal.SIGKILL)
+                            _killpg(holder_pgid, _signal.SIGKILL)
                         lock.acquire()
                         break
                     signals.sleep(0.05)
@@ -698,6 +706,41 @@ def wrapper_argv(state: str, name: str) -> list[str]:
             "--scheduled", "--state-dir", state, name]
 
 
+class _JsonContext:
+    """The settings of a default json.JSONDecoder, as its C scanner reads them."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+
+
+def load_json(data: bytes) -> Any:
+    """json.loads(data), without importing json for an applied definition.
+
+    json.decoder compiles regular expressions at import, and re with its enum
+    costs the wrapper ~3 ms at every start (docs/benchmarks.md).  An applied
+    definition is a JSON object; it is parsed by the C scanner json.loads
+    itself uses, and anything else (other encodings, errors, trailing data)
+    goes to json.loads, so the result and the errors are json's.
+    """
+    if data[:1] == b"{":
+        try:
+            from _json import make_scanner
+
+            text = data.decode("utf-8", "surrogatepass")
+            obj, end = make_scanner(_JsonContext)(text, 0)
+            if not text[end:].strip(" \t\n\r"):
+                return obj
+        except (ImportError, ValueError, StopIteration):
+            pass
+    import json
+
+    return json.loads(data)
+
+
 USAGE = "usage: python -m jobctl.runner [--state-dir DIR] [--scheduled] [--quiet] [--definition-stdin] " \
         "[--report-fd N] NAME"
 
@@ -738,14 +781,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         error(f"state directory {state} unusable: {exc.strerror}")
         return EX_JOBCTL
-    import json
-
     try:
         if from_stdin:
-            defn = json.loads(sys.stdin.buffer.read())
+            defn = load_json(sys.stdin.buffer.read())
         else:
             with open(os.path.join(state, "applied", name + ".json"), "rb") as fh:
-                defn = json.loads(fh.read())
+                defn = load_json(fh.read())
     except FileNotFoundError:
         error(f"not applied: no {os.path.join(state, 'applied', name + '.json')}; run jobctl apply")
         return EX_JOBCTL

@@ -94,6 +94,31 @@ class Retries:
         return float(min(self.delay * self.backoff ** (retry - 1), self.max_delay))
 
 
+NOTIFY_WHEN = ("failure", "recovery", "success")
+NOTIFY_SINKS = ("command", "webhook", "email", "ping")
+_NOTIFY_KEYS = ("when", "after_failures", *NOTIFY_SINKS)
+
+
+@dataclass(frozen=True)
+class Notify:
+    when: tuple[str, ...] = ("failure",)
+    after_failures: int = 1
+    command: str | None = None
+    webhook: str | None = None
+    email: tuple[str, ...] = ()
+    ping: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"when": list(self.when), "after_failures": self.after_failures, "command": self.command,
+                "webhook": self.webhook, "email": list(self.email), "ping": self.ping}
+
+
+@dataclass(frozen=True)
+class History:
+    keep: int = 200
+    max_age: int = 90 * 86400
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str
@@ -111,6 +136,11 @@ class JobSpec:
     enabled: bool = True
     tags: tuple[str, ...] = ()
     user: str | None = None
+    timezone: str | None = None
+    jitter: int = 0
+    catch_up: int | None = None
+    notify: Notify | None = None
+    history: History = History()
     #: where the job was defined: "path:line"
     source: str = ""
 
@@ -138,6 +168,11 @@ class JobSpec:
             "user": self.user,
             "description": self.description,
             "tags": list(self.tags),
+            "timezone": self.timezone,
+            "jitter": self.jitter,
+            "catch_up": self.catch_up,
+            "notify": self.notify.to_dict() if self.notify else None,
+            "history": {"keep": self.history.keep, "max_age": self.history.max_age},
             "source": self.source,
         }
 
@@ -327,6 +362,98 @@ def _user(value: Any) -> str:
     return text
 
 
+def _timezone(value: Any) -> str:
+    text = _string(value)
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(text)
+        return text
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        pass
+    import difflib
+
+    close = difflib.get_close_matches(text, sorted(zoneinfo.available_timezones()), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "; use an IANA name such as Europe/Berlin or UTC"
+    raise ValueError(f"{text!r} is not a known time zone{hint}")
+
+
+def _positive_duration(value: Any) -> int:
+    seconds = parse_duration(value)
+    if seconds == 0:
+        raise ValueError("must be longer than 0s; remove the key to turn it off")
+    return seconds
+
+
+def _url(value: Any, key: str) -> str:
+    text = _string(value)
+    if not re.match(r"https?://[^\s/]+", text):
+        raise FieldError(f"notify {key}: {text!r} is not an http:// or https:// URL", at=key)
+    return text
+
+
+def _notify(value: Any) -> Notify:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping with when and at least one of {', '.join(NOTIFY_SINKS)}")
+    import difflib
+
+    for key in value:
+        if key not in _NOTIFY_KEYS:
+            close = difflib.get_close_matches(str(key), _NOTIFY_KEYS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; use {', '.join(_NOTIFY_KEYS)}"
+            if key in (True, "on"):
+                hint = "; the key is 'when' (YAML 1.1 reads 'on' as true)"
+            raise FieldError(f"unknown notify key {key!r}{hint}", at=key, on_key=True)
+    kwargs: dict[str, Any] = {}
+    when = value.get("when", ["failure"])
+    when = [when] if isinstance(when, str) else when
+    if not isinstance(when, list) or not when or any(w not in NOTIFY_WHEN for w in when):
+        raise FieldError(f"notify when: use a list of {', '.join(NOTIFY_WHEN)}, e.g. [failure, recovery]", at="when")
+    kwargs["when"] = tuple(dict.fromkeys(when))
+    if "after_failures" in value:
+        n = value["after_failures"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise FieldError("notify after_failures: a whole number 1 or more", at="after_failures")
+        kwargs["after_failures"] = n
+    if "command" in value:
+        command = _string(value["command"])
+        if not command.strip():
+            raise FieldError("notify command is empty", at="command")
+        kwargs["command"] = command
+    for key in ("webhook", "ping"):
+        if key in value:
+            kwargs[key] = _url(value[key], key)
+    if "email" in value:
+        emails = value["email"] if isinstance(value["email"], list) else [value["email"]]
+        for e in emails:
+            if not isinstance(e, str) or not re.match(r"[^@\s]+@[^@\s]+\Z", e):
+                raise FieldError(f"notify email: {e!r} is not an e-mail address", at="email")
+        kwargs["email"] = tuple(emails)
+    if not any(k in value for k in NOTIFY_SINKS):
+        raise ValueError(f"notify needs at least one of {', '.join(NOTIFY_SINKS)}")
+    return Notify(**kwargs)
+
+
+def _history(value: Any) -> History:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping such as {keep: 100, max_age: 30d}")
+    for key in value:
+        if key not in ("keep", "max_age"):
+            raise FieldError(f"unknown history key {key!r}; use keep and max_age", at=key, on_key=True)
+    kwargs: dict[str, Any] = {}
+    if "keep" in value:
+        keep = value["keep"]
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise FieldError("history keep: a whole number of runs, 1 or more", at="keep")
+        kwargs["keep"] = keep
+    if "max_age" in value:
+        try:
+            kwargs["max_age"] = _positive_duration(value["max_age"])
+        except ValueError as exc:
+            raise FieldError(f"history max_age: {exc}", at="max_age") from None
+    return History(**kwargs)
+
+
 @dataclass(frozen=True)
 class Field:
     """One job-file key."""
@@ -342,6 +469,8 @@ class Field:
     #: list items / map values YAML reads as numbers keep their text, so
     #: ``[chmod, 0644, f]`` runs chmod 0644, not chmod 420.
     numbers_as_written: bool = False
+    #: a "map" whose values may also be lists of plain values (notify: when: [...])
+    list_values: bool = False
 
 
 _DURATION_SCHEMA = {
@@ -395,6 +524,32 @@ FIELDS: tuple[Field, ...] = (
           "Labels to filter read commands by."),
     Field("user", _user, ("scalar",), {"type": "string"},
           "User to run as; only for the system crontab target (apply --system)."),
+)
+
+_URL_SCHEMA = {"type": "string", "pattern": "^https?://"}
+
+FIELDS += (
+    Field("timezone", _timezone, ("scalar",), {"type": "string"},
+          "IANA time zone the schedule is read in (e.g. Europe/Berlin); DST as cron(8) handles it."),
+    Field("jitter", _duration, ("scalar",), _DURATION_SCHEMA,
+          "Random delay in [0, jitter) before each scheduled run starts."),
+    Field("catch_up", _positive_duration, ("scalar",), _DURATION_SCHEMA,
+          "After downtime, run once if the last scheduled run was missed within this window."),
+    Field("notify", _notify, ("map",),
+          {"type": "object", "additionalProperties": False,
+           "properties": {"when": {"oneOf": [{"enum": list(NOTIFY_WHEN)},
+                                             {"type": "array", "minItems": 1, "items": {"enum": list(NOTIFY_WHEN)}}]},
+                          "after_failures": {"type": "integer", "minimum": 1},
+                          "command": {"type": "string", "minLength": 1},
+                          "webhook": _URL_SCHEMA, "ping": _URL_SCHEMA,
+                          "email": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+           "anyOf": [{"required": [k]} for k in NOTIFY_SINKS]},
+          "Alerts: when [failure, recovery, success], after_failures N, sinks command/webhook/email/ping.",
+          list_values=True),
+    Field("history", _history, ("map",),
+          {"type": "object", "additionalProperties": False,
+           "properties": {"keep": {"type": "integer", "minimum": 1}, "max_age": _DURATION_SCHEMA}},
+          "Run-log retention: {keep: runs, max_age: duration} (default 200 runs, 90d)."),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}

@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from contextlib import contextmanager
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
 BUSY_TIMEOUT_S = 15.0
 
@@ -75,6 +74,27 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class _Transaction:
+    """``with``: BEGIN IMMEDIATE, then COMMIT, or ROLLBACK when the block raises.
+
+    A class, not contextlib.contextmanager: the wrapper would pay for
+    importing contextlib (and functools) at every start.
+    """
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        return False
+
+
 class Store:
     def __init__(self, path: str, db: sqlite3.Connection) -> None:
         self.path = path
@@ -83,16 +103,9 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> _Transaction:
         """One write transaction, taken immediately so writers queue on the busy timeout."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        return _Transaction(self.db)
 
     # --- writes used by the wrapper
 

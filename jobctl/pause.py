@@ -1,0 +1,57 @@
+"""Paused jobs: a flag file per job under STATE/paused/.
+
+A file, not a row in the run log: the wrapper checks it with one stat() on
+every scheduled run, and pausing must work even when the run log is broken.
+Pausing never rewrites the crontab.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def _flag(state: str, name: str) -> str:
+    return os.path.join(state, "paused", name)
+
+
+def is_paused(state: str, name: str) -> bool:
+    return os.path.exists(_flag(state, name))
+
+
+def paused_since(state: str, name: str) -> float | None:
+    try:
+        return os.stat(_flag(state, name)).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def pause(state: str, name: str) -> bool:
+    """Pause a job; False when it already was."""
+    os.makedirs(os.path.join(state, "paused"), mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(_flag(state, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"paused at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} by uid {os.geteuid()}\n")
+    return True
+
+
+def resume(state: str, name: str) -> bool:
+    """Resume a job; False when it was not paused."""
+    try:
+        os.unlink(_flag(state, name))
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def paused(state: str) -> list[str]:
+    try:
+        return sorted(os.listdir(os.path.join(state, "paused")))
+    except FileNotFoundError:
+        return []
+
+
+
