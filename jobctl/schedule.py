@@ -76,6 +76,20 @@ class Schedule:
         return describe(self.cron)
 
 
+def compile_fields(cron: str) -> dict | None:
+    """The field sets the wrapper matches against (clock.matches), JSON-ready."""
+    if cron == "@reboot":
+        return None
+    fields = parse_cron(cron)
+    (minute, min_star), (hour, hr_star), (dom, dom_star), (month, _), (dow, dow_star) = fields
+    return {
+        "minute": sorted(minute), "hour": sorted(hour), "dom": sorted(dom), "month": sorted(month),
+        "dow": sorted(dow), "dom_star": dom_star, "dow_star": dow_star,
+        # cron(8): only jobs without * in minute and hour get the DST treatment
+        "fixed": not (min_star or hr_star),
+    }
+
+
 def describe(cron: str) -> str:
     """Human text for a cron expression ("At 03:15 AM, only on Sunday")."""
     # cron-descriptor describes @reboot as "every minute"; say what it means.
