@@ -482,6 +482,146 @@ def status(
         render.status_table(rows)
 
 
+Names = Annotated[list[str], typer.Argument(metavar="NAME...", help="Jobs to act on.")]
+
+
+def _known_names(state: str, names: list[str], jobs_dir: str | None) -> None:
+    """Pausing a typo would silently do nothing: insist on a known job."""
+    from . import applied, loader, paths
+
+    directory = paths.jobs_dir(jobs_dir)
+    known = set(applied.names(state))
+    try:
+        known |= {j.name for j in loader.load_dir(directory).jobs}
+    except JobctlError:
+        pass
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        _fail(UnknownJob(f"no job named {', '.join(map(repr, unknown))} (applied or in {directory}); nothing changed"))
+
+
+@app.command(epilog="Examples:\n\n  jobctl pause backup\n\n  jobctl pause backup tmp-cleanup")
+def pause(names: Names, jobs_dir: JobsDir = None) -> None:
+    """Pause jobs: their scheduled runs are recorded as skipped (reason: paused).
+
+    The crontab is not touched; `jobctl run` still runs a paused job by hand.
+    """
+    from . import pause as pause_mod
+
+    state = _state()
+    _known_names(state, names, jobs_dir)
+    for name in names:
+        print(f"paused {name}" if pause_mod.pause(state, name) else f"{name} was already paused")
+
+
+@app.command(epilog="Examples:\n\n  jobctl resume backup")
+def resume(names: Names, jobs_dir: JobsDir = None) -> None:
+    """Resume paused jobs."""
+    from . import pause as pause_mod
+
+    state = _state()
+    _known_names(state, names, jobs_dir)
+    for name in names:
+        print(f"resumed {name}" if pause_mod.resume(state, name) else f"{name} was not paused")
+
+
+@app.command(epilog="Examples:\n\n  jobctl prune --dry-run\n\n  jobctl prune")
+def prune(
+    dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Count what would go; delete nothing.")] = False,
+) -> None:
+    """Apply each job's history retention (keep / max_age) to the run log now.
+
+    Jobs no longer applied keep the defaults (200 runs, 90 days).  Runs are
+    also pruned after each run; this prunes everything and compacts the file.
+    """
+    from . import applied, retention
+
+    state = _state()
+    log = _open_log(state)
+    if log is None:
+        print("no run log yet; nothing to prune")
+        return
+    now = time.time()
+    total = 0
+    jobs = [r[0] for r in log.db.execute("SELECT DISTINCT job FROM runs")]
+    size_before = os.path.getsize(log.path)
+    with log.write() as db:
+        for job in sorted(jobs):
+            hist = (applied.read(state, job) or {}).get("history") or {}
+            keep = hist.get("keep", retention.DEFAULT_KEEP)
+            max_age = hist.get("max_age", retention.DEFAULT_MAX_AGE)
+            n = (len(retention.doomed(db, job, keep, max_age, now)) if dry_run
+                 else retention.prune_job(db, job, keep, max_age, now))
+            if n:
+                print(f"{job}: {'would delete' if dry_run else 'deleted'} {n} run{'s' if n != 1 else ''}")
+            total += n
+    if dry_run:
+        print(f"{total} runs would be deleted (dry run; nothing changed)")
+        return
+    retention.vacuum(log.db)
+    size_after = os.path.getsize(log.path)
+    print(f"deleted {total} runs; {log.path}: {size_before // 1024} KiB -> {size_after // 1024} KiB")
+
+
+@app.command(epilog="Examples:\n\n  jobctl metrics\n\n"
+             "  jobctl metrics --textfile /var/lib/prometheus/node-exporter/jobctl.prom")
+def metrics(
+    textfile: Annotated[str | None, typer.Option(metavar="PATH",
+                                                 help="Write atomically to PATH (node_exporter textfile).")] = None,
+) -> None:
+    """Prometheus metrics of every applied job (label job_name)."""
+    from . import metrics as metrics_mod
+
+    state = _state()
+    text = metrics_mod.exposition(state, _open_log(state))
+    if textfile:
+        try:
+            metrics_mod.write_textfile(textfile, text)
+        except OSError as exc:
+            _fail(EnvironmentProblem(f"cannot write {textfile}: {exc.strerror}"))
+    else:
+        sys.stdout.write(text)
+
+
+@app.command(epilog="Examples:\n\n  jobctl doctor\n\n  sudo jobctl doctor --system")
+def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
+    """Check the cron daemon, crontab, state directory, run log, job files and commands.
+
+    Each check prints ok or FAIL with a fix; exit 1 when anything fails.
+    """
+    from . import doctor as doc
+    from . import loader, paths
+
+    state = paths.state_dir()
+    directory = paths.jobs_dir(jobs_dir)
+    checks = [doc.cron_daemon(), doc.crontab_command(), doc.state_permissions(state), doc.run_log(state)]
+    try:
+        result = loader.load_dir(directory)
+    except JobctlError as exc:
+        checks.append(doc.Check("job files", False, exc.message, f"jobctl init {directory}"))
+        result = None
+    if result is not None:
+        if result.problems:
+            checks.append(doc.Check("job files", False, f"{len(result.problems)} problems in {directory}",
+                                    "jobctl validate"))
+        else:
+            checks.append(doc.Check("job files", True, f"{len(result.jobs)} valid jobs in {directory}"))
+            checks.append(doc.crontab_in_sync(result.jobs, state, system))
+        if os.path.isdir(directory):
+            checks.append(doc.job_files_safe(directory))
+        checks.extend(doc.commands_found(result.jobs))
+    failed = 0
+    for c in checks:
+        print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        if not c.ok:
+            failed += 1
+            if c.fix:
+                print(f"      fix: {c.fix}")
+    print(f"{len(checks) - failed} ok, {failed} failed")
+    if failed:
+        raise typer.Exit(int(ExitCode.NOT_OK))
+
+
 def _register_export() -> None:
     # `jobctl export ...` lives in its own module (issue 6); registering it
     # costs one small import.

@@ -1,0 +1,156 @@
+"""`jobctl doctor`: checks an operator can act on, each with a fix."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sqlite3
+import stat
+import subprocess
+from dataclasses import dataclass
+
+from . import paths
+from .runner import CLEAN_PATH
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def cron_daemon() -> Check:
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        if comm in ("cron", "crond"):
+            return Check("cron daemon", True, f"running ({comm}, pid {pid})")
+    return Check("cron daemon", False, "no cron daemon is running: scheduled jobs will not start",
+                 "start it: systemctl enable --now cron (or /usr/sbin/cron where there is no systemd)")
+
+
+def crontab_command() -> Check:
+    found = shutil.which("crontab")
+    if found:
+        return Check("crontab command", True, found)
+    return Check("crontab command", False, "not on PATH", "apt-get install cron")
+
+
+def state_permissions(state: str) -> Check:
+    if not os.path.isdir(state):
+        return Check("state directory", True, f"{state} does not exist yet (created 0700 on first use)")
+    problems = []
+    st = os.stat(state)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        problems.append(f"{state} is {stat.S_IMODE(st.st_mode):04o}, not 0700")
+    if st.st_uid != os.geteuid():
+        problems.append(f"{state} is owned by uid {st.st_uid}, not {os.geteuid()}")
+    for sub in ("runs.db", "applied"):
+        path = os.path.join(state, sub)
+        if sub == "applied" and os.path.isdir(path):
+            files = [os.path.join(path, f) for f in os.listdir(path)]
+        else:
+            files = [path] if os.path.exists(path) else []
+        for f in files:
+            mode = stat.S_IMODE(os.stat(f).st_mode)
+            if mode & 0o077:
+                problems.append(f"{f} is {mode:04o}, not 0600")
+    if problems:
+        return Check("state directory", False, "; ".join(problems), f"chmod -R go-rwx {shlex.quote(state)}")
+    if not os.access(state, os.W_OK):
+        return Check("state directory", False, f"{state} is not writable", "fix its ownership")
+    return Check("state directory", True, f"{state} (0700)")
+
+
+def run_log(state: str) -> Check:
+    path = paths.runs_db(state)
+    if not os.path.exists(path):
+        return Check("run log", True, "none yet (created by the first run)")
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
+        try:
+            result = db.execute("PRAGMA quick_check").fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return Check("run log", False, f"{path}: {exc}",
+                     f"move it aside (mv {path} {path}.broken); the next run starts a new one")
+    if result != [("ok",)]:
+        return Check("run log", False, f"{path}: quick_check: {result[0][0]}",
+                     f"move it aside (mv {path} {path}.broken); the next run starts a new one")
+    return Check("run log", True, f"{path}: quick_check ok")
+
+
+def crontab_in_sync(jobs: list, state: str, system: bool) -> Check:
+    from . import crontab
+    from .errors import JobctlError
+
+    try:
+        plan = crontab.make_plan(jobs, state, crontab.target(system))
+    except JobctlError as exc:
+        return Check("crontab in sync", False, exc.message, "see the message; then jobctl apply")
+    if plan.pending:
+        changed = [f"{c.action} {c.name}" for c in plan.changes if c.action != "unchanged"]
+        return Check("crontab in sync", False, f"{plan.target.label}: {', '.join(changed) or 'block differs'}",
+                     "jobctl plan, then jobctl apply")
+    return Check("crontab in sync", True, f"{plan.target.label}: {len(plan.changes)} jobs as applied")
+
+
+def job_files_safe(directory: str) -> Check:
+    if os.geteuid() != 0:
+        return Check("job file permissions", True, "not running as root")
+    bad = []
+    for path in [directory] + [os.path.join(directory, f) for f in sorted(os.listdir(directory))]:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue
+        if mode & stat.S_IWOTH and not (os.path.isdir(path) and mode & stat.S_ISVTX and path != directory):
+            bad.append(f"{path} ({stat.S_IMODE(mode):04o})")
+    if bad:
+        return Check("job file permissions", False, "writable by others, a root shell for anyone: " + ", ".join(bad),
+                     "chmod o-w " + " ".join(shlex.quote(b.rsplit(" (", 1)[0]) for b in bad))
+    return Check("job file permissions", True, f"no job file under {directory} is writable by others")
+
+
+def _first_word(command: str | list) -> str | None:
+    if isinstance(command, list):
+        return str(command[0])
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:
+        return None
+    for word in words:
+        if "=" in word.split("/")[0] and not word.startswith(("/", ".")):
+            continue  # VAR=value prefix
+        return word
+    return None
+
+
+def commands_found(jobs: list) -> list[Check]:
+    checks = []
+    for job in jobs:
+        defn = job.to_applied()
+        word = _first_word(defn["command"])
+        if word is None:
+            checks.append(Check(f"command of {job.name}", True, "cannot tell the program (complex shell)"))
+            continue
+        path = (defn.get("env") or {}).get("PATH", CLEAN_PATH)
+        shell = defn.get("shell") or "/bin/sh"
+        result = subprocess.run([shell, "-c", 'command -v -- "$1"', "sh", word], env={"PATH": path},
+                                capture_output=True, text=True)
+        if result.returncode == 0:
+            checks.append(Check(f"command of {job.name}", True, f"{word} → {result.stdout.strip()}"))
+        else:
+            checks.append(Check(f"command of {job.name}", False,
+                                f"{word!r} is not found on the run PATH ({path})",
+                                f"use an absolute path, install {word}, or set env: PATH in {job.source}"))
+    return checks

@@ -1,0 +1,96 @@
+"""Prometheus text exposition of every applied job, for node_exporter's textfile collector.
+
+The job's name is in a ``job_name`` label: ``job`` belongs to the scrape target.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+
+from . import applied, pause
+from .store import STATUSES, Store
+
+PREFIX = "jobctl_job_"
+METRICS = (
+    ("last_start_timestamp_seconds", "Start of the job's latest run (Unix time)."),
+    ("last_success_timestamp_seconds", "Start of the job's latest successful run (Unix time)."),
+    ("last_duration_seconds", "Duration of the job's latest finished run."),
+    ("last_exit_code", "Exit code of the job's latest finished run."),
+    ("runs", "Runs in the run log by status (retention prunes old ones)."),
+    ("running", "1 while a run of the job is in progress."),
+    ("paused", "1 when the job is paused."),
+    ("consecutive_failures", "Failed, timed-out, killed or lost runs since the last success."),
+    ("next_run_timestamp_seconds", "Next scheduled run (Unix time); absent for @reboot jobs."),
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def exposition(state: str, log: Store | None, now: float | None = None) -> str:
+    from .schedule import Schedule
+    from .status import consecutive_failures
+
+    now = time.time() if now is None else now
+    names = applied.names(state)
+    samples: dict[str, list[str]] = {m: [] for m, _ in METRICS}
+    counts: dict[tuple[str, str], int] = {}
+    if log is not None:
+        for job, status, n in log.db.execute("SELECT job, status, count(*) FROM runs GROUP BY job, status"):
+            counts[(job, status)] = n
+    for name in names:
+        defn = applied.read(state, name) or {}
+        lbl = f'job_name="{_label(name)}"'
+
+        def put(metric: str, value: float | int | None, extra: str = "", _lbl: str = lbl) -> None:
+            if value is not None:
+                samples[metric].append(f"{PREFIX}{metric}{{{_lbl}{extra}}} {value}")
+
+        if log is not None:
+            last = log.db.execute("SELECT started_at FROM runs WHERE job = ? AND status != 'skipped' "
+                                  "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            put("last_start_timestamp_seconds", last[0] if last else None)
+            ok = log.db.execute("SELECT max(started_at) FROM runs WHERE job = ? AND status = 'succeeded'",
+                                (name,)).fetchone()
+            put("last_success_timestamp_seconds", ok[0] if ok else None)
+            fin = log.db.execute("SELECT duration_s, exit_code FROM runs WHERE job = ? AND status NOT IN "
+                                 "('running', 'skipped') ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            if fin:
+                put("last_duration_seconds", round(fin[0], 3) if fin[0] is not None else None)
+                put("last_exit_code", fin[1])
+            put("consecutive_failures", consecutive_failures(log, name))
+        for status in STATUSES:
+            put("runs", counts.get((name, status), 0), f',status="{status}"')
+        put("running", 1 if counts.get((name, "running")) else 0)
+        put("paused", 1 if pause.is_paused(state, name) else 0)
+        cron = defn.get("cron")
+        if cron and cron != "@reboot":
+            zone = defn.get("timezone")
+            start = datetime.fromtimestamp(now).astimezone()
+            if zone:
+                from zoneinfo import ZoneInfo
+
+                start = start.astimezone(ZoneInfo(zone))
+            nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start)[0]
+            put("next_run_timestamp_seconds", int(nxt.timestamp()))
+    lines = []
+    for metric, help_text in METRICS:
+        lines.append(f"# HELP {PREFIX}{metric} {help_text}")
+        lines.append(f"# TYPE {PREFIX}{metric} gauge")
+        lines.extend(samples[metric])
+    return "\n".join(lines) + "\n"
+
+
+def write_textfile(path: str, text: str) -> None:
+    """Atomically, so node_exporter never reads half a file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
