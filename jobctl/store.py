@@ -216,9 +216,36 @@ class Store:
 
 
 def _create(path: str) -> None:
+    """A new run log, migrated and in WAL mode before any other process can open it.
+
+    Switching a file to WAL takes an exclusive lock without the busy timeout,
+    so wrappers creating the log at the same moment got "database is locked"
+    (two at once failed about half the time).  The log is built under a
+    private name and hard-linked into place; a creator that loses the race
+    uses the winner's file.
+    """
+    tmp = f"{path}.new.{os.getpid()}"
     # Created 0600 before SQLite touches it; SQLite gives -wal/-shm the same mode.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            _migrate(db)
+        finally:
+            db.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        except OSError:
+            if not os.path.exists(path):  # a filesystem without hard links
+                os.rename(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
 
 def connect(path: str, create: bool = True) -> Store:
