@@ -73,8 +73,19 @@ def machine() -> dict[str, str]:
     }
 
 
-def print_machine() -> None:
+def loadavg() -> str:
+    """The 1-minute load average: other work on the machine skews every figure."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return fh.read().split()[0]
+    except OSError:
+        return "?"
+
+
+def print_machine(load_before: str | None = None) -> None:
     info = machine()
+    if load_before is not None:
+        info["load (1 min) before/after"] = f"{load_before}/{loadavg()}"
     print("; ".join(f"{k}: {v}" for k, v in info.items()))
 
 

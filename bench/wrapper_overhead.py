@@ -69,6 +69,7 @@ def main() -> int:
 
     out = common.scratch("wrapper_overhead")
     env = common.cron_env()
+    load = common.loadavg()
     found = variants(opts.targets, out, opts.alternatives)
     names = list(found)
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
@@ -97,7 +98,7 @@ def main() -> int:
         if os.path.exists(os.path.join(state, "jobctl-errors.log")):
             problems.append(f"{target}: {state}/jobctl-errors.log exists")
 
-    common.print_machine()
+    common.print_machine(load)
     for target in opts.targets:
         print(f"{target}: {common.python(target, refresh=False)} (Python "
               f"{common.python_version(common.python(target, refresh=False))})")
