@@ -163,6 +163,9 @@ def status_json(s: Any) -> dict[str, Any]:
         "state": s.state,
         "last_run": run_json(s.last_run) if s.last_run is not None else None,
         "consecutive_failures": s.consecutive_failures,
+        "paused": s.paused,
+        "late": s.late,
+        "missed": s.missed,
     }
 
 
@@ -187,8 +190,12 @@ def status_table(rows: list[Any]) -> None:
             code = "" if last["exit_code"] is None else f" ({last['exit_code']})"
             result = status_text(last["status"])
             result.append(code)
+        state = Text(s.state, style=STATE_STYLE.get(s.state, ""))
+        for flag, style in (("paused", "yellow"), ("late", "yellow"), ("missed", "bold red")):
+            if getattr(s, flag):
+                state.append(f" {flag}", style=style)
         table.add_row(
-            s.name, schedule, nxt, Text(s.state, style=STATE_STYLE.get(s.state, "")),
+            s.name, schedule, nxt, state,
             local(last["started_at"]) if last is not None else "never", result,
             duration(last["duration_s"]) if last is not None else "-",
             Text(str(s.consecutive_failures), style="red" if s.consecutive_failures else ""),

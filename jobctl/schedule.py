@@ -72,6 +72,15 @@ class Schedule:
         it = croniter(expr, start, day_or=day_or)
         return [it.get_next(datetime) for _ in range(count)]
 
+    def prev_run(self, before: datetime) -> datetime | None:
+        """The latest scheduled time at or before ``before`` (same zone handling as next_runs)."""
+        if self.is_reboot:
+            return None
+        from croniter import croniter
+
+        expr, day_or = _for_croniter(self.cron)
+        return croniter(expr, before, day_or=day_or).get_prev(datetime)
+
     def describe(self) -> str:
         return describe(self.cron)
 

@@ -24,6 +24,12 @@ class JobStatus:
     last_run: Any  # a run row or None
     consecutive_failures: int
     changed_fields: list[str]
+    paused: bool = False
+    #: the latest scheduled run started more than a minute (plus jitter) late
+    late: bool = False
+    #: the latest scheduled minute has no run at all: the local dead-man's switch
+    missed: bool = False
+    timezone: str | None = None
 
 
 def consecutive_failures(log: Store | None, name: str) -> int:
@@ -41,8 +47,47 @@ def consecutive_failures(log: Store | None, name: str) -> int:
     return count
 
 
+def _zone(name: str | None):
+    if not name:
+        return None
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(name)
+
+
+def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
+    """(late, missed) for the latest scheduled time that should have started by now."""
+    import os
+
+    from . import paths
+
+    if log is None or job.schedule.is_reboot:
+        return False, False
+    zone = _zone(job.timezone)
+    grace = 60 + job.jitter
+    ref = now.astimezone(zone) if zone else now
+    from datetime import timedelta
+
+    scheduled = job.schedule.prev_run(ref - timedelta(seconds=grace))
+    if scheduled is None:
+        return False, False
+    ts = scheduled.timestamp()
+    try:
+        applied_at = os.stat(paths.applied_file(state, job.name)).st_mtime
+    except FileNotFoundError:
+        return False, False
+    if ts < applied_at:
+        return False, False  # not installed yet at that time
+    row = log.db.execute("SELECT min(started_at) FROM runs WHERE job = ? AND scheduled_for >= ? AND scheduled_for < ?",
+                         (job.name, ts - 1, ts + 60)).fetchone()
+    if row is None or row[0] is None:
+        return False, True
+    return row[0] - ts > grace, False
+
+
 def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], log: Store | None,
             now: datetime) -> list[JobStatus]:
+    from . import pause
     from .schedule import describe
 
     out: list[JobStatus] = []
@@ -64,11 +109,16 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         cron = job.schedule.cron
         if cron not in descriptions:
             descriptions[cron] = describe(cron)
-        nxt = job.schedule.next_runs(now)[0] if job.enabled and entry and not job.schedule.is_reboot else None
+        installed = job.enabled and entry is not None and not job.schedule.is_reboot
+        zone = _zone(job.timezone)
+        nxt = job.schedule.next_runs(now.astimezone(zone) if zone else now)[0] if installed else None
+        paused = pause.is_paused(state, job.name)
+        late, missed = lateness(job, state, log, now) if installed and not paused else (False, False)
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
-                             log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields))
+                             log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields,
+                             paused, late, missed, job.timezone))
     known = {j.name for j in jobs}
     for name in sorted(set(entries) - known):
         out.append(JobStatus(name, None, None, None, None, "orphaned", log.latest(name) if log else None,
-                             consecutive_failures(log, name), []))
+                             consecutive_failures(log, name), [], pause.is_paused(state, name)))
     return out
