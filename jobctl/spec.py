@@ -150,6 +150,8 @@ class JobSpec:
             "name": self.name,
             "schedule": self.schedule.text,
             "cron": self.schedule.cron,
+            # the field sets the wrapper matches a time zone's minutes against
+            "fields": schedule_mod.compile_fields(self.schedule.cron),
             "command": list(self.command) if isinstance(self.command, tuple) else self.command,
             "shell": self.shell,
             "working_dir": self.working_dir,

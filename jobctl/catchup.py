@@ -1,0 +1,103 @@
+"""Catch-up after downtime: a job whose last scheduled run was missed runs once.
+
+apply installs ``@reboot`` and every-minute entries running this pass when any
+job has ``catch_up``.  Any number of missed schedules coalesces into exactly
+one run (trigger ``catchup``), unlike Kubernetes' startingDeadlineSeconds,
+which gives up after 100 missed schedules.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta, timezone
+
+from . import clock
+
+#: a scheduled minute this recent may still be starting under cron: not missed yet
+SETTLE = 120
+
+
+def last_due(defn: dict, since: float, until: float) -> float | None:
+    """The latest minute in [since, until] at which the job was due (Unix time)."""
+    f = defn.get("fields")
+    if not f:
+        return None
+    zone = defn.get("timezone")
+    t = datetime.fromtimestamp(until - until % 60, timezone.utc)
+    floor = datetime.fromtimestamp(since, timezone.utc)
+    while t >= floor:
+        if zone:
+            if clock.due(f, zone, t):
+                return t.timestamp()
+        elif clock.matches(f, datetime.fromtimestamp(t.timestamp())):  # cron's own (system) time
+            return t.timestamp()
+        t -= timedelta(minutes=1)
+    return None
+
+
+def missed(defn: dict, applied_at: float, last_activity: float | None, now: float) -> float | None:
+    """The scheduled time to catch up on, or None.
+
+    ``last_activity`` is the latest scheduled_for or start of any run of the
+    job; a run at or after a scheduled time means it was not missed.
+    """
+    window = defn.get("catch_up")
+    if not window or defn.get("cron") == "@reboot":
+        return None
+    since = max(now - window, applied_at)
+    if last_activity is not None:
+        since = max(since, last_activity + 1)
+    return last_due(defn, since, now - SETTLE)
+
+
+def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
+    """Start a catch-up run for every job that missed its last schedule; returns them."""
+    import fcntl
+    import json
+    import subprocess
+    import sys
+
+    from . import pause, store
+
+    now = time.time() if now is None else now
+    os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)
+    guard = os.open(os.path.join(state, "locks", ".catch-up.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(guard)
+        return []  # another pass is at work
+    started: list[tuple[str, float]] = []
+    try:
+        applied_dir = os.path.join(state, "applied")
+        try:
+            names = sorted(n[:-5] for n in os.listdir(applied_dir) if n.endswith(".json"))
+        except FileNotFoundError:
+            return []
+        log = None
+        for name in names:
+            path = os.path.join(applied_dir, name + ".json")
+            with open(path, "rb") as fh:
+                defn = json.loads(fh.read())
+            if not defn.get("catch_up") or pause.is_paused(state, name):
+                continue
+            if log is None:
+                log = store.connect(os.path.join(state, "runs.db"))
+            row = log.db.execute("SELECT max(max(coalesce(scheduled_for, 0), started_at)) FROM runs WHERE job = ?",
+                                 (name,)).fetchone()
+            when = missed(defn, os.stat(path).st_mtime, row[0] if row else None, now)
+            if when is None:
+                continue
+            subprocess.Popen(
+                [sys.executable, "-I", "-m", "jobctl.runner", "--state-dir", state, "--catch-up-run",
+                 str(int(when)), name],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, cwd="/",
+            )
+            started.append((name, when))
+        if log is not None:
+            log.close()
+    finally:
+        os.close(guard)
+    return started
