@@ -119,7 +119,9 @@ def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes) -> st
     subject = _summary(run, ev)
     body = output[-PING_BODY_LIMIT:].decode("utf-8", "replace")
     msg = (f"To: {', '.join(to)}\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n"
-           f"X-Jobctl-Job: {run['job']}\n\n{subject}\n\nLast output:\n{body}\n")
+           f"X-Jobctl-Job: {run['job']}\n\n{subject}\n\nLast output:\n{body}")
+    if not msg.endswith("\n"):
+        msg += "\n"
     try:
         proc = subprocess.run([sendmail, "-t", "-oi"], input=msg.encode(), capture_output=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as exc:
