@@ -11,8 +11,16 @@ by the read commands.
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
+
+try:
+    # The C module itself: the sqlite3 package adds only datetime adapters,
+    # which the run log never uses (times are REAL), and importing datetime
+    # and collections costs the wrapper ~1.5 ms at every start
+    # (docs/benchmarks.md).  Its classes and exceptions are sqlite3's.
+    import _sqlite3 as sqlite3
+except ImportError:  # not CPython
+    import sqlite3
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
