@@ -108,7 +108,7 @@ def _base_python(target: str) -> str:
     if target == "system":
         return SYSTEM_PYTHON
     dev = os.path.join(REPO, ".venv", "bin", "python")
-    out = subprocess.run([dev, "-c", "import sys; print(sys._base_executable)"], capture_output=True, text=True,
+    out = subprocess.run([dev, "-I", "-c", "import sys; print(sys._base_executable)"], capture_output=True, text=True,
                          check=True)
     return out.stdout.strip()
 
@@ -177,7 +177,7 @@ def _rev_python(rev: str, venv: str) -> str:
 
 
 def python_version(py: str) -> str:
-    return subprocess.run([py, "-c", "import platform; print(platform.python_version())"], capture_output=True,
+    return subprocess.run([py, "-I", "-c", "import platform; print(platform.python_version())"], capture_output=True,
                           text=True, check=True).stdout.strip()
 
 
@@ -263,7 +263,8 @@ def definition(name: str, command: object = "true", **keys: object) -> dict[str,
 
 def helper(py: str, code: str, *args: str) -> str:
     """Run a snippet with a target's interpreter (its own jobctl), returning stdout."""
-    return subprocess.run([py, "-c", code, *args], capture_output=True, text=True, check=True).stdout
+    # -I: never the checkout's jobctl through the current directory
+    return subprocess.run([py, "-I", "-c", code, *args], capture_output=True, text=True, check=True).stdout
 
 
 APPLY_SNIPPET = """
@@ -283,7 +284,7 @@ def apply_definitions(py: str, state: str, defns: list[dict[str, object]]) -> li
     """Write applied definitions with the target's jobctl; return each job's wrapper argv."""
     import json
 
-    out = subprocess.run([py, "-c", APPLY_SNIPPET, state], input=json.dumps(defns), capture_output=True, text=True,
+    out = subprocess.run([py, "-I", "-c", APPLY_SNIPPET, state], input=json.dumps(defns), capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out)
 
