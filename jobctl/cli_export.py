@@ -1,9 +1,163 @@
-"""`jobctl export kubernetes|systemd` (placeholder until the export issue lands)."""
+"""`jobctl export kubernetes|systemd`: the job files as CronJobs or as systemd timers.
+
+Thin like the rest of the CLI: load and validate (every problem printed, exit
+1), call jobctl.export, print the warnings, then print or write the files.
+The exporters are imported inside the commands so ``jobctl --help`` stays fast.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+import sys
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from .export import Export
+
+export_app = typer.Typer(
+    help="Turn the job files into Kubernetes CronJobs or systemd timers.",
+    epilog=(
+        "Examples:\n\n"
+        "  jobctl export kubernetes --image registry.example.com/tools:1.4 | kubectl apply -f -\n\n"
+        "  sudo jobctl export systemd --out /etc/systemd/system\n\n"
+        "Everything the target cannot carry is named in a warning on stderr."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+JobsDir = Annotated[
+    str | None,
+    typer.Option("--jobs-dir", "-d", metavar="DIR",
+                 help="Jobs directory (default: $JOBCTL_JOBS_DIR, ./jobs.d, then the per-user default)."),
+]
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+
+
+def _namespace(value: str | None) -> str | None:
+    if value is not None and (len(value) > 63 or not _DNS_LABEL.match(value)):
+        raise typer.BadParameter(f"{value!r} is not a namespace name (a DNS-1123 label: lowercase letters, "
+                                 "digits and '-', at most 63 characters)")
+    return value
+
+
+def _image(value: str | None) -> str | None:
+    if value is not None and (not value or any(c.isspace() for c in value)):
+        raise typer.BadParameter(f"{value!r} is not an image reference")
+    return value
+
+
+def _emit(result: Export, out: str | None, stream: str, next_step: str) -> None:
+    """Warnings to stderr; the files to stdout, or into ``out``."""
+    from . import cli
+    from .errors import JobctlError
+    from .export import write_files
+
+    for warning in result.warnings:
+        print(f"jobctl: warning: {warning}", file=sys.stderr)
+    if out is None:
+        sys.stdout.write(stream)
+        return
+    try:
+        written = write_files(out, result.outputs)
+    except JobctlError as exc:
+        cli._fail(exc)
+    n = len(written)
+    print(f"wrote {n} file{'s' if n != 1 else ''} to {out}")
+    if written:
+        print(f"next: {next_step}")
+
+
+@export_app.command(epilog=(
+    "Examples:\n\n"
+    "  jobctl export kubernetes --image registry.example.com/tools:1.4 --namespace batch | kubectl apply -f -\n\n"
+    "  jobctl export kubernetes --out k8s/   # k8s/NAME.yaml, one CronJob per file\n\n"
+    "With --out, files NAME.yaml that an earlier export wrote are overwritten; any other file of that\n"
+    "name is left alone and the export stops before writing anything."
+))
+def kubernetes(
+    jobs_dir: JobsDir = None,
+    image: Annotated[str | None, typer.Option(
+        metavar="IMAGE", callback=_image,
+        help="Container image the jobs run in (default debian:bookworm-slim, with a warning).")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        metavar="NS", callback=_namespace, help="metadata.namespace of every CronJob (default: none set).")] = None,
+    out: Annotated[str | None, typer.Option(
+        metavar="DIR", help="Write one NAME.yaml per job into DIR (created) instead of one stream to stdout.")] = None,
+) -> None:
+    """One batch/v1 CronJob per job, as multi-document YAML.
+
+    Disabled and paused jobs are exported with suspend: true; @reboot jobs are
+    skipped.  What Kubernetes cannot carry (jitter, notify, user, retry
+    delays, ...) is named in a warning.  Exit 0 when exported, 1 when a job
+    file is invalid (every problem is printed), 2 on a usage error.
+    """
+    from . import cli, paths, pause
+    from .export import kubernetes as k8s
+
+    _, jobs = cli._load(jobs_dir)
+    state = paths.state_dir()
+    paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
+    result = k8s.export(jobs, image=image, namespace=namespace, paused=paused)
+    _emit(result, out, k8s.stream(result), f"kubectl apply -f {out}")
+
+
+@export_app.command(epilog=(
+    "Examples:\n\n"
+    "  sudo jobctl export systemd --out /etc/systemd/system && sudo systemctl daemon-reload\n\n"
+    "  jobctl export systemd --user --out ~/.config/systemd/user\n\n"
+    "  jobctl export systemd | less   # every unit, as systemctl cat shows them\n\n"
+    "With --out, files jobctl-NAME.service and jobctl-NAME.timer that an earlier export wrote are\n"
+    "overwritten; any other file of that name is left alone and the export stops before writing anything."
+))
+def systemd(
+    jobs_dir: JobsDir = None,
+    out: Annotated[str | None, typer.Option(
+        metavar="DIR", help="Write the units into DIR (created) instead of printing them.")] = None,
+    user: Annotated[bool, typer.Option(
+        "--user", help="Units for your user manager (systemctl --user); no job may run as another user.")] = False,
+) -> None:
+    """A jobctl-NAME.service and jobctl-NAME.timer per job.
+
+    The service runs the job through the jobctl wrapper, so locks, retries,
+    the run log and notifications work as under cron; the export records the
+    applied definitions the wrapper reads, as apply does, and touches no
+    crontab.  It warns about jobs jobctl also installed in a crontab (they
+    would run twice) and about what systemd cannot carry.  Exit 0 when
+    exported, 1 when a job file is invalid, 2 on a usage error.
+    """
+    from . import cli, pause
+    from .errors import EnvironmentProblem, JobctlError
+    from .export import check_targets
+    from .export import systemd as sd
+
+    _, jobs = cli._load(jobs_dir)
+    try:
+        sd.check_users(jobs, user)
+    except JobctlError as exc:
+        cli._fail_problems(exc)
+    state = cli._state()
+    paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
+    in_cron, notes = sd.installed_in_cron(state)
+    result = sd.export(jobs, state, user, paused, in_cron)
+    result.warnings[:0] = notes
+    try:
+        if out is not None:
+            check_targets(out, result.outputs)  # before anything is written
+        sd.record_applied(jobs, state)
+    except JobctlError as exc:
+        cli._fail(exc)
+    except OSError as exc:
+        cli._fail(EnvironmentProblem(f"cannot write the applied definitions in {state}: {exc.strerror}"))
+    timers = " ".join(f"jobctl-{j.name}.timer" for j in sorted(jobs, key=lambda j: j.name) if j.enabled)
+    flag = " --user" if user else ""
+    _emit(result, out, sd.stream(result),
+          f"systemctl{flag} daemon-reload" + (f" && systemctl{flag} enable --now {timers}" if timers else ""))
 
 
 def register(app: Any) -> None:
     """Add the export commands to the typer app."""
+    app.add_typer(export_app, name="export")

@@ -1,0 +1,392 @@
+"""Job specs → a systemd service and timer per job, run through the jobctl wrapper.
+
+The service runs ``python -m jobctl.runner --timer`` on the applied
+definition (written by the export, as apply writes it), so locks, retries,
+the timeout, the run log and notifications behave as under cron; systemd only
+decides when.  The timer's ``OnCalendar=`` lines are computed from the value
+sets jobctl's cron parser produces, so they mean what Debian's cron means,
+including its day rule: when both day fields are restricted and neither
+starts with ``*`` a day matches either of them, which one calendar expression
+cannot say, so such a job gets two ``OnCalendar=`` lines.  The tests check
+every conversion against ``systemd-analyze calendar``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from .. import schedule as schedule_mod
+from ..errors import JobctlError, Problem
+from ..spec import JobSpec, format_duration
+from . import Export, Output, header, one_line
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then 0 (and 7)
+#: time the wrapper needs after its own deadline to kill the job's group (≤ 2 s),
+#: and record the run (the run log waits up to 15 s for a busy database)
+WRAPPER_MARGIN = 30
+#: the wrapper's exit status for a run skipped by concurrency: forbid; not a failure
+EX_SKIPPED = 75
+_SAFE_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
+_C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
+              "\f": "\\f", "\v": "\\v"}
+
+
+# --- calendar ----------------------------------------------------------------------------------
+
+def _numbers(values: set[int], low: int, high: int) -> str:
+    """One OnCalendar component: ``*``, or a list of values and ``a..b`` runs.
+
+    Never the ``a/step`` repetition: systemd 252 mis-steps it when a step that
+    does not divide the field wraps around two fields at once (``*:00/7``
+    after 23:59 next elapses at 00:07, ``00/5:00`` after the last day of a
+    month at 05:00), which the corpus test against systemd-analyze caught.
+    """
+    if values == set(range(low, high + 1)):
+        return "*"
+    ordered = sorted(values)
+    items, run = [], [ordered[0]]
+    for v in ordered[1:]:
+        if v == run[-1] + 1:
+            run.append(v)
+            continue
+        items.append(run)
+        run = [v]
+    items.append(run)
+    return ",".join(f"{r[0]:02d}..{r[-1]:02d}" if len(r) >= 3 else ",".join(f"{v:02d}" for v in r) for r in items)
+
+
+def _weekdays(values: set[int]) -> str:
+    """Cron weekdays (0 = Sunday) as systemd names in Mon..Sun order, runs of three or more as ``a..b``."""
+    order = sorted((d - 1) % 7 for d in values)  # Mon=0 .. Sun=6
+    items, run = [], [order[0]]
+    for d in order[1:]:
+        if d == run[-1] + 1:
+            run.append(d)
+            continue
+        items.append(run)
+        run = [d]
+    items.append(run)
+    return ",".join(f"{_WEEKDAYS[r[0]]}..{_WEEKDAYS[r[-1]]}" if len(r) >= 3 else ",".join(_WEEKDAYS[d] for d in r)
+                    for r in items)
+
+
+def calendar(cron: str, timezone: str | None = None) -> list[str]:
+    """The ``OnCalendar=`` values that elapse exactly when Debian's cron runs ``cron`` (5 fields)."""
+    fields = schedule_mod.parse_cron(cron)
+    (minute, _), (hour, _), (dom, dom_star), (month, _), (dow, dow_star) = fields
+    time = f"{_numbers(hour, 0, 23)}:{_numbers(minute, 0, 59)}:00"
+    months = _numbers(month, 1, 12)
+    every_dom = dom == set(range(1, 32))
+    every_dow = dow == set(range(7))
+    zone = f" {timezone}" if timezone else ""
+
+    def line(weekdays: str | None, days: str) -> str:
+        return f"{weekdays + ' ' if weekdays else ''}*-{months}-{days} {time}{zone}"
+
+    if dom_star or dow_star or every_dom or every_dow:
+        # cron ANDs the two (or one of them is every day): one expression says it.
+        if not (dom_star or dow_star):
+            return [line(None, "*")]  # OR with a side that is every day: every day
+        return [line(None if every_dow else _weekdays(dow), "*" if every_dom else _numbers(dom, 1, 31))]
+    return [line(_weekdays(dow), "*"), line(None, _numbers(dom, 1, 31))]
+
+
+def dst_notes(cron: str, zone_name: str, start: datetime, days: int = 366) -> list[str]:
+    """Where systemd's handling of the zone's clock changes differs from cron's, within ``days``.
+
+    Both run a fixed-time job once in a repeated hour and skip nonexistent
+    times of a job with ``*`` in its minute or hour field.  But a fixed-time
+    job whose time is skipped runs right after the jump under cron and not at
+    all under systemd, and a ``*`` job runs in both passes of a repeated hour
+    under cron and in the first only under systemd (checked against
+    ``systemd-analyze calendar`` in the tests).
+    """
+    from zoneinfo import ZoneInfo
+
+    from .. import clock
+
+    fields = schedule_mod.compile_fields(cron)
+    if fields is None:  # @reboot
+        return []
+    zone = ZoneInfo(zone_name)
+    minute, hour = timedelta(minutes=1), timedelta(hours=1)
+    skipped = repeated = False
+    t = start.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = t + timedelta(days=days)
+    before = t.astimezone(zone).utcoffset()
+    while t < end:
+        after = (t + hour).astimezone(zone).utcoffset()
+        if after != before and before is not None and after is not None:
+            m = t
+            while m.astimezone(zone).utcoffset() == before:
+                m += minute
+            naive = m.replace(tzinfo=None)
+            low, high = sorted((naive + before, naive + after))
+            walls = [low + k * minute for k in range((high - low) // minute)]
+            hit = any(clock.matches(fields, w) for w in walls)
+            if after > before and fields["fixed"]:
+                skipped = skipped or hit
+            if after < before and not fields["fixed"]:
+                repeated = repeated or hit
+        before = after
+        t += hour
+    notes = []
+    if skipped:
+        notes.append(f"clock change in {zone_name}: a run due in the time the clocks skip is not made up by "
+                     "systemd (cron runs it right after the jump)")
+    if repeated:
+        notes.append(f"clock change in {zone_name}: in the time the clocks repeat systemd runs it once "
+                     "(cron runs it in both passes)")
+    return notes
+
+
+# --- unit-file syntax --------------------------------------------------------------------------
+
+def _c_escape(text: str) -> str:
+    out = []
+    for c in text:
+        if c in _C_ESCAPES:
+            out.append(_C_ESCAPES[c])
+        elif ord(c) < 32 or ord(c) == 127:
+            out.append(f"\\x{ord(c):02x}")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def exec_arg(arg: str) -> str:
+    """One word of ``ExecStart=``: ``%`` and ``$`` doubled (specifiers, variables), quoted when needed."""
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if _SAFE_ARG.match(escaped) and escaped != ";":
+        return escaped
+    return f'"{_c_escape(escaped)}"'
+
+
+def env_assignment(name: str, value: str) -> str | None:
+    """``"NAME=value"`` for ``Environment=``, or None when systemd would reject the value.
+
+    ``$`` means nothing there; ``%`` starts a specifier.  systemd rejects values
+    with non-printable characters (systemd.exec(5)).
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return None
+    return f'"{_c_escape(f"{name}={value}".replace("%", "%%"))}"'
+
+
+def _plain_path(path: str) -> bool:
+    """Whether WorkingDirectory= takes the path as is: it is not unquoted, so nothing may need escaping."""
+    return (not any(ord(c) < 32 or ord(c) == 127 for c in path) and path == path.strip()
+            and not path.endswith("\\") and "/../" not in f"{path}/" and "/./" not in f"{path}/")
+
+
+def timespan(seconds: int) -> str:
+    """Seconds as a systemd time span (1h30m); systemd reads jobctl's duration form."""
+    return format_duration(seconds)
+
+
+# --- one job -----------------------------------------------------------------------------------
+
+def wrapper_argv(state: str, name: str) -> list[str]:
+    """The crontab line's wrapper command, with --timer: systemd already decided the run is due."""
+    from .. import runner
+
+    argv = runner.wrapper_argv(state, name)
+    if "--scheduled" in argv:
+        return ["--timer" if a == "--scheduled" else a for a in argv]
+    return argv[:4] + ["--timer"] + argv[4:]  # [python, -I, -m, jobctl.runner, ...]
+
+
+def start_bound(job: JobSpec) -> int | None:
+    """TimeoutStartSec= for a job with a timeout: every attempt, every retry delay, and a margin.
+
+    The wrapper enforces ``timeout`` per attempt and records "timed out"; systemd's
+    limit is only a backstop above it (for Type=oneshot, RuntimeMaxSec= has no effect).
+    """
+    if job.timeout is None:
+        return None
+    attempts = 1 + job.retries.attempts
+    delays = sum(job.retries.delay_before(r) for r in range(1, attempts))
+    return int(attempts * (job.timeout + job.kill_grace) + delays) + WRAPPER_MARGIN
+
+
+def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    description = f"jobctl job {job.name}" + (f": {one_line(job.description)}" if job.description else "")
+    lines = [
+        header("systemd", job.source),
+        "[Unit]",
+        "Description=" + description.rstrip("\\").replace("%", "%%"),
+        "Documentation=man:jobctl(1)",
+    ]
+    if not user_mode:
+        lines.append("# as cron.service: a run at boot (@reboot, a catch-up) waits for these")
+        lines.append("After=remote-fs.target nss-user-lookup.target")
+    lines += [
+        "",
+        "[Service]",
+        "Type=oneshot",
+        f"# The wrapper runs the job as defined in {one_line(state)}/applied/{job.name}.json (written by this "
+        "export):",
+        "# lock, retries, timeout, run log and notifications as under cron.",
+        "ExecStart=" + " ".join(exec_arg(a) for a in wrapper_argv(state, job.name)),
+    ]
+    if job.user and not user_mode:
+        lines.append(f"# user: {job.user}: the wrapper starts the job as {job.user}, as under /etc/cron.d/jobctl; "
+                     "no User= here, or the wrapper could not use the state directory")
+    if job.working_dir:
+        if _plain_path(job.working_dir):
+            # '-': a missing directory is reported by the wrapper in the run log, not as a unit failure
+            lines.append("WorkingDirectory=-" + job.working_dir.replace("%", "%%"))
+        else:
+            notes.append(f"working_dir {job.working_dir!r} cannot be written as WorkingDirectory=; "
+                         "the wrapper still runs the job there")
+    if job.env:
+        lines.append("# The wrapper gives the job exactly these variables; they are shown by systemctl show "
+                     "to every user, so keep secrets out of env.")
+    for key, value in job.env.items():
+        assignment = env_assignment(key, value)
+        if assignment is None:
+            notes.append(f"env {key}: systemd rejects non-printable characters in Environment=; "
+                         "not in the unit, the wrapper still sets it for the job")
+        else:
+            lines.append(f"Environment={assignment}")
+    lines += [
+        "# SIGTERM to the wrapper only: it forwards it to the job's process group, kills it after",
+        "# kill_grace and records the run; systemd kills what is left after TimeoutStopSec=.",
+        "KillMode=mixed",
+        f"TimeoutStopSec={timespan(job.kill_grace + WRAPPER_MARGIN)}",
+    ]
+    bound = start_bound(job)
+    if bound is not None:
+        lines.append(f"TimeoutStartSec={timespan(bound)}")
+    lines.append(f"SuccessExitStatus={EX_SKIPPED}")
+    return "\n".join(lines) + "\n", notes
+
+
+def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str]]:
+    notes: list[str] = []
+    lines = [
+        header("systemd", job.source),
+        "[Unit]",
+        "Description=" + f"Schedule of jobctl job {job.name} ({job.schedule.text})".replace("%", "%%"),
+        "",
+        "[Timer]",
+    ]
+    if job.schedule.is_reboot:
+        lines.append("OnBootSec=0")
+        notes.append("@reboot: OnBootSec=0 also runs it when the timer is first started on a running machine "
+                     "(systemctl enable --now), not only at the next boot")
+    else:
+        lines += [f"OnCalendar={value}" for value in calendar(job.schedule.cron, job.timezone)]
+        if job.timezone:
+            notes += dst_notes(job.schedule.cron, job.timezone, now)
+    lines.append("# cron starts jobs on the minute; systemd's default would be up to a minute late")
+    lines.append("AccuracySec=1s")
+    if job.jitter:
+        lines.append(f"RandomizedDelaySec={timespan(job.jitter)}")
+    if job.catch_up is not None and not job.schedule.is_reboot:
+        lines.append("Persistent=true")
+        notes.append(f"catch_up {format_duration(job.catch_up)}: Persistent=true makes up a missed run however "
+                     "long ago it was due; the window is not carried")
+    if job.enabled:
+        lines += ["", "[Install]", "WantedBy=timers.target"]
+    else:
+        lines.append("# enabled: false: no [Install] section, so systemctl enable refuses this timer")
+        notes.append("disabled (enabled: false): its timer has no [Install] section, so systemctl enable "
+                     "refuses it")
+    if paused:
+        notes.append("paused: the timer starts it and the wrapper skips the run until jobctl resume")
+    if job.concurrency != "forbid":
+        notes.append(f"concurrency: {job.concurrency} is not carried: systemd does not start a service that "
+                     "is still running, so a run due meanwhile is skipped (as forbid)")
+    return "\n".join(lines) + "\n", notes
+
+
+def check_users(jobs: list[JobSpec], user_mode: bool) -> None:
+    """The user manager runs everything as the invoking user; ``user:`` may only name that user."""
+    if not user_mode:
+        return
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    problems = []
+    for job in jobs:
+        if job.user and job.user != me:
+            path, _, line = job.source.rpartition(":")
+            problems.append(Problem(path, int(line or 1), 1, f"user {job.user!r} needs system units (jobctl export "
+                                    f"systemd without --user, as root); your user manager runs as {me}", job.name))
+    if problems:
+        from ..errors import InvalidJobs
+
+        raise InvalidJobs(problems)
+
+
+def installed_in_cron(state: str) -> tuple[dict[str, tuple[str, bool]], list[str]]:
+    """Jobs of this state directory in jobctl's crontab blocks, {name: (where, system)},
+    and notes on crontabs that could not be read.
+
+    Both the user's crontab and the system file are looked at; a host
+    without a crontab command has nothing installed there.
+    """
+    from .. import crontab, paths
+
+    found: dict[str, tuple[str, bool]] = {}
+    notes: list[str] = []
+    for system in (False, True):
+        try:
+            tgt = crontab.target(system)
+        except JobctlError:
+            # --system needs root to write; reading the file does not
+            tgt = crontab.FileCrontab(paths.SYSTEM_CRONTAB, system=True)
+        if isinstance(tgt, crontab.UserCrontab) and not tgt.command:
+            continue
+        if isinstance(tgt, crontab.FileCrontab) and not os.path.exists(tgt.path):
+            continue
+        try:
+            entries = crontab.installed(state, tgt)
+        except JobctlError as exc:
+            notes.append(f"could not check {tgt.label} for jobs cron also runs: {exc.message}")
+            continue
+        for name in entries:
+            found.setdefault(name, (tgt.label, system))
+    return found, notes
+
+
+def export(jobs: list[JobSpec], state: str, user_mode: bool, paused: frozenset[str] = frozenset(),
+           in_cron: dict[str, tuple[str, bool]] | None = None, now: datetime | None = None) -> Export:
+    """``jobctl-NAME.service`` and ``jobctl-NAME.timer`` per job; clock changes are looked at from ``now``."""
+    now = now or datetime.now(dt_timezone.utc)
+    result = Export()
+    if user_mode:
+        result.warnings.append("--user: the timers run only while your user manager runs; "
+                               "loginctl enable-linger keeps it running when you are logged out")
+    elif os.geteuid() != 0:
+        result.warnings.append(f"system units start the wrapper as root with your state directory {state}; "
+                               "export them as root (state in /var/lib/jobctl), or use --user")
+    for job in sorted(jobs, key=lambda j: j.name):
+        service, notes = service_unit(job, state, user_mode)
+        timer, timer_notes = timer_unit(job, job.name in paused, now)
+        if in_cron and job.name in in_cron:
+            where, system = in_cron[job.name]
+            notes.append(f"also installed in {where} by jobctl apply: it would run twice, from cron and from the "
+                         f"timer; jobctl uninstall{' --system' if system else ''} removes jobctl's block there")
+        result.warnings.extend(f"{job.name}: {n}" for n in notes + timer_notes)
+        result.outputs.append(Output(f"jobctl-{job.name}.service", service))
+        result.outputs.append(Output(f"jobctl-{job.name}.timer", timer))
+    return result
+
+
+def record_applied(jobs: list[JobSpec], state: str) -> None:
+    """Write the applied definitions the services' wrapper reads, as apply does; no crontab is touched."""
+    from .. import applied
+
+    for job in jobs:
+        applied.write(state, job.to_applied())
+
+
+def stream(result: Export) -> str:
+    """Every unit, each under a ``# NAME`` line as ``systemctl cat`` shows them."""
+    return "\n".join(f"# {o.name}\n{o.text}" for o in result.outputs)
