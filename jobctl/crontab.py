@@ -34,7 +34,9 @@ BEGIN = "# BEGIN jobctl"
 END = "# END jobctl"
 #: on the BEGIN line when the crontab had no final newline and apply added one
 EOL_ADDED = "eol-added"
-_MARKER = re.compile(r"# jobctl:(?P<name>[a-z0-9][a-z0-9_.-]*) (?P<hash>[0-9a-f]{12})\s*$")
+# Job names cannot start with "_": internal entries (the catch-up pass) use that.
+_MARKER = re.compile(r"# jobctl:(?P<name>[a-z0-9_][a-z0-9_.-]*) (?P<hash>[0-9a-f]{12})\s*$")
+CATCH_UP_ENTRIES = {"_catch-up-boot": "@reboot", "_catch-up": "* * * * *"}
 BACKUPS_KEPT = 20
 
 
@@ -252,22 +254,50 @@ def join(parts: Split, instance: str, state: str, lines: list[str]) -> str:
     return before + block + parts.after
 
 
-def render_line(defn: dict, state: str, system: bool) -> str:
-    """One crontab entry: schedule, [user,] the wrapper command, a marker comment."""
+def cron_schedule(defn: dict) -> str:
+    """What goes into the crontab for a job: its schedule, or a superset for a time zone.
+
+    Debian's cron ignores CRON_TZ, so a job with a timezone wakes the wrapper
+    on every minute it could be due (in the system's time) and the wrapper
+    decides (clock.due).
+    """
+    if not defn.get("timezone") or defn["cron"] == "@reboot":
+        return defn["cron"]
+    from datetime import datetime, timezone
+
+    from . import clock
+
+    minutes = clock.superset_minutes(defn["fields"], defn["timezone"], datetime.now(timezone.utc))
+    return f"{','.join(map(str, minutes))} * * * *"
+
+
+def _render(schedule: str, argv: list[str], marker: str, system: bool) -> str:
     import shlex
 
     from crontab import CronTab
 
-    command = " ".join(shlex.quote(a) for a in runner.wrapper_argv(state, defn["name"]))
+    command = " ".join(shlex.quote(a) for a in argv)
     tab = CronTab(user=False) if system else CronTab(tab="")
     # cron.d lines run as root; the wrapper drops to the job's user itself, so
     # the run log and locks stay root-owned and private (see ARCHITECTURE.md).
-    item = tab.new(command=command, comment=f"jobctl:{defn['name']} {definition_hash(defn)}",
-                   user="root" if system else None)
-    item.setall(defn["cron"])
+    item = tab.new(command=command, comment=marker, user="root" if system else None)
+    item.setall(schedule)
     if not item.is_valid():
-        raise JobctlError(f"python-crontab rejects the schedule {defn['cron']!r} of {defn['name']}")
+        raise JobctlError(f"python-crontab rejects the schedule {schedule!r} ({marker})")
     return item.render()
+
+
+def render_line(defn: dict, state: str, system: bool) -> str:
+    """One crontab entry: schedule, [user,] the wrapper command, a marker comment."""
+    return _render(cron_schedule(defn), runner.wrapper_argv(state, defn["name"]),
+                   f"jobctl:{defn['name']} {definition_hash(defn)}", system)
+
+
+def catch_up_lines(state: str, system: bool) -> list[str]:
+    """At boot and every minute: the pass that starts runs missed during downtime."""
+    argv = runner.wrapper_argv(state, "")[:4] + ["--catch-up", "--state-dir", state]
+    digest = hashlib.sha256(" ".join(argv).encode()).hexdigest()[:12]
+    return [_render(when, argv, f"jobctl:{name} {digest}", system) for name, when in CATCH_UP_ENTRIES.items()]
 
 
 # --- plan and apply ----------------------------------------------------------
@@ -324,9 +354,11 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:
     parts = split(old_text, instance, tgt.label)
     wanted = {j.name: j.to_applied() for j in jobs if j.enabled}
     lines = [render_line(wanted[name], state, tgt.system) for name in sorted(wanted)]
+    if any(d.get("catch_up") for d in wanted.values()):
+        lines += catch_up_lines(state, tgt.system)
     new_text = join(parts, instance, state, lines)
     changes = []
-    for name in sorted(set(wanted) | set(parts.entries)):
+    for name in sorted(set(wanted) | {n for n in parts.entries if not n.startswith("_")}):
         entry = parts.entries.get(name)
         if name not in wanted:
             changes.append(Change(name, "remove"))
@@ -405,7 +437,7 @@ def uninstall(state: str, tgt: Target) -> Outcome:
         old_text = tgt.read()
         parts = split(old_text, instance, tgt.label)
         new_text = join(parts, instance, state, [])
-        changes = [Change(n, "remove") for n in sorted(parts.entries)]
+        changes = [Change(n, "remove") for n in sorted(parts.entries) if not n.startswith("_")]
         plan = Plan(tgt, instance, old_text, new_text, changes, {}, applied.names(state))
         backup = None
         if new_text != old_text:

@@ -118,7 +118,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
                              log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields,
                              paused, late, missed, job.timezone))
     known = {j.name for j in jobs}
-    for name in sorted(set(entries) - known):
+    for name in sorted(n for n in set(entries) - known if not n.startswith("_")):
         out.append(JobStatus(name, None, None, None, None, "orphaned", log.latest(name) if log else None,
                              consecutive_failures(log, name), [], pause.is_paused(state, name)))
     return out
