@@ -132,12 +132,17 @@ class RunLog:
 
 
 class Output:
-    """Bounded capture: the first and last halves of the limit, and a count between."""
+    """Bounded capture: the first and last halves of the limit, and a count between.
+
+    The tail is kept as the chunks read, not copied into one buffer: a job
+    may write gigabytes, and what will be dropped should cost no copying.
+    """
 
     def __init__(self, limit: int) -> None:
         self.half = limit // 2
         self.head = bytearray()
-        self.tail = bytearray()
+        self.tail: list[bytes] = []  # the newest chunks, at least `half` bytes once there are
+        self.tail_len = 0
         self.total = 0
         self.dropped = 0
 
@@ -149,19 +154,21 @@ class Output:
             chunk = chunk[room:]
         if not chunk:
             return
-        self.tail += chunk
-        excess = len(self.tail) - self.half
-        # Trim in batches: deleting the front of a bytearray copies the rest.
-        if excess > max(self.half, 1 << 16):
-            del self.tail[:excess]
-            self.dropped += excess
+        tail = self.tail
+        tail.append(chunk)
+        self.tail_len += len(chunk)
+        while len(tail) > 1 and self.tail_len - len(tail[0]) >= self.half:
+            first = tail.pop(0)
+            self.tail_len -= len(first)
+            self.dropped += len(first)
 
     def finish(self) -> tuple[bytes, bytes, int]:
-        excess = len(self.tail) - self.half
+        tail = b"".join(self.tail)
+        excess = len(tail) - self.half
         if excess > 0:
-            del self.tail[:excess]
+            tail = tail[excess:]
             self.dropped += excess
-        return bytes(self.head), bytes(self.tail), self.dropped
+        return bytes(self.head), tail, self.dropped
 
 
 class _Interrupted(Exception):
@@ -479,9 +486,10 @@ class Attempt:
                 if kill_at is not None and now >= kill_at:
                     _killpg(pid, _signal.SIGKILL)
                     kill_at = None
-                if status is None:
+                if status is None and (exited or pidfd < 0):
                     # The pidfd can report the exit a moment before waitpid
-                    # sees it: once it has spoken, wait for real.
+                    # sees it: once it has spoken, wait for real.  Until then
+                    # the child lives (no waitpid per chunk of output).
                     done, wstatus = os.waitpid(pid, 0 if exited else os.WNOHANG)
                     if done:
                         status = wstatus
