@@ -165,7 +165,10 @@ class Store:
 
     def running(self, job: str | None = None) -> list[sqlite3.Row]:
         if job is None:
-            return self.db.execute("SELECT * FROM runs WHERE status = 'running' ORDER BY id").fetchall()
+            # Sorted here: with ORDER BY id, SQLite walks the whole table in id
+            # order instead of the small partial index (65 ms at a million runs,
+            # paid by every read command through finalize_lost).
+            return sorted(self.db.execute("SELECT * FROM runs WHERE status = 'running'"), key=lambda r: r["id"])
         return self.db.execute("SELECT * FROM runs WHERE status = 'running' AND job = ? ORDER BY id",
                                (job,)).fetchall()
 
