@@ -16,6 +16,8 @@ Interpreters ("targets") measured:
   system     bench/out/venv-system: the same from /usr/bin/python3, the
              interpreter install.sh chooses when run as root on Debian
 
+  venv=DIR   any existing venv with jobctl installed, used as it is (e.g.
+             one with other dependency versions)
   rev=REV    bench/out/venv-rev-REV: like installed, but jobctl as committed
              at git revision REV (`git archive`), to measure a change against
              its parent in the same interleaved run
@@ -98,6 +100,8 @@ def cron_env() -> dict[str, str]:
 # --- interpreters
 
 def _venv_dir(target: str) -> str:
+    if target.startswith("venv="):
+        return os.path.abspath(target[5:])
     if target.startswith("rev="):
         return os.path.join(OUT, "venv-rev-" + target[4:])
     return {"dev": os.path.join(REPO, ".venv"), "installed": os.path.join(OUT, "venv"),
@@ -127,9 +131,9 @@ def python(target: str, refresh: bool = True) -> str:
     """The interpreter of a target, creating or refreshing its venv when needed."""
     venv = _venv_dir(target)
     py = os.path.join(venv, "bin", "python")
-    if target == "dev":
+    if target == "dev" or target.startswith("venv="):
         if not os.path.exists(py):
-            sys.exit(f"no dev venv at {venv}; run ./install.sh --dev")
+            sys.exit(f"no venv at {venv}" + ("; run ./install.sh --dev" if target == "dev" else ""))
         return py
     if target == "system" and not os.path.exists(SYSTEM_PYTHON):
         sys.exit(f"{SYSTEM_PYTHON} missing; choose another --target")
@@ -181,6 +185,11 @@ def python_version(py: str) -> str:
                           text=True, check=True).stdout.strip()
 
 
+def slug(target: str) -> str:
+    """A target as one path component."""
+    return target.replace("/", "_")
+
+
 def targets_arg(value: str) -> list[str]:
     chosen = [t.strip() for t in value.split(",") if t.strip()]
     for i, t in enumerate(chosen):
@@ -190,8 +199,10 @@ def targets_arg(value: str) -> list[str]:
             if rev.returncode != 0:
                 raise SystemExit(f"unknown git revision {t[4:]!r}")
             chosen[i] = "rev=" + rev.stdout.strip()
+        elif t.startswith("venv=") and len(t) > 5:
+            chosen[i] = "venv=" + os.path.abspath(t[5:])
         elif t not in TARGETS:
-            raise SystemExit(f"unknown target {t!r}; choose from {', '.join(TARGETS)} or rev=GITREV")
+            raise SystemExit(f"unknown target {t!r}; choose from {', '.join(TARGETS)}, rev=GITREV or venv=DIR")
     return chosen
 
 

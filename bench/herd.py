@@ -123,7 +123,7 @@ def main() -> int:
     rows, problems = [], []
     for target in opts.targets:
         py = common.python(target)
-        state = os.path.join(out, target, "state")
+        state = os.path.join(out, common.slug(target), "state")
         defns = [common.definition(f"herd-{i:03d}") for i in range(jobs)]
         defns.append(common.definition("solo"))
         argvs = common.apply_definitions(py, state, defns)
@@ -142,7 +142,7 @@ def main() -> int:
                     except FileNotFoundError:
                         pass
             after = max_id(state)
-            res = herd(argvs, env, os.path.join(out, target, f"stderr-{n}"))
+            res = herd(argvs, env, os.path.join(out, common.slug(target), f"stderr-{n}"))
             ok, other, distinct = count_rows(state, "herd-", after)
             errlog = os.path.exists(os.path.join(state, "jobctl-errors.log"))
             lat = res["latencies"]

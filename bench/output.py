@@ -43,7 +43,7 @@ def main() -> int:
     states = {}
     for target in opts.targets:
         py = common.python(target)
-        states[target] = os.path.join(out, target, "state")
+        states[target] = os.path.join(out, common.slug(target), "state")
         [argv] = common.apply_definitions(py, states[target],
                                           [common.definition("bench-output", f"head -c {size} /dev/zero")])
         found[f"wrapper ({target})"] = argv

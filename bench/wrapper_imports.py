@@ -47,7 +47,7 @@ def main() -> int:
     common.print_machine()
     for target in opts.targets:
         py = common.python(target)
-        state = os.path.join(out, target)
+        state = os.path.join(out, common.slug(target))
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         for _ in range(2):  # warm-up: the run log exists, .pyc files are written
             importtime(argv, env)

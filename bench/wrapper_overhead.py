@@ -43,7 +43,7 @@ def variants(targets: list[str], out: str, alternatives: bool) -> dict[str, list
     }
     for target in targets:
         py = common.python(target)
-        state = os.path.join(out, target, "state")
+        state = os.path.join(out, common.slug(target), "state")
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         found[f"wrapper ({target})"] = argv
         if not alternatives:
@@ -88,7 +88,7 @@ def main() -> int:
 
     problems = [f"{name}: stderr not empty ({errs[name]})" for name in names if os.path.getsize(errs[name])]
     for target in opts.targets:
-        state = os.path.join(out, target, "state")
+        state = os.path.join(out, common.slug(target), "state")
         got = common.helper(common.python(target, refresh=False),
                             "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
                             "\"SELECT count(*) FROM runs WHERE status = 'succeeded'\").fetchone()[0])",
