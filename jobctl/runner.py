@@ -132,17 +132,12 @@ class RunLog:
 
 
 class Output:
-    """Bounded capture: the first and last halves of the limit, and a count between.
-
-    The tail is kept as the chunks read, not copied into one buffer: a job
-    may write gigabytes, and what will be dropped should cost no copying.
-    """
+    """Bounded capture: the first and last halves of the limit, and a count between."""
 
     def __init__(self, limit: int) -> None:
         self.half = limit // 2
         self.head = bytearray()
-        self.tail: list[bytes] = []  # the newest chunks, at least `half` bytes once there are
-        self.tail_len = 0
+        self.tail = bytearray()
         self.total = 0
         self.dropped = 0
 
@@ -154,21 +149,19 @@ class Output:
             chunk = chunk[room:]
         if not chunk:
             return
-        tail = self.tail
-        tail.append(chunk)
-        self.tail_len += len(chunk)
-        while len(tail) > 1 and self.tail_len - len(tail[0]) >= self.half:
-            first = tail.pop(0)
-            self.tail_len -= len(first)
-            self.dropped += len(first)
+        self.tail += chunk
+        excess = len(self.tail) - self.half
+        # Trim in batches: deleting the front of a bytearray copies the rest.
+        if excess > max(self.half, 1 << 16):
+            del self.tail[:excess]
+            self.dropped += excess
 
     def finish(self) -> tuple[bytes, bytes, int]:
-        tail = b"".join(self.tail)
-        excess = len(tail) - self.half
+        excess = len(self.tail) - self.half
         if excess > 0:
-            tail = tail[excess:]
+            del self.tail[:excess]
             self.dropped += excess
-        return bytes(self.head), tail, self.dropped
+        return bytes(self.head), bytes(self.tail), self.dropped
 
 
 class _Interrupted(Exception):
@@ -486,10 +479,9 @@ class Attempt:
                 if kill_at is not None and now >= kill_at:
                     _killpg(pid, _signal.SIGKILL)
                     kill_at = None
-                if status is None and (exited or pidfd < 0):
+                if status is None:
                     # The pidfd can report the exit a moment before waitpid
-                    # sees it: once it has spoken, wait for real.  Until then
-                    # the child lives (no waitpid per chunk of output).
+                    # sees it: once it has spoken, wait for real.
                     done, wstatus = os.waitpid(pid, 0 if exited else os.WNOHANG)
                     if done:
                         status = wstatus
