@@ -11,12 +11,15 @@ each round):
 Wall is spawn to reap; CPU is user+sys of the child and everything it reaped
 (os.wait4).  Every run must exit 0 with nothing on stderr.
 
+--install-variants adds copies of each non-dev venv with one change: no
+setuptools distutils-precedence.pth, or no .pyc for jobctl (python -B).
+
 --alternatives adds interpreter floors (`python -I -c pass`, with -S) and
 other ways of starting the same wrapper (no runpy: -c; no site: -S -c with
 the package directory put on sys.path by hand) to see what each costs.
 
     .venv/bin/python bench/wrapper_overhead.py [--quick] [--runs N]
-        [--targets dev,installed,system] [--alternatives]
+        [--targets dev,installed,system] [--alternatives] [--install-variants]
 """
 
 from __future__ import annotations
@@ -35,7 +38,39 @@ NO_RUNPY = "import sys, jobctl.runner as r; getattr(r, '_exit_now', sys.exit)(r.
 NO_SITE = "import sys; sys.path.append({dir!r}); " + NO_RUNPY
 
 
-def variants(targets: list[str], out: str, alternatives: bool) -> dict[str, list[str]]:
+def _venv_copy(py: str, name: str) -> str:
+    """A fresh copy of the venv of interpreter py under bench/out/; returns its site-packages."""
+    import glob
+    import shutil
+
+    venv = os.path.dirname(os.path.dirname(py))
+    copy = os.path.join(common.OUT, name)
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(venv, copy, symlinks=True)
+    [site] = glob.glob(os.path.join(copy, "lib", "python*", "site-packages"))
+    return site
+
+
+def install_variants(target: str, py: str, argv: list[str]) -> dict[str, list[str]]:
+    """The same install with one thing changed, for what install.sh should do."""
+    found = {}
+    site = _venv_copy(py, f"venv-nopth-{common.slug(target)}")
+    pth = os.path.join(site, "distutils-precedence.pth")  # setuptools' hook, run by site at every start
+    if os.path.exists(pth):
+        os.unlink(pth)
+        copy_py = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(site))), "bin", "python")
+        found[f"wrapper, no distutils-precedence.pth ({target})"] = [copy_py, *argv[1:]]
+    site = _venv_copy(py, f"venv-nopyc-{common.slug(target)}")
+    import shutil
+
+    shutil.rmtree(os.path.join(site, "jobctl", "__pycache__"))
+    copy_py = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(site))), "bin", "python")
+    # -B: as when __pycache__ cannot be written (a root-owned venv, jobs run as a user)
+    found[f"wrapper, jobctl without .pyc ({target})"] = [copy_py, "-B", *argv[1:]]
+    return found
+
+
+def variants(targets: list[str], out: str, alternatives: bool, install: bool) -> dict[str, list[str]]:
     lock, log = os.path.join(out, "idiom.lock"), os.path.join(out, "idiom.log")
     found = {
         "sh -c true": ["/bin/sh", "-c", "true"],
@@ -46,6 +81,8 @@ def variants(targets: list[str], out: str, alternatives: bool) -> dict[str, list
         state = os.path.join(out, common.slug(target), "state")
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         found[f"wrapper ({target})"] = argv
+        if install and target != "dev":
+            found.update(install_variants(target, py, argv))
         if not alternatives:
             continue
         args = argv[argv.index("jobctl.runner") + 1:]
@@ -65,13 +102,15 @@ def main() -> int:
     parser.add_argument("--targets", default="dev,installed,system", type=common.targets_arg,
                         help="interpreters to measure (dev, installed, system)")
     parser.add_argument("--alternatives", action="store_true", help="also measure other ways to start the wrapper")
+    parser.add_argument("--install-variants", action="store_true",
+                        help="also measure copies of each non-dev venv without setuptools' .pth, and without .pyc")
     opts = parser.parse_args()
     rounds = opts.runs or (10 if opts.quick else 40)
 
     out = common.scratch("wrapper_overhead")
     env = common.cron_env()
     load = common.loadavg()
-    found = variants(opts.targets, out, opts.alternatives)
+    found = variants(opts.targets, out, opts.alternatives, opts.install_variants)
     names = list(found)
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
     for name in names:  # warm-up: page cache, .pyc files, the run log's creation
