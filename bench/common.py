@@ -84,10 +84,31 @@ def loadavg() -> str:
         return "?"
 
 
-def print_machine(load_before: str | None = None) -> None:
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy(seconds: float = 1.0) -> str:
+    """How busy the machine is right now (all cores, %), over a short sample.
+
+    The load average lags by a minute; this shows whether someone else is
+    using the CPUs as a measurement starts.
+    """
+    b0, t0 = _cpu_times()
+    time.sleep(seconds)
+    b1, t1 = _cpu_times()
+    return f"{100 * (b1 - b0) / max(t1 - t0, 1):.0f}%"
+
+
+def print_machine(load_before: str | None = None, busy_before: str | None = None) -> None:
     info = machine()
     if load_before is not None:
         info["load (1 min) before/after"] = f"{load_before}/{loadavg()}"
+    if busy_before is not None:
+        info["CPU busy just before"] = busy_before
     print("; ".join(f"{k}: {v}" for k, v in info.items()))
 
 
@@ -288,8 +309,9 @@ def ms(seconds: float) -> str:
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """A Markdown table (pastes straight into docs/benchmarks.md)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
     out = [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     return "\n".join(out)
@@ -329,8 +351,8 @@ def apply_definitions(py: str, state: str, defns: list[dict[str, object]]) -> li
     """Write applied definitions with the target's jobctl; return each job's wrapper argv."""
     import json
 
-    out = subprocess.run([py, "-I", "-c", APPLY_SNIPPET, state], input=json.dumps(defns), capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([py, "-I", "-c", APPLY_SNIPPET, state], input=json.dumps(defns), capture_output=True,
+                         text=True, check=True).stdout
     return json.loads(out)
 
 

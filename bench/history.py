@@ -124,7 +124,6 @@ def main() -> int:
     opts = parser.parse_args()
     total = opts.runs or (100_000 if opts.quick else 1_000_000)
     repeat = opts.repeat or (5 if opts.quick else 20)
-    load = common.loadavg()
     problems = []
     variants: dict[str, list[str]] = {}
     envs: dict[str, dict[str, str]] = {}
@@ -159,6 +158,7 @@ def main() -> int:
                          top_imports([py, "-I", "-m", "jobctl", "history", "hot", "--limit", "20", "--json"], env))
 
     names = list(variants)
+    load, cpu_busy = common.loadavg(), common.busy()
     for name in names:
         common.run(variants[name], envs[name])  # warm-up: page cache, .pyc
     results: dict[str, list[common.Result]] = {name: [] for name in names}
@@ -172,7 +172,7 @@ def main() -> int:
                 problems.append(f"{name} exited {res.code}")
             results[name].append(res)
 
-    common.print_machine(load)
+    common.print_machine(load, cpu_busy)
     print(f"\n{total} runs over {opts.jobs} jobs ('hot' has {total // 10}); medians of {repeat} interleaved runs; "
           f"bound: history NAME <= {BOUND_MS:.0f} ms wall\n")
     rows = []

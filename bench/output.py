@@ -37,7 +37,6 @@ def main() -> int:
     runs = opts.runs or (1 if opts.quick else 3)
     env = common.cron_env()
     out = common.scratch("output")
-    load = common.loadavg()
 
     found = {"pipe": ["/bin/sh", "-c", f"head -c {size} /dev/zero | cat >/dev/null"]}
     states = {}
@@ -48,6 +47,7 @@ def main() -> int:
                                           [common.definition("bench-output", f"head -c {size} /dev/zero")])
         found[f"wrapper ({target})"] = argv
     names = list(found)
+    load, cpu_busy = common.loadavg(), common.busy()
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
     results: dict[str, list[common.Result]] = {name: [] for name in names}
     problems = []
@@ -70,7 +70,7 @@ def main() -> int:
                             f"{size} bytes, truncated")
 
     floor = max(common.run_small(["/bin/true"], env).maxrss_kib for _ in range(3)) * 1024
-    common.print_machine(load)
+    common.print_machine(load, cpu_busy)
     pipe_wall = common.median([x.wall for x in results["pipe"]])
     rows = []
     for name in names:

@@ -109,8 +109,8 @@ def main() -> int:
 
     out = common.scratch("wrapper_overhead")
     env = common.cron_env()
-    load = common.loadavg()
     found = variants(opts.targets, out, opts.alternatives, opts.install_variants)
+    load, cpu_busy = common.loadavg(), common.busy()
     names = list(found)
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
     for name in names:  # warm-up: page cache, .pyc files, the run log's creation
@@ -138,7 +138,7 @@ def main() -> int:
         if os.path.exists(os.path.join(state, "jobctl-errors.log")):
             problems.append(f"{target}: {state}/jobctl-errors.log exists")
 
-    common.print_machine(load)
+    common.print_machine(load, cpu_busy)
     for target in opts.targets:
         print(f"{target}: {common.python(target, refresh=False)} (Python "
               f"{common.python_version(common.python(target, refresh=False))})")
