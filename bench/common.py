@@ -103,12 +103,33 @@ def busy(seconds: float = 1.0) -> str:
     return f"{100 * (b1 - b0) / max(t1 - t0, 1):.0f}%"
 
 
-def print_machine(load_before: str | None = None, busy_before: str | None = None) -> None:
+class Others:
+    """CPU time other processes used while we measured: the machine's busy time
+    from /proc/stat minus this process and the children it reaped."""
+
+    def __init__(self) -> None:
+        self.busy, self.total = _cpu_times()
+        t = os.times()
+        self.ours = t.user + t.system + t.children_user + t.children_system
+
+    def share(self) -> str:
+        busy, total = _cpu_times()
+        t = os.times()
+        ours = t.user + t.system + t.children_user + t.children_system - self.ours
+        hz = os.sysconf("SC_CLK_TCK")
+        others = max(0.0, (busy - self.busy) / hz - ours)
+        return f"{100 * others / max((total - self.total) / hz, 1e-9):.0f}%"
+
+
+def print_machine(load_before: str | None = None, busy_before: str | None = None,
+                  others: Others | None = None) -> None:
     info = machine()
     if load_before is not None:
         info["load (1 min) before/after"] = f"{load_before}/{loadavg()}"
     if busy_before is not None:
         info["CPU busy just before"] = busy_before
+    if others is not None:
+        info["CPU used by other processes while measuring"] = others.share()
     print("; ".join(f"{k}: {v}" for k, v in info.items()))
 
 

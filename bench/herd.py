@@ -120,6 +120,7 @@ def main() -> int:
     env = common.cron_env()
     out = common.scratch("herd")
     load, cpu_busy = common.loadavg(), common.busy()
+    others = common.Others()
     rows, problems = [], []
     for target in opts.targets:
         py = common.python(target)
@@ -165,7 +166,7 @@ def main() -> int:
             if ok != jobs or other or distinct != jobs:
                 problems.append(f"{target} herd {n + 1}: recorded {ok} succeeded + {other} other runs of "
                                 f"{distinct} jobs, expected {jobs}")
-    common.print_machine(load, cpu_busy)
+    common.print_machine(load, cpu_busy, others)
     print(f"\n{jobs} jobs per herd{' on a fresh state (no run log)' if opts.fresh else ''}; bound = "
           f"{BOUND} x jobs x solo CPU / {cores} cores; times in ms unless marked s\n")
     print(common.table(["target", "herd", "jobs", "total wall s", "bound s", "CPU/run in herd",

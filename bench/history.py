@@ -159,6 +159,7 @@ def main() -> int:
 
     names = list(variants)
     load, cpu_busy = common.loadavg(), common.busy()
+    others = common.Others()
     for name in names:
         common.run(variants[name], envs[name])  # warm-up: page cache, .pyc
     results: dict[str, list[common.Result]] = {name: [] for name in names}
@@ -172,7 +173,7 @@ def main() -> int:
                 problems.append(f"{name} exited {res.code}")
             results[name].append(res)
 
-    common.print_machine(load, cpu_busy)
+    common.print_machine(load, cpu_busy, others)
     print(f"\n{total} runs over {opts.jobs} jobs ('hot' has {total // 10}); medians of {repeat} interleaved runs; "
           f"bound: history NAME <= {BOUND_MS:.0f} ms wall\n")
     rows = []

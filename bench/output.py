@@ -48,6 +48,7 @@ def main() -> int:
         found[f"wrapper ({target})"] = argv
     names = list(found)
     load, cpu_busy = common.loadavg(), common.busy()
+    others = common.Others()
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
     results: dict[str, list[common.Result]] = {name: [] for name in names}
     problems = []
@@ -70,7 +71,7 @@ def main() -> int:
                             f"{size} bytes, truncated")
 
     floor = max(common.run_small(["/bin/true"], env).maxrss_kib for _ in range(3)) * 1024
-    common.print_machine(load, cpu_busy)
+    common.print_machine(load, cpu_busy, others)
     pipe_wall = common.median([x.wall for x in results["pipe"]])
     rows = []
     for name in names:

@@ -7,6 +7,8 @@ each round):
   flock idiom       sh -c 'flock -n LOCK timeout 60 sh -c true >>LOG 2>&1'
   wrapper (TARGET)  the exact argv of jobctl.runner.wrapper_argv(state, name),
                     on a definition written by jobctl.applied.write
+  python -I -c pass the target's interpreter alone: a yardstick for how fast
+                    the machine is right now (it varies on a shared VM)
 
 Wall is spawn to reap; CPU is user+sys of the child and everything it reaped
 (os.wait4).  Every run must exit 0 with nothing on stderr.
@@ -14,7 +16,7 @@ Wall is spawn to reap; CPU is user+sys of the child and everything it reaped
 --install-variants adds copies of each non-dev venv with one change: no
 setuptools distutils-precedence.pth, or no .pyc for jobctl (python -B).
 
---alternatives adds interpreter floors (`python -I -c pass`, with -S) and
+--alternatives adds the interpreter floor without site (-S) and
 other ways of starting the same wrapper (no runpy: -c; no site: -S -c with
 the package directory put on sys.path by hand) to see what each costs.
 
@@ -81,13 +83,13 @@ def variants(targets: list[str], out: str, alternatives: bool, install: bool) ->
         state = os.path.join(out, common.slug(target), "state")
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         found[f"wrapper ({target})"] = argv
+        found[f"python -I -c pass ({target})"] = [py, "-I", "-c", "pass"]  # the interpreter alone, a yardstick
         if install and target != "dev":
             found.update(install_variants(target, py, argv))
         if not alternatives:
             continue
         args = argv[argv.index("jobctl.runner") + 1:]
         pkg_parent = common.helper(py, "import os, jobctl; print(os.path.dirname(os.path.dirname(jobctl.__file__)))")
-        found[f"python -I -c pass ({target})"] = [py, "-I", "-c", "pass"]
         found[f"python -I -S -c pass ({target})"] = [py, "-I", "-S", "-c", "pass"]
         found[f"wrapper -I -c, no runpy ({target})"] = [py, "-I", "-c", NO_RUNPY, *args]
         found[f"wrapper -I -S -c, no site ({target})"] = [
@@ -111,6 +113,7 @@ def main() -> int:
     env = common.cron_env()
     found = variants(opts.targets, out, opts.alternatives, opts.install_variants)
     load, cpu_busy = common.loadavg(), common.busy()
+    others = common.Others()
     names = list(found)
     errs = {name: os.path.join(out, f"stderr.{i}") for i, name in enumerate(names)}
     for name in names:  # warm-up: page cache, .pyc files, the run log's creation
@@ -138,7 +141,7 @@ def main() -> int:
         if os.path.exists(os.path.join(state, "jobctl-errors.log")):
             problems.append(f"{target}: {state}/jobctl-errors.log exists")
 
-    common.print_machine(load, cpu_busy)
+    common.print_machine(load, cpu_busy, others)
     for target in opts.targets:
         print(f"{target}: {common.python(target, refresh=False)} (Python "
               f"{common.python_version(common.python(target, refresh=False))})")
