@@ -20,7 +20,8 @@ Interpreters ("targets") measured:
              one with other dependency versions)
   rev=REV    bench/out/venv-rev-REV: like installed, but jobctl as committed
              at git revision REV (`git archive`), to measure a change against
-             its parent in the same interleaved run
+             its parent in the same interleaved run; rev=REV:system builds
+             it on /usr/bin/python3, like system
 
 The non-editable venvs are refreshed (jobctl reinstalled without its
 dependencies) whenever a file of the jobctl package differs from the
@@ -145,7 +146,7 @@ def _venv_dir(target: str) -> str:
     if target.startswith("venv="):
         return os.path.abspath(target[5:])
     if target.startswith("rev="):
-        return os.path.join(OUT, "venv-rev-" + target[4:])
+        return os.path.join(OUT, "venv-rev-" + target[4:].replace(":", "-"))
     return {"dev": os.path.join(REPO, ".venv"), "installed": os.path.join(OUT, "venv"),
             "system": os.path.join(OUT, "venv-system")}[target]
 
@@ -180,7 +181,8 @@ def python(target: str, refresh: bool = True) -> str:
     if target == "system" and not os.path.exists(SYSTEM_PYTHON):
         sys.exit(f"{SYSTEM_PYTHON} missing; choose another --target")
     if target.startswith("rev="):
-        return _rev_python(target[4:], venv)
+        rev, _, base = target[4:].partition(":")
+        return _rev_python(rev, venv, base or "installed")
     stamp = os.path.join(venv, "jobctl-bench-source.sha256")
     digest = _source_digest()
     fresh = not os.path.exists(py)
@@ -204,7 +206,7 @@ def python(target: str, refresh: bool = True) -> str:
     return py
 
 
-def _rev_python(rev: str, venv: str) -> str:
+def _rev_python(rev: str, venv: str, base: str) -> str:
     py = os.path.join(venv, "bin", "python")
     if os.path.exists(py):
         return py  # a revision never changes
@@ -216,7 +218,7 @@ def _rev_python(rev: str, venv: str) -> str:
         archive = subprocess.run(["git", "-C", REPO, "archive", "--format=tar", rev], capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", src], input=archive.stdout, check=True)
         print(f"# creating {venv} with jobctl at {rev}", file=sys.stderr)
-        subprocess.run([_base_python("installed"), "-m", "venv", venv], check=True)
+        subprocess.run([_base_python(base), "-m", "venv", venv], check=True)
         subprocess.run([py, "-m", "pip", "--disable-pip-version-check", "install", "--quiet", src], check=True,
                        stdout=subprocess.DEVNULL)
     return py
@@ -236,11 +238,14 @@ def targets_arg(value: str) -> list[str]:
     chosen = [t.strip() for t in value.split(",") if t.strip()]
     for i, t in enumerate(chosen):
         if t.startswith("rev=") and len(t) > 4:
-            rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", t[4:]], capture_output=True, text=True,
+            name, _, base = t[4:].partition(":")
+            if base not in ("", "system"):
+                raise SystemExit(f"{t!r}: only rev=REV or rev=REV:system")
+            rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", name], capture_output=True, text=True,
                                  check=False)
             if rev.returncode != 0:
-                raise SystemExit(f"unknown git revision {t[4:]!r}")
-            chosen[i] = "rev=" + rev.stdout.strip()
+                raise SystemExit(f"unknown git revision {name!r}")
+            chosen[i] = "rev=" + rev.stdout.strip() + (":system" if base else "")
         elif t.startswith("venv=") and len(t) > 5:
             chosen[i] = "venv=" + os.path.abspath(t[5:])
         elif t not in TARGETS:
