@@ -56,9 +56,9 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     import fcntl
     import json
     import subprocess
-    import sys
 
     from . import pause, store
+    from .runner import interpreter_argv
 
     now = time.time() if now is None else now
     os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)
@@ -90,7 +90,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
             if when is None:
                 continue
             subprocess.Popen(
-                [sys.executable, "-I", "-m", "jobctl.runner", "--state-dir", state, "--catch-up-run",
+                [*interpreter_argv(), "--state-dir", state, "--catch-up-run",
                  str(int(when)), name],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, cwd="/",

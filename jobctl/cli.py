@@ -345,6 +345,10 @@ def logs(
         stdout.write(f"[... {dropped} bytes of output dropped (output_limit) ...]\n".encode())
     stdout.write(tail)
     stdout.flush()
+    if row["notify"]:
+        # on stderr, so that stdout stays the job's output byte for byte
+        for note in row["notify"].split("; "):
+            print(f"notify: {note}", file=sys.stderr)
 
 
 SystemOpt = Annotated[bool, typer.Option(

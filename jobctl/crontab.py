@@ -295,7 +295,7 @@ def render_line(defn: dict, state: str, system: bool) -> str:
 
 def catch_up_lines(state: str, system: bool) -> list[str]:
     """At boot and every minute: the pass that starts runs missed during downtime."""
-    argv = runner.wrapper_argv(state, "")[:4] + ["--catch-up", "--state-dir", state]
+    argv = [*runner.interpreter_argv(), "--catch-up", "--state-dir", state]
     digest = hashlib.sha256(" ".join(argv).encode()).hexdigest()[:12]
     return [_render(when, argv, f"jobctl:{name} {digest}", system) for name, when in CATCH_UP_ENTRIES.items()]
 

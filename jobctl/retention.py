@@ -46,4 +46,6 @@ def vacuum(db: sqlite3.Connection, pages: int | None = None) -> None:
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute("VACUUM")
         return
-    db.execute(f"PRAGMA incremental_vacuum({int(pages)})" if pages else "PRAGMA incremental_vacuum")
+    # The pragma frees one page per step, and Python's execute() steps once:
+    # executescript() runs it to the end.
+    db.executescript(f"PRAGMA incremental_vacuum({int(pages)});" if pages else "PRAGMA incremental_vacuum;")

@@ -316,15 +316,25 @@ def _resolve(program: str, path: str) -> str:
     return program  # execve reports ENOENT
 
 
-def clean_environment(defn: dict[str, Any]) -> dict[str, str]:
-    """The same environment for every run, scheduled or manual (cron-like)."""
+def run_as(defn: dict[str, Any]) -> tuple[str, str, int, int]:
+    """(user, home, uid, gid) the job runs as: its ``user``, else whoever runs the wrapper."""
     import pwd
 
+    user = defn.get("user")
     try:
-        pw = pwd.getpwuid(os.geteuid())
-        home, user = pw.pw_dir, pw.pw_name
+        pw = pwd.getpwnam(user) if user else pwd.getpwuid(os.geteuid())
     except KeyError:
-        home, user = os.environ.get("HOME", "/"), str(os.geteuid())
+        if user:
+            raise LookupError(f"user {user!r} does not exist on this host") from None
+        return str(os.geteuid()), os.environ.get("HOME", "/"), os.geteuid(), os.getegid()
+    if pw.pw_uid != os.geteuid() and os.geteuid() != 0:
+        raise LookupError(f"the job runs as {pw.pw_name}; only root can start it as another user")
+    return pw.pw_name, pw.pw_dir, pw.pw_uid, pw.pw_gid
+
+
+def clean_environment(defn: dict[str, Any]) -> dict[str, str]:
+    """The same environment for every run, scheduled or manual (cron-like)."""
+    user, home, _, _ = run_as(defn)
     env = {
         "HOME": home,
         "LOGNAME": user,
@@ -351,6 +361,8 @@ class Attempt:
         self.umask = umask
         self.output = Output(int(defn.get("output_limit", 1 << 20)))
         self.pid = 0
+        user, _, uid, gid = run_as(defn)
+        self.ids = (user, uid, gid) if uid != os.geteuid() else None
 
     def _argv(self) -> list[str]:
         command = self.defn["command"]
@@ -380,6 +392,13 @@ class Attempt:
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
                 os.setsid()
                 os.umask(self.umask)
+                if self.ids is not None:
+                    # apply --system: the wrapper runs as root, the job as its user
+                    stage = "setuid"
+                    name, uid, gid = self.ids
+                    os.initgroups(name, gid)
+                    os.setgid(gid)
+                    os.setuid(uid)
                 stage = "chdir"
                 os.chdir(cwd)
                 stage = "exec"
@@ -518,9 +537,10 @@ class Wrapper:
 
     def __init__(self, defn: dict[str, Any], state: str, trigger: str, stream: bool,
                  scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-                 sink: Callable[[bytes], Any] | None = None) -> None:
+                 sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0) -> None:
         self.defn = defn
         self.sink = sink
+        self.jitter = jitter
         self.name = defn["name"]
         self.state = state
         self.trigger = trigger
@@ -531,6 +551,10 @@ class Wrapper:
         self.host = os.uname().nodename
         self.boot_id = _boot_id()
         self.run_ids: list[int] = []
+        self._notes: list[str] = []
+        #: the last attempt's run fields and output, for notifications
+        self._last: tuple[dict[str, Any], bytes] | None = None
+        self._last_env: dict[str, str] = {}
 
     def run(self) -> int:
         umask = os.umask(0o077)
@@ -604,6 +628,15 @@ class Wrapper:
     def _run(self, signals: Signals, umask: int) -> int:
         log = RunLog(self.state, self.error)
         self._replaced = 0
+        if self.jitter > 0:
+            # before the lock: waiting out the jitter must not hold up anyone
+            try:
+                signals.sleep(self.jitter)
+            except _Interrupted as exc:
+                reason = f"killed: {_signame(exc.signum)} during the {_fmt_duration(self.jitter)} jitter delay"
+                log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
+                         os.getpid(), self.host, reason, 128 + exc.signum, default=0)
+                return 128 + exc.signum
         lock, code = self._lock(log, signals)
         if code is not None:
             return code
@@ -614,6 +647,12 @@ class Wrapper:
             retries = self.defn.get("retries") or {}
             attempts = 1 + int(retries.get("attempts", 0))
             code = EX_JOBCTL
+            notify_cfg = self.defn.get("notify") or {}
+            previous_failures = log.call("failure_streak", self.name, default=0) if notify_cfg else 0
+            if notify_cfg.get("ping"):
+                from . import notify
+
+                self._notes.append(notify.ping(notify_cfg["ping"], "start", {"job": self.name}))
             for attempt in range(1, attempts + 1):
                 if attempt > 1:
                     delay = min(float(retries.get("delay", 10)) * float(retries.get("backoff", 2)) ** (attempt - 2),
@@ -625,6 +664,7 @@ class Wrapper:
                 status, code = self._attempt(log, signals, lock, attempt, umask)
                 if status not in ("failed", "timeout") or signals.pending:
                     break
+            self._after(log, notify_cfg, previous_failures)
             return code
         finally:
             if lock is not None:
@@ -632,14 +672,39 @@ class Wrapper:
             if log.store is not None:
                 log.store.close()
 
+    def _after(self, log: RunLog, notify_cfg: dict[str, Any], previous_failures: int) -> None:
+        """Retention, then notifications: neither may change the run's result."""
+        history = self.defn.get("history") or {}
+        _, streak = log.call("after_run", self.name, int(history.get("keep", 200)),
+                             float(history.get("max_age", 90 * 86400)), time.time(), default=(0, 0))
+        if not notify_cfg or not self._last:
+            return
+        from . import notify
+
+        run, output = self._last
+        try:
+            self._notes += notify.after_run(notify_cfg, run, output, self._last_env,
+                                            self.defn.get("shell") or "/bin/sh", streak, previous_failures)
+        except Exception as exc:  # noqa: BLE001 - a notification never changes the run
+            self._notes.append(f"notify failed: {type(exc).__name__}: {exc}")
+        if self._notes and run.get("id"):
+            log.call("set_notify", run["id"], "; ".join(self._notes))
+
     def _attempt(self, log: RunLog, signals: Signals, lock: Lock | None, attempt: int,
                  umask: int) -> tuple[str, int]:
         trigger = self.trigger if attempt == 1 else "retry"
         started = time.time()
         run_id = log.call("start_run", self.name, trigger, attempt, self.scheduled_for, started,
-                          os.getpid(), self.host, self.boot_id, default=0)
+                          os.getpid(), self.host, self.boot_id, self.jitter if attempt == 1 and self.jitter else None,
+                          default=0)
         self._started(run_id)
-        env = clean_environment(self.defn)
+        try:
+            env = clean_environment(self.defn)
+        except LookupError as exc:
+            reason = f"cannot start: {exc}"
+            self.error(reason)
+            log.call("finish_run", run_id, "failed", EX_JOBCTL, None, time.time(), reason, b"", b"", 0, 0)
+            return "failed", EX_JOBCTL
         env["JOBCTL_JOB"] = self.name
         env["JOBCTL_RUN_ID"] = str(run_id or "")
         env["JOBCTL_ATTEMPT"] = str(attempt)
@@ -679,31 +744,49 @@ class Wrapper:
             code = os.waitstatus_to_exitcode(wstatus)
             status = "succeeded" if code == 0 else "failed"
             reason = "exit status 0" if code == 0 else f"exit status {code}"
+        if self.jitter and attempt == 1:
+            reason += f" (started after {_fmt_duration(self.jitter)} of jitter)"
         head, tail, dropped = proc.output.finish()
-        log.call("finish_run", run_id, status, code, sig, time.time(), reason, head, tail, dropped,
+        finished = time.time()
+        log.call("finish_run", run_id, status, code, sig, finished, reason, head, tail, dropped,
                  proc.output.total)
+        if self.defn.get("notify"):
+            self._last = ({"id": run_id, "job": self.name, "status": status, "exit_code": code, "signal": sig,
+                           "trigger": trigger, "attempt": attempt, "started_at": _iso(started),
+                           "finished_at": _iso(finished), "duration_s": round(finished - started, 3),
+                           "host": self.host, "reason": reason}, head + tail)
+            self._last_env = env
         return status, code
 
 
 def execute(defn: dict[str, Any], state: str, trigger: str = "manual", stream: bool = False,
             scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-            sink: Callable[[bytes], Any] | None = None) -> int:
+            sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0) -> int:
     """Run a job definition once (with its retries); returns the exit code.
 
     ``stream`` copies the output live to fd 1, or to ``sink`` when given.
     """
-    return Wrapper(defn, state, trigger, stream, scheduled_for, on_started, sink).run()
+    return Wrapper(defn, state, trigger, stream, scheduled_for, on_started, sink, jitter).run()
 
 
-def wrapper_argv(state: str, name: str) -> list[str]:
-    """The command a crontab line runs for a job: absolute paths only.
+def interpreter_argv() -> list[str]:
+    """``PYTHON -I -m jobctl.runner`` with the interpreter named by a stable absolute path.
 
-    Cron's PATH is /usr/bin:/bin, so the interpreter is named by its full
-    path.  -I keeps the operator's PYTHON* variables and user site-packages
-    out of scheduled runs.
+    Cron's PATH is /usr/bin:/bin, so the path is absolute; it is the
+    environment's ``bin/python3`` rather than sys.executable, which depends on
+    how jobctl was started (python, python3, python3.11) and would make apply
+    rewrite every line.  -I keeps the operator's PYTHON* variables and user
+    site-packages out of scheduled runs.
     """
-    return [sys.executable, "-I", "-m", "jobctl.runner",
-            "--scheduled", "--state-dir", state, name]
+    python = os.path.join(sys.prefix, "bin", "python3")
+    if not os.access(python, os.X_OK):
+        python = sys.executable
+    return [python, "-I", "-m", "jobctl.runner"]
+
+
+def wrapper_argv(state: str, name: str, timer: bool = False) -> list[str]:
+    """The command a crontab line (or, with ``timer``, a systemd unit) runs for a job."""
+    return [*interpreter_argv(), "--timer" if timer else "--scheduled", "--state-dir", state, name]
 
 
 class _JsonContext:
@@ -741,8 +824,37 @@ def load_json(data: bytes) -> Any:
     return json.loads(data)
 
 
-USAGE = "usage: python -m jobctl.runner [--state-dir DIR] [--scheduled] [--quiet] [--definition-stdin] " \
-        "[--report-fd N] NAME"
+USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME] "
+         "[--quiet] [--definition-stdin] [--report-fd N] NAME\n"
+         "       python -m jobctl.runner [--state-dir DIR] --catch-up")
+
+
+def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[bool, float]:
+    """Whether a scheduled wake-up is a run, and its jitter.  Cheap when it is not.
+
+    A job with a time zone wakes on a superset of its minutes; the minutes
+    that do not match in its zone end here, with no run row and no lock.
+    """
+    if mode == "schedule" and defn.get("timezone") and defn.get("fields"):
+        from datetime import datetime, timezone
+
+        from .clock import due
+
+        if due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)) is None:
+            return False, 0.0
+    jitter = float(defn.get("jitter") or 0) if mode == "schedule" else 0.0
+    if jitter:
+        jitter *= int.from_bytes(os.urandom(4), "little") / 2**32  # uniform in [0, jitter)
+    return True, jitter
+
+
+def _record_paused(defn: dict[str, Any], state: str, trigger: str, scheduled_for: float | None) -> None:
+    error = ErrorLog(state, defn["name"])
+    log = RunLog(state, error)
+    log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
+             os.uname().nodename, "skipped: paused (jobctl resume to run again)", 0)
+    if log.store is not None:
+        log.store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -750,13 +862,19 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     state = os.environ.get("JOBCTL_STATE_DIR") or ""
     trigger, stream, from_stdin, report_fd = "manual", True, False, -1
+    mode = "manual"  # or schedule (cron), timer (systemd), catchup, catch-up-pass
+    scheduled_for: float | None = None
     name = None
     while args:
         arg = args.pop(0)
         if arg == "--state-dir" and args:
             state = args.pop(0)
-        elif arg == "--scheduled":
-            trigger, stream = "schedule", False
+        elif arg in ("--scheduled", "--timer"):
+            trigger, stream, mode = "schedule", False, arg[2:].replace("scheduled", "schedule")
+        elif arg == "--catch-up":
+            mode = "catch-up-pass"
+        elif arg == "--catch-up-run" and args and args[0].isdigit():
+            trigger, stream, mode, scheduled_for = "catchup", False, "catchup", float(args.pop(0))
         elif arg == "--quiet":
             stream = False
         elif arg == "--definition-stdin":
@@ -768,13 +886,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(USAGE, file=sys.stderr)
             return EX_JOBCTL
-    if not name:
-        print(USAGE, file=sys.stderr)
-        return EX_JOBCTL
     if not state:
         from .paths import state_dir
 
         state = state_dir()
+    if mode == "catch-up-pass":
+        from . import catchup
+
+        try:
+            catchup.run_pass(state)
+        except Exception as exc:  # noqa: BLE001 - one line for cron to mail, then the next pass
+            ErrorLog(state, "(catch-up)")(f"catch-up pass failed: {type(exc).__name__}: {exc}")
+            return EX_JOBCTL
+        return 0
+    if not name:
+        print(USAGE, file=sys.stderr)
+        return EX_JOBCTL
     error = ErrorLog(state, name)
     try:
         os.makedirs(state, mode=0o700, exist_ok=True)
@@ -798,10 +925,17 @@ def main(argv: list[str] | None = None) -> int:
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
         os.close(fd)
-    scheduled_for = None
-    if trigger == "schedule":
+    jitter = 0.0
+    if mode in ("schedule", "timer", "catchup"):
         now = time.time()
-        scheduled_for = now - now % 60  # the minute cron meant
+        if scheduled_for is None:
+            scheduled_for = now - now % 60  # the minute cron meant
+        run, jitter = _gate(defn, state, mode, now)
+        if not run:
+            return 0
+        if os.path.exists(os.path.join(state, "paused", name)):
+            _record_paused(defn, state, trigger, scheduled_for)
+            return 0
 
     def report(run_id: int) -> None:
         if report_fd >= 0:
@@ -811,7 +945,7 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
 
-    return execute(defn, state, trigger, stream, scheduled_for, report)
+    return execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter)
 
 
 def _exit_now(code: int) -> None:

@@ -375,7 +375,8 @@ def _timezone(value: Any) -> str:
         pass
     import difflib
 
-    close = difflib.get_close_matches(text, sorted(zoneinfo.available_timezones()), n=1)
+    # Abbreviations (CEST, PST) are not zones; suggesting EST for CEST would mislead.
+    close = difflib.get_close_matches(text, sorted(zoneinfo.available_timezones()), n=1) if "/" in text else []
     hint = f"; did you mean {close[0]!r}?" if close else "; use an IANA name such as Europe/Berlin or UTC"
     raise ValueError(f"{text!r} is not a known time zone{hint}")
 

@@ -33,18 +33,8 @@ class JobStatus:
 
 
 def consecutive_failures(log: Store | None, name: str) -> int:
-    if log is None:
-        return 0
-    count = 0
     # Skipped runs neither break nor extend a failure streak.
-    for (status,) in log.db.execute(
-        "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') ORDER BY id DESC LIMIT 1000",
-        (name,),
-    ):
-        if status not in FAILURES:
-            break
-        count += 1
-    return count
+    return log.failure_streak(name) if log is not None else 0
 
 
 def _zone(name: str | None):

@@ -75,9 +75,16 @@ def _m1_runs(db: sqlite3.Connection) -> None:
         )""")
 
 
+def _m2_jitter_notify(db: sqlite3.Connection) -> None:
+    # issue 5: the jitter a scheduled run waited, and what its notifications did
+    db.execute("ALTER TABLE runs ADD COLUMN jitter_s REAL")
+    db.execute("ALTER TABLE runs ADD COLUMN notify TEXT")
+
+
 #: Numbered migrations, applied in order, each in the transaction that records it.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
+    ("runs.jitter_s and runs.notify", _m2_jitter_notify),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,14 +125,43 @@ class Store:
     # --- writes used by the wrapper
 
     def start_run(self, job: str, trigger: str, attempt: int, scheduled_for: float | None,
-                  started_at: float, wrapper_pid: int, host: str, boot_id: str) -> int:
+                  started_at: float, wrapper_pid: int, host: str, boot_id: str,
+                  jitter_s: float | None = None) -> int:
         with self.write() as db:
             cur = db.execute(
                 "INSERT INTO runs (job, status, trigger, attempt, scheduled_for, started_at, wrapper_pid,"
-                " host, boot_id) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id),
+                " host, boot_id, jitter_s) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id, jitter_s),
             )
             return int(cur.lastrowid or 0)
+
+    def set_notify(self, run_id: int, text: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE runs SET notify = ? WHERE id = ?", (text, run_id))
+
+    def after_run(self, job: str, keep: int, max_age: float, now: float) -> tuple[int, int]:
+        """Retention for one job, then hand a few freed pages back; and the failure streak.
+
+        Returns (runs pruned, consecutive failures up to now) in one visit.
+        """
+        from . import retention
+
+        with self.write() as db:
+            pruned = retention.prune_job(db, job, keep, max_age, now)
+        if pruned:
+            retention.vacuum(self.db, retention.VACUUM_PAGES_AFTER_RUN)
+        return pruned, self.failure_streak(job)
+
+    def failure_streak(self, job: str) -> int:
+        count = 0
+        for (status,) in self.db.execute(
+            "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') ORDER BY id DESC"
+            " LIMIT 1000", (job,)
+        ):
+            if status not in ("failed", "timeout", "killed", "lost"):
+                break
+            count += 1
+        return count
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self.write() as db:
@@ -242,6 +278,9 @@ def _create(path: str) -> None:
     try:
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
+            # Before any table exists: freed pages can then be handed back
+            # bit by bit after runs (retention) instead of by a full VACUUM.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             _migrate(db)
         finally:
             db.close()

@@ -153,7 +153,7 @@ def test_status_json_and_states(write_job):
     assert {n: r["state"] for n, r in rows.items()} == {
         "a": "orphaned", "b": "changed", "c": "disabled", "d": "not applied"}
     assert list(rows["b"]) == ["name", "description", "schedule", "schedule_description", "next_run", "state",
-                               "last_run", "consecutive_failures"]
+                               "last_run", "consecutive_failures", "paused", "late", "missed"]
     assert rows["b"]["schedule"] == "@daily" and rows["b"]["schedule_description"] == "At 00:00"
     assert rows["b"]["consecutive_failures"] == 2
     assert rows["b"]["last_run"]["status"] == "failed" and list(rows["b"]["last_run"]) == RUN_FIELDS

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jobctl import crontab, loader
+from jobctl import crontab, loader, runner
 from jobctl.cli import app
 
 JOB = """\
@@ -144,7 +144,7 @@ def test_entry_line_is_absolute_quoted_marked_and_secret_free(write_job, tmp_pat
     assert "%" not in command.replace("\\%", "")  # every % escaped for cron
     # The shell (after cron turns \% back into %) sees the real argv.
     argv = shlex.split(command.replace("\\%", "%"))
-    assert argv[0] == sys.executable and os.path.isabs(argv[0])
+    assert argv[0] == runner.interpreter_argv()[0] and os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
     assert argv[argv.index("--state-dir") + 1] == str(odd_state)
 
 

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -246,7 +245,7 @@ def test_dst_notes():
 # --- the units ---------------------------------------------------------------------------------
 
 def test_every_mapping_in_the_units_of_a_job_with_every_key(units, corpus, jobs_dir):
-    python = sys.executable
+    python = runner.interpreter_argv()[0]
     assert (units / "jobctl-full.service").read_text() == f"""\
 {MARK} systemd from {jobs_dir}/full.yaml:1; edits are overwritten by the next export.
 [Unit]

@@ -92,6 +92,19 @@ def job_text(snippet: str) -> str:
         ("tags: [db:main, a.b_c-d]", "tags", ("db:main", "a.b_c-d")),
         ("tags: []", "tags", ()),
         ("user: root", "user", "root"),
+        ("timezone: Europe/Berlin", "timezone", "Europe/Berlin"),
+        ("timezone: UTC", "timezone", "UTC"),
+        ("jitter: 5m", "jitter", 300),
+        ("jitter: 0", "jitter", 0),
+        ("catch_up: 6h", "catch_up", 21600),
+        ("notify: {webhook: 'https://hooks.example.com/x'}", "notify",
+         spec.Notify(webhook="https://hooks.example.com/x")),
+        ("notify:\n  when: [failure, recovery]\n  after_failures: 2\n  email: ops@example.com\n"
+         "  ping: https://hc-ping.com/u\n  command: /usr/local/bin/alert",
+         "notify", spec.Notify(when=("failure", "recovery"), after_failures=2, email=("ops@example.com",),
+                               ping="https://hc-ping.com/u", command="/usr/local/bin/alert")),
+        ("history: {keep: 100, max_age: 30d}", "history", spec.History(keep=100, max_age=30 * 86400)),
+        ("history: {keep: 5}", "history", spec.History(keep=5)),
     ],
 )
 def test_valid_value(write_job: WriteJob, jobs_dir: Path, snippet: str, attr: str, expected: object) -> None:
@@ -270,6 +283,35 @@ TAG_RULE = "is not valid; use letters, digits, '_', '.', ':' or '-'"
                                       "create it or fix the name"),
         ("user: 'bad user'", "1:7: job backup: user: 'bad user' is not a valid user name"),
         ("user: 0", "1:7: job backup: user must be a string, not a number (quote it)"),
+        # timezone
+        ("timezone: Europe/Berln", "1:11: job backup: timezone: 'Europe/Berln' is not a known time zone; "
+                                   "did you mean 'Europe/Berlin'?"),
+        ("timezone: CEST", "1:11: job backup: timezone: 'CEST' is not a known time zone; "
+                           "use an IANA name such as Europe/Berlin or UTC"),
+        ("timezone: 1", "1:11: job backup: timezone must be a string, not a number (quote it)"),
+        # jitter, catch_up
+        ("jitter: soon", f"1:9: job backup: jitter: 'soon' {NOT_A_DURATION}"),
+        ("catch_up: 0", "1:11: job backup: catch_up must be longer than 0s; remove the key to turn it off"),
+        ("catch_up: [6h]", "1:11: job backup: catch_up must be a value, not a list"),
+        # notify
+        ("notify: {on: [failure], webhook: 'https://x.example'}",
+         "1:10: job backup: unknown notify key 'on'; the key is 'when' (YAML 1.1 reads 'on' as true)"),
+        ("notify: {when: [failure]}",
+         "1:9: job backup: notify needs at least one of command, webhook, email, ping"),
+        ("notify: {when: [sometimes], ping: 'https://x.example'}",
+         "1:16: job backup: notify when: use a list of failure, recovery, success, e.g. [failure, recovery]"),
+        ("notify: {webhook: 'ftp://x'}",
+         "1:19: job backup: notify webhook: 'ftp://x' is not an http:// or https:// URL"),
+        ("notify: {email: not-an-address}",
+         "1:17: job backup: notify email: 'not-an-address' is not an e-mail address"),
+        ("notify: {after_failures: 0, ping: 'https://x.example'}",
+         "1:26: job backup: notify after_failures: a whole number 1 or more"),
+        ("notify: yes", "1:9: job backup: notify must be a mapping, not a value"),
+        # history
+        ("history: {keep: 0}", "1:17: job backup: history keep: a whole number of runs, 1 or more"),
+        ("history: {max_age: forever}",
+         f"1:20: job backup: history max_age: 'forever' {NOT_A_DURATION}"),
+        ("history: {keepp: 3}", "1:11: job backup: unknown history key 'keepp'; use keep and max_age"),
     ],
 )
 def test_invalid_value(write_job: WriteJob, jobs_dir: Path, snippet: str, error: str) -> None:
@@ -298,7 +340,7 @@ def test_every_key_has_valid_and_invalid_cases() -> None:
         ("workdir: /srv", "1:1: job backup: unknown key 'workdir'; did you mean 'working_dir'?"),
         ("colour: red", "1:1: job backup: unknown key 'colour'; known keys: name, description, schedule, command, "
                         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, "
-                        "tags, user"),
+                        "tags, user, timezone, jitter, catch_up, notify, history"),
         ("[a]: 1", "1:1: job backup: job keys must be plain names, not a list"),
         ("<<: {timeout: 5m}", "1:1: job backup: YAML merge keys (<<) are not supported; put shared values in "
                               "_defaults.yaml"),
@@ -338,7 +380,8 @@ def test_every_error_of_a_job_is_reported(write_job: WriteJob, jobs_dir: Path) -
         "backup.yaml:3:8: job backup: shell: 'sh' is not an absolute path; start it with /",
         "backup.yaml:4:10: job backup: timeout 0 would kill the job at once; remove the key for no timeout",
         "backup.yaml:5:1: job backup: unknown key 'color'; known keys: name, description, schedule, command, "
-        "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user",
+        "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user, "
+        "timezone, jitter, catch_up, notify, history",
     ]
 
 

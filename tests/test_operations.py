@@ -22,7 +22,8 @@ def state() -> str:
     return os.environ["JOBCTL_STATE_DIR"]
 
 
-def insert_runs(job: str, times: list[float], status: str = "succeeded", output: bytes = b"") -> None:
+def insert_runs(job: str, times: list[float], status: str = "succeeded", output: bytes = b"",
+                scheduled: float | None = None) -> None:
     os.makedirs(state(), mode=0o700, exist_ok=True)
     log = store.connect(os.path.join(state(), "runs.db"))
     with log.write() as db:
@@ -30,7 +31,7 @@ def insert_runs(job: str, times: list[float], status: str = "succeeded", output:
             cur = db.execute(
                 "INSERT INTO runs (job, status, exit_code, trigger, attempt, scheduled_for, started_at, finished_at,"
                 " duration_s, host, output_bytes, reason) VALUES (?, ?, 0, 'schedule', 1, ?, ?, ?, 1.0, 'h', ?, ?)",
-                (job, status, t - t % 60, t, t + 1, len(output), "exit status 0"))
+                (job, status, t - t % 60 if scheduled is None else scheduled, t, t + 1, len(output), "exit status 0"))
             if output:
                 db.execute("INSERT INTO run_output (run_id, head, tail, dropped) VALUES (?, ?, x'', 0)",
                            (cur.lastrowid, output))
@@ -231,8 +232,8 @@ def test_status_flags_missed_and_late_runs(write_job):
         _age_applied(name, 3600)
     now = time.time()
     due = now - now % 60 - 60  # the last minute that should have started by now (1 minute of grace)
-    insert_runs("late", [due + 150])
-    insert_runs("fine", [due + 1])
+    insert_runs("late", [due + 150], scheduled=due)
+    insert_runs("fine", [due + 1], scheduled=due)
     rows = {r["name"]: r for r in json.loads(cli.invoke(app, ["status", "--json"]).stdout)}
     if time.time() - due > 119:  # the minute turned over while we set up: the check would be vacuous
         pytest.skip("minute boundary crossed during the test")

@@ -132,6 +132,13 @@ AGREE = [
     ("tags bad", JOB + "tags: [-bad]\n", False),
     ("tags number", JOB + "tags: [1]\n", False),
     ("user number", JOB + "user: 0\n", False),
+    ("timezone number", JOB + "timezone: 1\n", False),
+    ("jitter words", JOB + "jitter: soon\n", False),
+    ("catch_up list", JOB + "catch_up: [6h]\n", False),
+    ("notify no sink", JOB + "notify: {when: [failure]}\n", False),
+    ("notify bad when", JOB + "notify: {when: [sometimes], ping: 'https://x.example'}\n", False),
+    ("history keep 0", JOB + "history: {keep: 0}\n", False),
+    ("history unknown key", JOB + "history: {keepp: 3}\n", False),
 ]
 
 # Documents the loader refuses for reasons beyond JSON Schema: cron semantics, the host, reserved names.

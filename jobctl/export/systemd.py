@@ -193,10 +193,7 @@ def wrapper_argv(state: str, name: str) -> list[str]:
     """The crontab line's wrapper command, with --timer: systemd already decided the run is due."""
     from .. import runner
 
-    argv = runner.wrapper_argv(state, name)
-    if "--scheduled" in argv:
-        return ["--timer" if a == "--scheduled" else a for a in argv]
-    return argv[:4] + ["--timer"] + argv[4:]  # [python, -I, -m, jobctl.runner, ...]
+    return runner.wrapper_argv(state, name, timer=True)
 
 
 def start_bound(job: JobSpec) -> int | None:
