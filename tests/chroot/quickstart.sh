@@ -19,7 +19,7 @@
 #
 # Steps, each timed, all as root inside the chroot unless said:
 #   0. (fresh chroot only) as a user: ./install.sh must fail, naming apt-get
-#   1. ./install.sh && jobctl validate && jobctl --version && man -w jobctl
+#   1. ./install.sh && jobctl apply && jobctl status (the README's first command), man -w jobctl
 #   2. ./install.sh again (idempotent) after a change in the copy that keeps
 #      the version number: the change must reach the installed package
 #   3. ./install.sh --dev && .venv/bin/python -m pytest -q, then --dev again
@@ -247,15 +247,17 @@ fi
 
 # Step functions run where `set -e` is off (under ||): each line returns on failure.
 install_and_check() {
-    in_chroot 'cd /repo && ./install.sh' || return
-    in_chroot 'cd /repo && jobctl validate && jobctl --version' || return
+    # the README's first command, exactly
+    in_chroot 'cd /repo && ./install.sh && jobctl apply && jobctl status' || return
+    in_chroot 'crontab -l | grep -c "# jobctl:" && jobctl validate && jobctl --version && jobctl doctor; true' || return
+    in_chroot 'cd /repo && jobctl uninstall' || return
     if [ -f "$root_dir/repo/man/jobctl.1" ]; then
         in_chroot 'man -w jobctl' || return
     else
         echo "man/jobctl.1 is not in the checkout yet: man -w jobctl not checked (try --stub-man-page)"
     fi
 }
-step "./install.sh (as root) && jobctl validate && jobctl --version && man -w jobctl" install_and_check
+step "./install.sh && jobctl apply && jobctl status (as root), then man -w jobctl" install_and_check
 
 rerun_picks_up_change() {
     local f=$root_dir/repo/jobctl/__init__.py marker
