@@ -14,7 +14,8 @@ import subprocess
 import time
 from typing import Any
 
-FAILURES = ("failed", "timeout", "killed", "lost")
+from .store import FAILED_STATUSES as FAILURES
+
 WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_ATTEMPTS = 3
 PING_BODY_LIMIT = 10 * 1024

@@ -10,8 +10,6 @@ from . import applied, crontab
 from .spec import JobSpec
 from .store import Store
 
-FAILURES = ("failed", "timeout", "killed", "lost")
-
 
 @dataclass
 class JobStatus:

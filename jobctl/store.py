@@ -30,6 +30,8 @@ BUSY_TIMEOUT_S = 15.0
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "killed", "skipped", "lost")
 FINAL_STATUSES = STATUSES[1:]
+#: what counts as a failure for streaks, notifications and status
+FAILED_STATUSES = ("failed", "timeout", "killed", "lost")
 TRIGGERS = ("schedule", "manual", "retry", "catchup")
 
 #: the columns of a run row as the read commands expose them (an interface).
@@ -158,7 +160,7 @@ class Store:
             "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') ORDER BY id DESC"
             " LIMIT 1000", (job,)
         ):
-            if status not in ("failed", "timeout", "killed", "lost"):
+            if status not in FAILED_STATUSES:
                 break
             count += 1
         return count
