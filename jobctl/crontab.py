@@ -330,10 +330,8 @@ class Plan:
         ))
 
 
-def check_users(jobs: list[JobSpec], system: bool) -> None:
-    """`user:` is for the system target; elsewhere it may only name the invoking user."""
-    if system:
-        return
+def refuse_other_users(jobs: list[JobSpec], why: str) -> None:
+    """InvalidJobs for every job whose ``user`` is not the invoking user; ``why`` may use {me}."""
     import pwd
 
     me = pwd.getpwuid(os.geteuid()).pw_name
@@ -341,10 +339,16 @@ def check_users(jobs: list[JobSpec], system: bool) -> None:
     for job in jobs:
         if job.user and job.user != me:
             path, _, line = job.source.rpartition(":")
-            problems.append(Problem(path, int(line or 1), 1, f"user {job.user!r} needs the system crontab "
-                                    f"(jobctl apply --system, as root); this crontab runs as {me}", job.name))
+            problems.append(Problem(path, int(line or 1), 1, f"user {job.user!r} " + why.format(me=me), job.name))
     if problems:
         raise InvalidJobs(problems)
+
+
+def check_users(jobs: list[JobSpec], system: bool) -> None:
+    """`user:` is for the system target; elsewhere it may only name the invoking user."""
+    if not system:
+        refuse_other_users(jobs, "needs the system crontab (jobctl apply --system, as root); "
+                                 "this crontab runs as {me}")
 
 
 def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:

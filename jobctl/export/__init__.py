@@ -98,3 +98,17 @@ def write_files(directory: str, outputs: list[Output]) -> list[str]:
             raise EnvironmentProblem(f"cannot write {target}: {exc.strerror}") from None
         written.append(target)
     return written
+
+
+def consecutive_runs(values: set[int]) -> list[list[int]]:
+    """Sorted values grouped into runs of consecutive numbers: {1,2,3,7} → [[1, 2, 3], [7]]."""
+    ordered = sorted(values)
+    runs, run = [], [ordered[0]]
+    for v in ordered[1:]:
+        if v == run[-1] + 1:
+            run.append(v)
+            continue
+        runs.append(run)
+        run = [v]
+    runs.append(run)
+    return runs

@@ -25,7 +25,7 @@ from typing import Any
 
 from .. import schedule as schedule_mod
 from ..spec import JobSpec, Notify, Retries, format_duration
-from . import Export, Output, header
+from . import Export, Output, consecutive_runs, header
 
 #: used when --image is not given; the job's programs must exist in it
 DEFAULT_IMAGE = "debian:bookworm-slim"
@@ -76,15 +76,7 @@ def _spell(values: set[int], low: int, high: int) -> str:
     steps = {b - a for a, b in zip(ordered, ordered[1:], strict=False)}
     if len(ordered) >= 3 and len(steps) == 1 and steps != {1}:
         return f"{ordered[0]}-{ordered[-1]}/{steps.pop()}"
-    items, run = [], [ordered[0]]
-    for v in ordered[1:]:
-        if v == run[-1] + 1:
-            run.append(v)
-            continue
-        items.append(run)
-        run = [v]
-    items.append(run)
-    return ",".join(f"{r[0]}-{r[-1]}" if len(r) >= 3 else ",".join(map(str, r)) for r in items)
+    return ",".join(f"{r[0]}-{r[-1]}" if len(r) >= 3 else ",".join(map(str, r)) for r in consecutive_runs(values))
 
 
 def kube_schedule(cron: str) -> str:

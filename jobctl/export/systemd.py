@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
 from .. import schedule as schedule_mod
-from ..errors import JobctlError, Problem
+from ..errors import JobctlError
 from ..spec import JobSpec, format_duration
-from . import Export, Output, header, one_line
+from . import Export, Output, consecutive_runs, header, one_line
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then 0 (and 7)
 #: time the wrapper needs after its own deadline to kill the job's group (≤ 2 s),
@@ -46,16 +46,8 @@ def _numbers(values: set[int], low: int, high: int) -> str:
     """
     if values == set(range(low, high + 1)):
         return "*"
-    ordered = sorted(values)
-    items, run = [], [ordered[0]]
-    for v in ordered[1:]:
-        if v == run[-1] + 1:
-            run.append(v)
-            continue
-        items.append(run)
-        run = [v]
-    items.append(run)
-    return ",".join(f"{r[0]:02d}..{r[-1]:02d}" if len(r) >= 3 else ",".join(f"{v:02d}" for v in r) for r in items)
+    return ",".join(f"{r[0]:02d}..{r[-1]:02d}" if len(r) >= 3 else ",".join(f"{v:02d}" for v in r)
+                    for r in consecutive_runs(values))
 
 
 def _weekdays(values: set[int]) -> str:
@@ -304,21 +296,11 @@ def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str
 
 def check_users(jobs: list[JobSpec], user_mode: bool) -> None:
     """The user manager runs everything as the invoking user; ``user:`` may only name that user."""
-    if not user_mode:
-        return
-    import pwd
+    if user_mode:
+        from ..crontab import refuse_other_users
 
-    me = pwd.getpwuid(os.geteuid()).pw_name
-    problems = []
-    for job in jobs:
-        if job.user and job.user != me:
-            path, _, line = job.source.rpartition(":")
-            problems.append(Problem(path, int(line or 1), 1, f"user {job.user!r} needs system units (jobctl export "
-                                    f"systemd without --user, as root); your user manager runs as {me}", job.name))
-    if problems:
-        from ..errors import InvalidJobs
-
-        raise InvalidJobs(problems)
+        refuse_other_users(jobs, "needs system units (jobctl export systemd without --user, as root); "
+                                 "your user manager runs as {me}")
 
 
 def installed_in_cron(state: str) -> tuple[dict[str, tuple[str, bool]], list[str]]:
