@@ -22,6 +22,15 @@ class Check:
     fix: str = ""
 
 
+def _same_root(pid: str) -> bool:
+    """A daemon seen through /proc from inside a chroot serves another file system."""
+    try:
+        theirs, ours = os.stat(f"/proc/{pid}/root"), os.stat("/")
+    except OSError:
+        return True  # cannot tell (another user's process): assume ours
+    return (theirs.st_dev, theirs.st_ino) == (ours.st_dev, ours.st_ino)
+
+
 def cron_daemon() -> Check:
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -31,7 +40,7 @@ def cron_daemon() -> Check:
                 comm = fh.read().strip()
         except OSError:
             continue
-        if comm in ("cron", "crond"):
+        if comm in ("cron", "crond") and _same_root(pid):
             return Check("cron daemon", True, f"running ({comm}, pid {pid})")
     return Check("cron daemon", False, "no cron daemon is running: scheduled jobs will not start",
                  "start it: systemctl enable --now cron (or /usr/sbin/cron where there is no systemd)")

@@ -38,6 +38,29 @@ def start(state: str, defn: dict[str, Any], *flags: str, **popen: Any) -> subpro
     return proc
 
 
+# ru_maxrss of an exec'ed child starts at its parent's resident size (the kernel
+# carries the old image's high-water mark over exec), so a wrapper started from
+# a large pytest process would report pytest's memory.  A small interpreter
+# forks the wrapper instead and reports the grandchild's own peak.
+_SPAWNER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[1], sys.argv[1:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
+def peak_rss(state: str, defn: dict[str, Any]) -> tuple[int, int]:
+    """(exit code, peak RSS in KiB) of one wrapper run, measured from a minimal spawner."""
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", _SPAWNER, *RUNNER, "--state-dir", state, "--definition-stdin", "--quiet",
+         defn["name"]], input=json.dumps(defn).encode(), capture_output=True, timeout=300)
+    code, rss = proc.stdout.split()
+    return int(code), int(rss)
+
+
 def run(state: str, defn: dict[str, Any], *flags: str, timeout: float = 60) -> subprocess.CompletedProcess:
     proc = start(state, defn, *flags)
     out, err = proc.communicate(timeout=timeout)
