@@ -8,7 +8,9 @@ for a year keeps the log at a bounded size.
 
 from __future__ import annotations
 
-import sqlite3
+TYPE_CHECKING = False  # imported after every run: the sqlite3 package costs the wrapper ~1.5 ms
+if TYPE_CHECKING:
+    import sqlite3
 
 DEFAULT_KEEP = 200
 DEFAULT_MAX_AGE = 90 * 86400
