@@ -7,6 +7,7 @@ them (cron's bare environment, stdin /dev/null), wall and CPU from os.wait4:
 
   python -I -c pass        the interpreter alone
   wake-up, not its minute  the wrapper on a time-zone job due in 12 hours
+  same, via zoneinfo       without the offsets table apply stores (datetime + zoneinfo)
   run of `true`            the wrapper running a job (lock, two transactions)
 
 Usage: python bench/wakeup.py [--runs N] [--python PATH] [--quick]
@@ -26,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jobctl import applied, schedule  # noqa: E402
+from jobctl import applied, clock, schedule  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/root", "SHELL": "/bin/sh", "LOGNAME": "root"}
 
@@ -55,12 +56,16 @@ def main() -> None:
         base = {"command": "true", "shell": "/bin/sh", "env": {}, "timeout": None, "kill_grace": 10,
                 "retries": {"attempts": 0}, "concurrency": "forbid", "output_limit": 1 << 20,
                 "cron": expr, "fields": schedule.compile_fields(expr)}
-        applied.write(state, dict(base, name="tz", timezone="Asia/Kolkata"))
+        applied.write(state, dict(base, name="tz", timezone="Asia/Kolkata",
+                                  tz_offsets=clock.offsets("Asia/Kolkata", time.gmtime().tm_year)))
+        # the same job without the precomputed offsets: the zoneinfo path
+        applied.write(state, dict(base, name="tz-zoneinfo", timezone="Asia/Kolkata"))
         applied.write(state, dict(base, name="plain", cron="* * * * *", fields=schedule.compile_fields("* * * * *")))
         runner = [args.python, "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir", state]
         variants = {
             "python -I -c pass": [args.python, "-I", "-c", "pass"],
             "wake-up, not its minute": runner + ["tz"],
+            "same, via zoneinfo": runner + ["tz-zoneinfo"],
             "run of `true`": runner + ["plain"],
         }
         results: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}

@@ -13,6 +13,10 @@ from typing import Any
 
 from . import paths
 
+#: keys of an applied file that describe it rather than the job: where it was
+#: defined, and the precomputed UTC offsets of its time zone (clock.offsets)
+NOT_DEFINITION = ("source", "tz_offsets")
+
 
 def write(state: str, definition: dict[str, Any]) -> str:
     directory = paths.applied_dir(state)
@@ -63,5 +67,5 @@ def differs(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
     """The keys whose values differ, ignoring where the job was defined."""
     if a is None or b is None:
         return ["(not applied)"] if a is not b else []
-    keys = sorted((set(a) | set(b)) - {"source"})
+    keys = sorted((set(a) | set(b)) - set(NOT_DEFINITION))
     return [k for k in keys if a.get(k) != b.get(k)]

@@ -32,6 +32,38 @@ def matches(f: dict, wall: datetime) -> bool:
     return dom or dow
 
 
+def offsets(zone_name: str, year: int, years: int = 3) -> list[list[int]]:
+    """[[utc_start, offset_seconds], ...] of a zone from 1 January ``year`` for ``years`` years.
+
+    The first entry holds the offset in force at the start; each later one a
+    change.  The last entry's start marks where the table ends (offset 0 there
+    is a sentinel, never used): past it the wrapper asks zoneinfo again.
+    """
+    zone = _zone(zone_name)
+    t = datetime(year, 1, 1, tzinfo=timezone.utc)
+    end = datetime(year + years, 1, 1, tzinfo=timezone.utc)
+
+    def off(at: datetime) -> int:
+        return int((at.astimezone(zone).utcoffset() or timedelta(0)).total_seconds())
+
+    table = [[int(t.timestamp()), off(t)]]
+    step = timedelta(hours=1)
+    while t < end:
+        nxt = t + step
+        if off(nxt) != table[-1][1]:
+            lo, hi = t, nxt  # the change is in (lo, hi]: find its second
+            while (hi - lo).total_seconds() > 1:
+                mid = lo + (hi - lo) / 2
+                if off(mid) == table[-1][1]:
+                    lo = mid
+                else:
+                    hi = mid
+            table.append([int(hi.timestamp()), off(hi)])
+        t = nxt
+    table.append([int(end.timestamp()), 0])
+    return table
+
+
 def _zone(name: str):
     from zoneinfo import ZoneInfo
 

@@ -50,7 +50,7 @@ def instance_id(state: str) -> str:
 
 
 def definition_hash(defn: dict) -> str:
-    canonical = json.dumps({k: v for k, v in defn.items() if k != "source"}, sort_keys=True)
+    canonical = json.dumps({k: v for k, v in defn.items() if k not in applied.NOT_DEFINITION}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 

@@ -836,11 +836,16 @@ def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[bool
     that do not match in its zone end here, with no run row and no lock.
     """
     if mode == "schedule" and defn.get("timezone") and defn.get("fields"):
-        from datetime import datetime, timezone
+        from .wallclock import due_at
 
-        from .clock import due
+        is_due = due_at(defn["fields"], defn.get("tz_offsets") or [], now)
+        if is_due is None:  # outside the precomputed offsets (not re-applied for years)
+            from datetime import datetime, timezone
 
-        if due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)) is None:
+            from .clock import due
+
+            is_due = due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)) is not None
+        if not is_due:
             return False, 0.0
     jitter = float(defn.get("jitter") or 0) if mode == "schedule" else 0.0
     if jitter:

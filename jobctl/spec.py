@@ -119,6 +119,17 @@ class History:
     max_age: int = 90 * 86400
 
 
+def _offsets(zone: str | None) -> list[list[int]] | None:
+    if not zone:
+        return None
+    import time
+
+    from .clock import offsets
+
+    year = time.gmtime().tm_year  # a fixed anchor: the table changes once a year, not at every apply
+    return offsets(zone, year, years=3)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     name: str
@@ -176,6 +187,8 @@ class JobSpec:
             "notify": self.notify.to_dict() if self.notify else None,
             "history": {"keep": self.history.keep, "max_age": self.history.max_age},
             "source": self.source,
+            # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
+            "tz_offsets": _offsets(self.timezone),
         }
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobctl import clock, schedule
+from jobctl import clock, schedule, wallclock
 
 
 @pytest.fixture(autouse=True)
@@ -104,3 +104,35 @@ def test_superset_minutes_follow_the_system_zone(monkeypatch):
     # 09:00 in UTC is 14:30 in the system's (Kolkata) time: cron must wake at minute 30
     assert clock.superset_minutes(f, "UTC", datetime(2026, 6, 1, tzinfo=timezone.utc)) == [30]
     assert os.environ["TZ"] == "Asia/Kolkata"
+
+
+@pytest.mark.parametrize(("expr", "zone", "start", "hours", "expected"), CASES)
+def test_the_wrappers_arithmetic_agrees_with_zoneinfo_minute_by_minute(expr, zone, start, hours, expected):
+    f = fields(expr)
+    table = clock.offsets(zone, 2026)
+    t = datetime.fromisoformat(start).replace(tzinfo=timezone.utc) - timedelta(hours=6)
+    for _ in range((hours + 12) * 60):
+        assert wallclock.due_at(f, table, t.timestamp()) == (clock.due(f, zone, t) is not None), t
+        t += timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata",
+                                  "Australia/Lord_Howe", "UTC"])
+def test_offsets_table_matches_zoneinfo(zone):
+    from zoneinfo import ZoneInfo
+
+    table = clock.offsets(zone, 2026, years=1)
+    assert table[0][0] == datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert table[-1][0] == datetime(2027, 1, 1, tzinfo=timezone.utc).timestamp()
+    for (start, offset), (nxt, _) in zip(table, table[1:], strict=False):
+        for ts in (start, nxt - 1):
+            got = datetime.fromtimestamp(ts, timezone.utc).astimezone(ZoneInfo(zone)).utcoffset().total_seconds()
+            assert got == offset
+    assert len(table) == {"UTC": 2, "Asia/Kolkata": 2}.get(zone, 4)
+
+
+def test_outside_the_table_the_wrapper_is_told_to_ask_zoneinfo():
+    f = fields("0 3 * * *")
+    table = clock.offsets("Europe/Berlin", 2026, years=1)
+    assert wallclock.due_at(f, table, datetime(2027, 6, 1, 1, tzinfo=timezone.utc).timestamp()) is None
+    assert wallclock.due_at(f, [], time.time()) is None
