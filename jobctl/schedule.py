@@ -152,9 +152,16 @@ def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
             a, _, b = base.partition("-")
             low, high = _number(a, field), _number(b, field)
             if low > high:
+                # cron does not wrap around: fri-mon must be written as two ranges,
+                # spelled the way the operator spelled each end
+                def spell(value: int, like: str) -> str:
+                    return field.names[value - field.name_base] if field.names and not like.isdigit() else str(value)
+
+                top = spell(field.low + len(field.names) - 1 if field.names else field.high, a)
+                bottom = spell(field.low, b)
                 raise ScheduleError(
-                    f"{field.name} field {item!r}: range runs backwards; write it as {b}-{a}"
-                    " or split it into a list"
+                    f"{field.name} field {item!r}: range runs backwards (cron does not wrap around); "
+                    f"write {a}-{top},{bottom}-{b}"
                 )
         else:
             low = high = _number(base, field)

@@ -167,9 +167,13 @@ def test_field_values() -> None:
         ("x * * * *", "minute field: 'x' is not a number 0-59"),
         ("* * * foo *", "month field: 'foo' is not a number 1-12 or a name (jan, feb, mar, ...)"),
         ("* * * * monday", "day of week field: 'monday' is not a number 0-7 or a name (sun, mon, tue, ...)"),
-        ("* * * * fri-mon", "day of week field 'fri-mon': range runs backwards; write it as mon-fri "
-                            "or split it into a list"),
-        ("30-10 * * * *", "minute field '30-10': range runs backwards; write it as 10-30 or split it into a list"),
+        ("* * * * fri-mon", "day of week field 'fri-mon': range runs backwards (cron does not wrap around); "
+                            "write fri-sat,sun-mon"),
+        ("30-10 * * * *", "minute field '30-10': range runs backwards (cron does not wrap around); "
+                          "write 30-59,0-10"),
+        ("* 22-2 * * *", "hour field '22-2': range runs backwards (cron does not wrap around); write 22-23,0-2"),
+        ("* * * nov-feb *", "month field 'nov-feb': range runs backwards (cron does not wrap around); "
+                            "write nov-dec,jan-feb"),
         ("*/0 * * * *", "minute field '*/0': a step of 0 never advances; use 1 or more"),
         ("*/x * * * *", "minute field '*/x': step 'x' is not a whole number"),
         ("*/ * * * *", "minute field '*/': step '' is not a whole number"),
