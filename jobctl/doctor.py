@@ -22,6 +22,15 @@ class Check:
     fix: str = ""
 
 
+def _alive_not_zombie(pid: str) -> bool:
+    """A killed daemon lingers as a zombie where PID 1 does not reap orphans."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
 def _same_root(pid: str) -> bool:
     """A daemon seen through /proc from inside a chroot serves another file system."""
     try:
@@ -40,7 +49,7 @@ def cron_daemon() -> Check:
                 comm = fh.read().strip()
         except OSError:
             continue
-        if comm in ("cron", "crond") and _same_root(pid):
+        if comm in ("cron", "crond") and _alive_not_zombie(pid) and _same_root(pid):
             return Check("cron daemon", True, f"running ({comm}, pid {pid})")
     return Check("cron daemon", False, "no cron daemon is running: scheduled jobs will not start",
                  "start it: systemctl enable --now cron (or /usr/sbin/cron where there is no systemd)")
