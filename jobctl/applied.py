@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from . import paths
+from .files import replace_atomically
 
 #: keys of an applied file that describe it rather than the job: where it was
 #: defined, and the precomputed UTC offsets of its time zone (clock.offsets)
@@ -22,21 +23,8 @@ def write(state: str, definition: dict[str, Any]) -> str:
     directory = paths.applied_dir(state)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     target = paths.applied_file(state, definition["name"])
-    tmp = f"{target}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(definition, fh, indent=1, sort_keys=True)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    data = json.dumps(definition, indent=1, sort_keys=True) + "\n"
+    replace_atomically(target, data.encode(), 0o600)
     return target
 
 

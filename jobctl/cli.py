@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from . import __version__
+from .cli_options import JobsDir, Json, SystemOpt
 from .errors import EnvironmentProblem, ExitCode, JobctlError, UnknownJob
 
 app = typer.Typer(
@@ -38,12 +39,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JobsDir = Annotated[
-    str | None,
-    typer.Option("--jobs-dir", "-d", metavar="DIR",
-                 help="Jobs directory (default: $JOBCTL_JOBS_DIR, ./jobs.d, then the per-user default)."),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 
 
 def _fail(exc: JobctlError) -> NoReturn:
@@ -349,10 +344,6 @@ def logs(
         # on stderr, so that stdout stays the job's output byte for byte
         for note in row["notify"].split("; "):
             print(f"notify: {note}", file=sys.stderr)
-
-
-SystemOpt = Annotated[bool, typer.Option(
-    "--system", help="Manage /etc/cron.d/jobctl (system format, root) instead of your crontab.")]
 
 
 def _target(system: bool):

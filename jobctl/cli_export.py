@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from .cli_options import JobsDir
+
 if TYPE_CHECKING:
     from .export import Export
 
@@ -29,11 +31,6 @@ export_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-JobsDir = Annotated[
-    str | None,
-    typer.Option("--jobs-dir", "-d", metavar="DIR",
-                 help="Jobs directory (default: $JOBCTL_JOBS_DIR, ./jobs.d, then the per-user default)."),
-]
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 
 

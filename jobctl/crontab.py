@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from . import applied, paths, runner
 from .errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
+from .files import replace_atomically
 from .spec import JobSpec
 
 BEGIN = "# BEGIN jobctl"
@@ -133,27 +134,13 @@ class FileCrontab(Target):
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}") from None
             return
-        directory = os.path.dirname(os.path.abspath(self.path))
         try:
             mode = os.stat(self.path).st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o644 if self.system else 0o600
         try:
-            fd, tmp = tempfile.mkstemp(prefix=".jobctl-", dir=directory)
+            replace_atomically(self.path, text.encode("utf-8", "surrogateescape"), 0o644 if self.system else mode)
         except OSError as exc:
-            raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror} (in {directory})") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8", "surrogateescape"))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644 if self.system else mode)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror}") from None
         if self.system:
             self.verify()

@@ -5,7 +5,6 @@ The job's name is in a ``job_name`` label: ``job`` belongs to the scrape target.
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime
 
@@ -86,11 +85,6 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
 
 def write_textfile(path: str, text: str) -> None:
     """Atomically, so node_exporter never reads half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    from .files import replace_atomically
+
+    replace_atomically(path, text.encode(), 0o644)

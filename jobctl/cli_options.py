@@ -1,0 +1,16 @@
+"""Options shared by the command modules (cli.py, cli_export.py), declared once."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+JobsDir = Annotated[
+    str | None,
+    typer.Option("--jobs-dir", "-d", metavar="DIR",
+                 help="Jobs directory (default: $JOBCTL_JOBS_DIR, ./jobs.d, then the per-user default)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
+SystemOpt = Annotated[bool, typer.Option(
+    "--system", help="Manage /etc/cron.d/jobctl (system format, root) instead of your crontab.")]
