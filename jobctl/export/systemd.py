@@ -52,17 +52,9 @@ def _numbers(values: set[int], low: int, high: int) -> str:
 
 def _weekdays(values: set[int]) -> str:
     """Cron weekdays (0 = Sunday) as systemd names in Mon..Sun order, runs of three or more as ``a..b``."""
-    order = sorted((d - 1) % 7 for d in values)  # Mon=0 .. Sun=6
-    items, run = [], [order[0]]
-    for d in order[1:]:
-        if d == run[-1] + 1:
-            run.append(d)
-            continue
-        items.append(run)
-        run = [d]
-    items.append(run)
+    runs = consecutive_runs({(d - 1) % 7 for d in values})  # Mon=0 .. Sun=6
     return ",".join(f"{_WEEKDAYS[r[0]]}..{_WEEKDAYS[r[-1]]}" if len(r) >= 3 else ",".join(_WEEKDAYS[d] for d in r)
-                    for r in items)
+                    for r in runs)
 
 
 def calendar(cron: str, timezone: str | None = None) -> list[str]:
