@@ -332,9 +332,9 @@ def run_as(defn: dict[str, Any]) -> tuple[str, str, int, int]:
     return pw.pw_name, pw.pw_dir, pw.pw_uid, pw.pw_gid
 
 
-def clean_environment(defn: dict[str, Any]) -> dict[str, str]:
-    """The same environment for every run, scheduled or manual (cron-like)."""
-    user, home, _, _ = run_as(defn)
+def clean_environment(defn: dict[str, Any], who: tuple[str, str, int, int]) -> dict[str, str]:
+    """The same environment for every run, scheduled or manual (cron-like); ``who`` is run_as(defn)."""
+    user, home, _, _ = who
     env = {
         "HOME": home,
         "LOGNAME": user,
@@ -350,8 +350,9 @@ def clean_environment(defn: dict[str, Any]) -> dict[str, str]:
 class Attempt:
     """One process of one run: spawn, capture, time out, reap."""
 
-    def __init__(self, defn: dict[str, Any], env: dict[str, str], lock: Lock | None, signals: Signals,
-                 stream: bool, umask: int, sink: Callable[[bytes], Any] | None = None) -> None:
+    def __init__(self, defn: dict[str, Any], env: dict[str, str], who: tuple[str, str, int, int],
+                 lock: Lock | None, signals: Signals, stream: bool, umask: int,
+                 sink: Callable[[bytes], Any] | None = None) -> None:
         self.defn = defn
         self.sink = sink
         self.env = env
@@ -361,7 +362,7 @@ class Attempt:
         self.umask = umask
         self.output = Output(int(defn.get("output_limit", 1 << 20)))
         self.pid = 0
-        user, _, uid, gid = run_as(defn)
+        user, _, uid, gid = who
         self.ids = (user, uid, gid) if uid != os.geteuid() else None
 
     def _argv(self) -> list[str]:
@@ -699,16 +700,17 @@ class Wrapper:
                           default=0)
         self._started(run_id)
         try:
-            env = clean_environment(self.defn)
+            who = run_as(self.defn)  # one user lookup per attempt
         except LookupError as exc:
             reason = f"cannot start: {exc}"
             self.error(reason)
             log.call("finish_run", run_id, "failed", EX_JOBCTL, None, time.time(), reason, b"", b"", 0, 0)
             return "failed", EX_JOBCTL
+        env = clean_environment(self.defn, who)
         env["JOBCTL_JOB"] = self.name
         env["JOBCTL_RUN_ID"] = str(run_id or "")
         env["JOBCTL_ATTEMPT"] = str(attempt)
-        proc = Attempt(self.defn, env, lock, signals, self.stream, umask, self.sink)
+        proc = Attempt(self.defn, env, who, lock, signals, self.stream, umask, self.sink)
         failure = proc.spawn()
         if failure is not None:
             stage, num = failure
