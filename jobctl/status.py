@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from . import applied, crontab
+from . import applied, crontab, paths
 from .spec import JobSpec
 from .store import Store
 
@@ -45,17 +46,11 @@ def _zone(name: str | None):
 
 def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
     """(late, missed) for the latest scheduled time that should have started by now."""
-    import os
-
-    from . import paths
-
     if log is None or job.schedule.is_reboot:
         return False, False
     zone = _zone(job.timezone)
     grace = 60 + job.jitter
     ref = now.astimezone(zone) if zone else now
-    from datetime import timedelta
-
     scheduled = job.schedule.prev_run(ref - timedelta(seconds=grace))
     if scheduled is None:
         return False, False
