@@ -27,10 +27,7 @@ def last_due(defn: dict, since: float, until: float) -> float | None:
     t = datetime.fromtimestamp(until - until % 60, timezone.utc)
     floor = datetime.fromtimestamp(since, timezone.utc)
     while t >= floor:
-        if zone:
-            if clock.due(f, zone, t):
-                return t.timestamp()
-        elif clock.matches(f, datetime.fromtimestamp(t.timestamp())):  # cron's own (system) time
+        if clock.due(f, zone, t):  # zone None: cron's own (system) time, with the same DST rules
             return t.timestamp()
         t -= timedelta(minutes=1)
     return None

@@ -17,8 +17,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 MINUTE = timedelta(minutes=1)
-#: cron(8) treats clock changes of three hours or more as a time reset, not DST
-MAX_JUMP = timedelta(hours=3)
+#: cron(8) treats clock changes of more than three hours as a time reset, not DST
+MAX_JUMP_MINUTES = 180
+MAX_JUMP = timedelta(minutes=MAX_JUMP_MINUTES)
 
 
 def matches(f: dict, wall: datetime) -> bool:
@@ -64,44 +65,165 @@ def offsets(zone_name: str, year: int, years: int = 3) -> list[list[int]]:
     return table
 
 
-def _zone(name: str):
+def _zone(name: str | None):
+    """A zone by name; None is the system's local time, the zone cron itself runs in."""
+    if name is None:
+        return None
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(name)
 
 
-def due(f: dict, zone_name: str, now: datetime) -> datetime | None:
-    """The wall time (in the job's zone) a run at UTC minute ``now`` is for, or None.
+def attach(wall: datetime, zone_name: str | None) -> datetime:
+    """A naive wall time made aware in the zone (the system's for None); the first pass if repeated."""
+    return _instant(wall, _zone(zone_name), 0).astimezone(_zone(zone_name))
 
-    ``now`` is aware; seconds are ignored.  The result is the scheduled wall
-    time, which differs from the current one only for a run made up after a
-    spring-forward jump.
+
+def _wall(t: datetime, zone) -> datetime:
+    """The naive wall-clock time of the aware instant ``t`` in ``zone``."""
+    if zone is None:
+        return datetime.fromtimestamp(t.timestamp())
+    return t.astimezone(zone).replace(tzinfo=None)
+
+
+def _instant(wall: datetime, zone, fold: int) -> datetime:
+    """The UTC instant of a naive wall time (PEP 495 folds, also for the system zone)."""
+    if zone is None:
+        return datetime.fromtimestamp(wall.replace(fold=fold).timestamp(), timezone.utc)
+    return wall.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc)
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def _between(before: datetime, wall: datetime):
+    m = before + MINUTE
+    while m <= wall:
+        yield m
+        m += MINUTE
+
+
+def due(f: dict, zone_name: str | None, now: datetime) -> list[datetime]:
+    """The wall times (in the job's zone) a wake-up at the UTC minute ``now`` runs the job for.
+
+    cron(8)'s main loop, as Debian's cron.c has it, in the job's zone: it
+    compares the wall minute now with the one a minute ago (``timeDiff``):
+    1 is the normal tick; 2-5 minutes ahead runs every job for each minute in
+    between; 6-180 ahead (a DST jump) runs fixed-time jobs for each skipped
+    minute and wildcard jobs for now only; up to 180 behind (DST ending)
+    runs wildcard jobs only, and fixed-time jobs stay quiet until the wall
+    clock passes where it was; anything larger is a reset.  Usually [] or
+    one time; after a spring-forward jump, every fixed time it skipped.
+    ``now`` is aware; seconds are ignored.
     """
     zone = _zone(zone_name)
     t = now.astimezone(timezone.utc).replace(second=0, microsecond=0)
-    local = t.astimezone(zone)
-    wall = local.replace(tzinfo=None)
-    if matches(f, wall):
-        if f["fixed"] and local.fold == 1 and _repeated(t, zone):
-            return None  # the second pass through a repeated hour: it ran at the first
-        return wall
-    if f["fixed"]:
-        before = (t - MINUTE).astimezone(zone).replace(tzinfo=None)
-        jump = wall - before
-        if MINUTE < jump <= MAX_JUMP:
-            m = before + MINUTE
-            while m < wall:
-                if matches(f, m):
-                    return m
-                m += MINUTE
-    return None
+    wall = _wall(t, zone)
+    before = _wall(t - MINUTE, zone)
+    diff = _minutes(wall - before)
+    fixed = f["fixed"]
+    if diff == 1:
+        if not matches(f, wall) or (fixed and _second_pass(t, wall, zone)):
+            return []
+        return [wall]
+    if 1 < diff <= 5 or (fixed and 5 < diff <= MAX_JUMP_MINUTES):
+        return [m for m in _between(before, wall) if matches(f, m)]
+    if 5 < diff <= MAX_JUMP_MINUTES or -MAX_JUMP_MINUTES < diff <= 0:
+        return [wall] if not fixed and matches(f, wall) else []
+    return [wall] if matches(f, wall) else []  # the clock was reset
 
 
-def _repeated(t: datetime, zone) -> bool:
-    """Whether the wall time at UTC ``t`` also occurred earlier (fold=1 is the second pass)."""
-    local = t.astimezone(zone)
-    first = local.replace(fold=0).astimezone(timezone.utc)
-    return first != t
+def _second_pass(t: datetime, wall: datetime, zone) -> bool:
+    """Whether the wall time at ``t`` already passed before a backward jump cron treats as DST."""
+    first = _instant(wall, zone, 0)
+    return timedelta(0) < t - first <= MAX_JUMP
+
+
+def runs_for(f: dict, wall: datetime, zone) -> list[datetime]:
+    """The UTC minutes at which cron(8)'s rules run a job for the matching wall time ``wall``.
+
+    Most wall times happen once; one in a repeated hour happens twice (a
+    wildcard job runs at both, a fixed-time job at the first); one skipped
+    by a spring-forward jump runs, for a fixed-time job, at the jump.
+    """
+    first, second = _instant(wall, zone, 0), _instant(wall, zone, 1)
+    real = [u for u in sorted({first, second}) if _wall(u, zone) == wall]
+    if len(real) == 2:
+        if f["fixed"] and real[1] - real[0] <= MAX_JUMP:
+            return real[:1]
+        return real
+    if real:
+        return real
+    # skipped: the jump is the first minute whose wall time is past it
+    jump = min(first, second)
+    while _wall(jump, zone) <= wall:
+        jump += MINUTE
+    diff = _minutes(_wall(jump, zone) - _wall(jump - MINUTE, zone))
+    if 1 < diff <= 5 or (f["fixed"] and diff <= MAX_JUMP_MINUTES):
+        return [jump]
+    return []
+
+
+def _walls(f: dict, start: datetime, forward: bool, years: int = 30):
+    """Matching naive wall minutes after (or before) ``start``, in order.
+
+    Day by day, then the hour and minute sets.  It stops after ``years``
+    without a match (a schedule that fires on 29 February only when it is a
+    Sunday waits 28 years between runs; one that never fires is refused by
+    schedule.parse_cron) or at the end of the calendar.
+    """
+    hours = sorted(f["hour"], reverse=not forward)
+    minutes = sorted(f["minute"], reverse=not forward)
+    day = datetime(start.year, start.month, start.day)
+    step = timedelta(days=1 if forward else -1)
+    quiet = 0
+    while quiet < 366 * years and datetime(2, 1, 1) < day < datetime(9998, 12, 31):
+        quiet += 1
+        if day.month in f["month"]:
+            dom = day.day in f["dom"]
+            dow = (day.isoweekday() % 7) in f["dow"]
+            if (dom and dow) if (f["dom_star"] or f["dow_star"]) else (dom or dow):
+                for h in hours:
+                    for m in minutes:
+                        w = day.replace(hour=h, minute=m)
+                        if (w > start) if forward else (w < start):
+                            quiet = 0
+                            yield w
+        day += step
+
+
+def next_runs(f: dict, zone_name: str | None, after: datetime, count: int = 1) -> list[datetime]:
+    """The next ``count`` minutes after the aware ``after`` at which the job runs, as cron(8) runs it.
+
+    Aware, in the job's zone (the system's when ``zone_name`` is None).  The
+    same rules as ``due``: what this lists is what the wrapper will run.
+    """
+    zone = _zone(zone_name)
+    after = after.astimezone(timezone.utc)
+    # a wall time up to the largest jump before ``after`` can still run after it
+    start = _wall(after, zone) - MAX_JUMP
+    found: list[datetime] = []
+    for wall in _walls(f, start, True):
+        if len(found) >= count and wall > _wall(found[count - 1], zone) + MAX_JUMP:
+            break
+        found.extend(u for u in runs_for(f, wall, zone) if u > after and u not in found)
+        found.sort()
+    return [u.astimezone(zone) for u in found[:count]]
+
+
+def prev_run(f: dict, zone_name: str | None, before: datetime) -> datetime | None:
+    """The latest minute at or before the aware ``before`` at which the job ran (or will have run)."""
+    zone = _zone(zone_name)
+    before = before.astimezone(timezone.utc)
+    best: datetime | None = None
+    for wall in _walls(f, _wall(before, zone) + MAX_JUMP + MINUTE, False):
+        if best is not None and wall < _wall(best, zone) - MAX_JUMP:
+            break
+        for u in runs_for(f, wall, zone):
+            if u <= before and (best is None or u > best):
+                best = u
+    return best.astimezone(zone) if best is not None else None
 
 
 def superset_minutes(f: dict, zone_name: str, start: datetime, days: int = 400) -> list[int]:

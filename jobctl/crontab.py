@@ -259,19 +259,24 @@ def cron_schedule(defn: dict) -> str:
 
 
 def _render(schedule: str, argv: list[str], marker: str, system: bool) -> str:
+    """One crontab line, written by hand from jobctl's own canonical schedule.
+
+    python-crontab's setall()/render() reorders lists and rewrites fields
+    (``7-7`` became ``0,*``, a day range became ``@monthly``), so cron ran
+    something other than what was validated; the schedule here is
+    schedule.canonical's text, which Debian's cron reads to the same sets.
+    """
     import shlex
 
-    from crontab import CronTab
-
-    command = " ".join(shlex.quote(a) for a in argv)
-    tab = CronTab(user=False) if system else CronTab(tab="")
     # cron.d lines run as root; the wrapper drops to the job's user itself, so
     # the run log and locks stay root-owned and private (see ARCHITECTURE.md).
-    item = tab.new(command=command, comment=marker, user="root" if system else None)
-    item.setall(schedule)
-    if not item.is_valid():
-        raise JobctlError(f"python-crontab rejects the schedule {schedule!r} ({marker})")
-    return item.render()
+    line = f"{schedule} {'root ' if system else ''}{' '.join(shlex.quote(a) for a in argv)} # {marker}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in line):
+        # a newline would end the entry and start another (a path is the only way in)
+        raise JobctlError(f"refusing to write a crontab line with a control character: {line!r}",
+                          ExitCode.ENVIRONMENT)
+    # cron turns an unescaped % into a newline and feeds the rest to stdin
+    return line.replace("%", "\\%")
 
 
 def render_line(defn: dict, state: str, system: bool) -> str:

@@ -67,13 +67,8 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
         put("paused", 1 if pause.is_paused(state, name) else 0)
         cron = defn.get("cron")
         if cron and cron != "@reboot":
-            zone = defn.get("timezone")
             start = datetime.fromtimestamp(now).astimezone()
-            if zone:
-                from zoneinfo import ZoneInfo
-
-                start = start.astimezone(ZoneInfo(zone))
-            nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start)[0]
+            nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start, 1, defn.get("timezone"))[0]
             put("next_run_timestamp_seconds", int(nxt.timestamp()))
     lines = []
     for metric, help_text in METRICS:

@@ -831,28 +831,32 @@ USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --time
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
-def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[bool, float]:
-    """Whether a scheduled wake-up is a run, and its jitter.  Cheap when it is not.
+def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[int, float]:
+    """How many runs a scheduled wake-up makes, and their jitter.  Cheap when none.
 
     A job with a time zone wakes on a superset of its minutes; the minutes
-    that do not match in its zone end here, with no run row and no lock.
+    that do not match in its zone end here, with no run row and no lock.  A
+    wake-up right after a spring-forward jump runs a fixed-time job once for
+    each of its times the jump skipped, as cron(8) does (clock.due).
     """
+    runs = 1
     if mode == "schedule" and defn.get("timezone") and defn.get("fields"):
         from .wallclock import due_at
 
-        is_due = due_at(defn["fields"], defn.get("tz_offsets") or [], now)
-        if is_due is None:  # outside the precomputed offsets (not re-applied for years)
+        due = due_at(defn["fields"], defn.get("tz_offsets") or [], now)
+        if due is None:  # outside the precomputed offsets (not re-applied for years)
             from datetime import datetime, timezone
 
-            from .clock import due
+            from . import clock
 
-            is_due = due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)) is not None
-        if not is_due:
-            return False, 0.0
+            due = len(clock.due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)))
+        if not due:
+            return 0, 0.0
+        runs = due
     jitter = float(defn.get("jitter") or 0) if mode == "schedule" else 0.0
     if jitter:
         jitter *= int.from_bytes(os.urandom(4), "little") / 2**32  # uniform in [0, jitter)
-    return True, jitter
+    return runs, jitter
 
 
 def _record_paused(defn: dict[str, Any], state: str, trigger: str, scheduled_for: float | None) -> None:
@@ -932,13 +936,13 @@ def main(argv: list[str] | None = None) -> int:
         fd = os.open(os.devnull, os.O_RDONLY)
         os.dup2(fd, 0)
         os.close(fd)
-    jitter = 0.0
+    jitter, runs = 0.0, 1
     if mode in ("schedule", "timer", "catchup"):
         now = time.time()
         if scheduled_for is None:
             scheduled_for = now - now % 60  # the minute cron meant
-        run, jitter = _gate(defn, state, mode, now)
-        if not run:
+        runs, jitter = _gate(defn, state, mode, now)
+        if not runs:
             return 0
         if os.path.exists(os.path.join(state, "paused", name)):
             _record_paused(defn, state, trigger, scheduled_for)
@@ -952,7 +956,10 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
 
-    return execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter)
+    code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter)
+    for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
+        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0)
+    return code
 
 
 def _exit_now(code: int) -> None:

@@ -2,9 +2,10 @@
 
 The parser follows Debian's cron (Vixie cron 3.0 with Debian's patches), so an
 expression jobctl accepts is one cron accepts and means the same thing; its
-messages name the field, what is wrong and how to fix it.  Next-run times come
-from croniter and human descriptions from cron-descriptor, both imported only
-when asked for.
+messages name the field, what is wrong and how to fix it.  What goes into the
+crontab is ``canonical``'s text of the parsed fields, never a library's
+rendering; next runs come from clock (cron(8)'s own DST rules) and the human
+text from describe, both working on the same parsed sets.
 """
 
 from __future__ import annotations
@@ -62,24 +63,39 @@ class Schedule:
     def is_reboot(self) -> bool:
         return self.cron == "@reboot"
 
-    def next_runs(self, start: datetime, count: int = 1) -> list[datetime]:
-        """The next ``count`` times after ``start`` (aware or naive, kept as is)."""
+    def next_runs(self, start: datetime, count: int = 1, zone: str | None = None) -> list[datetime]:
+        """The next ``count`` runs after ``start``, as cron(8) makes them in ``zone``.
+
+        ``zone`` defaults to the ZoneInfo of an aware ``start``, else the
+        system's.  An aware ``start`` gives aware times in the zone; a naive
+        one is read as a wall time there and gives naive wall times.  DST as
+        clock.due.
+        """
         if self.is_reboot:
             return []
-        from croniter import croniter
+        from . import clock
 
-        expr, day_or = _for_croniter(self.cron)
-        it = croniter(expr, start, day_or=day_or)
-        return [it.get_next(datetime) for _ in range(count)]
+        fields = compile_fields(self.cron)
+        assert fields is not None
+        zone = zone or getattr(start.tzinfo, "key", None)  # a ZoneInfo start names its zone
+        if start.tzinfo is None:
+            aware = clock.attach(start, zone)
+            return [t.replace(tzinfo=None) for t in clock.next_runs(fields, zone, aware, count)]
+        return clock.next_runs(fields, zone, start, count)
 
-    def prev_run(self, before: datetime) -> datetime | None:
-        """The latest scheduled time at or before ``before`` (same zone handling as next_runs)."""
+    def prev_run(self, before: datetime, zone: str | None = None) -> datetime | None:
+        """The latest run at or before ``before`` (same zone handling as next_runs)."""
         if self.is_reboot:
             return None
-        from croniter import croniter
+        from . import clock
 
-        expr, day_or = _for_croniter(self.cron)
-        return croniter(expr, before, day_or=day_or).get_prev(datetime)
+        fields = compile_fields(self.cron)
+        assert fields is not None
+        zone = zone or getattr(before.tzinfo, "key", None)
+        if before.tzinfo is None:
+            found = clock.prev_run(fields, zone, clock.attach(before, zone))
+            return found.replace(tzinfo=None) if found else None
+        return clock.prev_run(fields, zone, before)
 
     def describe(self) -> str:
         return describe(self.cron)
@@ -112,8 +128,13 @@ def describe(cron: str) -> str:
     return str(ExpressionDescriptor(cron, opts))
 
 
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" and "٣", which int() or cron refuse."""
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str, field: _Field) -> int:
-    if text.isdigit():
+    if _is_digits(text):
         value = int(text)
     elif field.names and text.lower() in field.names:
         value = field.names.index(text.lower()) + field.name_base
@@ -141,7 +162,7 @@ def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
         base, slash, step_text = item.partition("/")
         step = 1
         if slash:
-            if not step_text.isdigit():
+            if not _is_digits(step_text):
                 raise ScheduleError(f"{field.name} field {item!r}: step {step_text!r} is not a whole number")
             step = int(step_text)
             if step == 0:
@@ -152,17 +173,8 @@ def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
             a, _, b = base.partition("-")
             low, high = _number(a, field), _number(b, field)
             if low > high:
-                # cron does not wrap around: fri-mon must be written as two ranges,
-                # spelled the way the operator spelled each end
-                def spell(value: int, like: str) -> str:
-                    return field.names[value - field.name_base] if field.names and not like.isdigit() else str(value)
-
-                top = spell(field.low + len(field.names) - 1 if field.names else field.high, a)
-                bottom = spell(field.low, b)
-                raise ScheduleError(
-                    f"{field.name} field {item!r}: range runs backwards (cron does not wrap around); "
-                    f"write {a}-{top},{bottom}-{b}"
-                )
+                raise ScheduleError(f"{field.name} field {item!r}: range runs backwards (cron does not wrap "
+                                    f"around, so it never matches); write {_unwrap(a, b, low, high, step, field)}")
         else:
             low = high = _number(base, field)
             if slash:
@@ -170,17 +182,99 @@ def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
                 raise ScheduleError(
                     f"{field.name} field {item!r}: a step needs a range; write {base}-{field.high}/{step}"
                 )
-        span = field.high - field.low + 1
-        if slash and step >= span:
+        if slash and high > low and step > high - low:
+            # cron takes it, but only the first value runs: rarely what was meant
+            what = "the field's range" if base == "*" else "the range"
             raise ScheduleError(
-                f"{field.name} field {item!r}: step {step} is not less than the field's range "
-                f"({field.low}-{field.high}), so it matches only {low}; write {low} instead"
+                f"{field.name} field {item!r}: step {step} is larger than {what} ({low}-{high}), "
+                f"so it matches only {low}; write {low} instead"
             )
         values.update(range(low, high + 1, step))
     if field.name == "day of week" and 7 in values:
         values.discard(7)
         values.add(0)
     return values, text.startswith("*")
+
+
+def _unwrap(a: str, b: str, low: int, high: int, step: int, field: _Field) -> str:
+    """What a backwards range meant, as ranges cron reads forwards (fri-mon -> fri-sat,sun-mon).
+
+    The values are those of counting from ``low`` by ``step`` round the end of
+    the field and on to ``high``; each piece keeps the step and is spelled the
+    way the operator spelled its end (names or numbers).
+    """
+    def spell(value: int, like: str) -> str:
+        if field.names and not _is_digits(like):
+            return field.names[value - field.name_base]
+        return str(value)
+
+    def piece(first: int, last: int, like_first: str, like_last: str) -> str:
+        last = first + (last - first) // step * step  # the last value the step reaches
+        if first == last:
+            return spell(first, like_first)
+        text = f"{spell(first, like_first)}-{spell(last, like_last)}"
+        return text + (f"/{step}" if step > 1 else "")
+
+    top = 6 if field.name == "day of week" else field.high  # Sunday is 0 again after 6
+    if field.name == "day of week" and low == 7:
+        return piece(0, high, a, b)  # 7-1: Sunday (7 or 0) through Monday
+    last = low + (top - low) // step * step
+    restart = last + step - (top - field.low + 1)
+    parts = [piece(low, top, a, a)]
+    if restart <= high:
+        parts.append(piece(restart, high, b, b))
+    return ",".join(parts)
+
+
+def canonical(fields: tuple[tuple[set[int], bool], ...]) -> str:
+    """The crontab text of parsed fields, in the form Debian's cron reads back to the same meaning.
+
+    Same value sets, and the same ``*`` at the start of each field that
+    starts with one: in Vixie cron that decides the day-of-month/day-of-week
+    rule (AND when either starts with ``*``) and the DST class (minute or hour
+    starting with ``*``), whatever the rest of the field says.  Values are
+    plain numbers and forward ranges, so nothing depends on names, case,
+    steps on single values or 7 for Sunday.
+    """
+    out = []
+    for (values, star), field in zip(fields, FIELDS, strict=True):
+        high = 6 if field.name == "day of week" else field.high  # 7 was folded into 0
+        rest = set(values)
+        head: list[str] = []
+        if star:
+            # the longest progression from the field's start that is all in the
+            # set: "*" or "*/N" then carries the star; the rest is listed
+            for step in range(1, high - field.low + 2):
+                run = set(range(field.low, high + 1, step))
+                if run <= values:
+                    head = ["*" if step == 1 else f"*/{step}"]
+                    rest -= run
+                    break
+            else:  # cannot happen for a parsed field: it holds its own "*" item
+                raise ScheduleError(f"{field.name} field: no '*' form for {sorted(values)}")
+        out.append(",".join(head + _ranges(sorted(rest))))
+    return " ".join(out)
+
+
+def _ranges(values: list[int]) -> list[str]:
+    """[1, 2, 3, 5, 7, 9, 11, 20] -> ["1-3", "5-11/2", "20"]: runs of three or more as ranges.
+
+    Greedy: from each value, the evenly spaced run of the values that follow
+    it; cron reads ``a-b/s`` with ``b`` the run's last value as exactly that run.
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(values):
+        n, step = 1, (values[i + 1] - values[i] if i + 1 < len(values) else 1)
+        while i + n < len(values) and values[i + n] - values[i + n - 1] == step:
+            n += 1
+        if n >= 3:
+            out.append(f"{values[i]}-{values[i + n - 1]}" + (f"/{step}" if step > 1 else ""))
+            i += n
+        else:
+            out.append(str(values[i]))
+            i += 1
+    return out
 
 
 def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
@@ -202,27 +296,6 @@ def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
     return fields
 
 
-def _for_croniter(cron: str) -> tuple[str, bool]:
-    """What cron will run, spelled so croniter reads it the same way.
-
-    croniter misreads some forms cron takes (a one-value range such as 5-5
-    becomes *), and ORs day-of-month with day-of-week where cron ANDs them
-    (either field starting with *, even */2).  So it gets plain value lists
-    and is told which of the two the days mean.
-    """
-    fields = parse_cron(cron)
-    texts = []
-    for (values, _), field in zip(fields, FIELDS, strict=True):
-        high = 6 if field.name == "day of week" else field.high  # 7 was folded into 0
-        full = set(range(field.low, high + 1))
-        texts.append("*" if values == full else ",".join(map(str, sorted(values))))
-    day_or = not (fields[2][1] or fields[4][1])
-    if day_or and "*" in (texts[2], texts[4]):
-        # Either side matches every day, so their OR does too.
-        texts[2] = texts[4] = "*"
-    return " ".join(texts), day_or
-
-
 _EVERY = re.compile(r"@every\s+(\S+)\s*$")
 
 
@@ -232,8 +305,9 @@ def every_to_cron(duration_text: str) -> str:
 
     try:
         seconds = parse_duration(duration_text)
-    except ValueError as exc:
-        raise ScheduleError(f"@every: {exc}") from None
+    except ValueError:
+        raise ScheduleError(f"@every {duration_text}: not a duration; write e.g. @every 15m, @every 2h or "
+                            "@every 1d (whole minutes that divide an hour, hours that divide a day, or 7d)") from None
     if seconds <= 0:
         raise ScheduleError("@every needs a positive duration, e.g. @every 15m")
     if seconds % 60:
@@ -275,10 +349,12 @@ def parse(text: str) -> Schedule:
             m = _EVERY.match(stripped)
             if not m:
                 raise ScheduleError("@every needs one duration, e.g. '@every 15m'")
-            cron = every_to_cron(m.group(1))
-            return Schedule(text=stripped, cron=cron)
+            return Schedule(text=stripped, cron=canonical(parse_cron(every_to_cron(m.group(1)))))
         if word in SPECIALS and len(stripped.split()) == 1:
-            return Schedule(text=stripped, cron=SPECIALS[word])
+            # written out in five fields: Debian's cron matches its @names
+            # case-sensitively, and jobctl reads them as these fields
+            cron = SPECIALS[word]
+            return Schedule(text=stripped, cron=cron if cron == "@reboot" else canonical(parse_cron(cron)))
         import difflib
 
         close = difflib.get_close_matches(word, list(SPECIALS) + ["@every"], n=1)
@@ -287,8 +363,7 @@ def parse(text: str) -> Schedule:
             f"unknown schedule {stripped!r}; {hint}use a 5-field cron expression, "
             "@every <duration>, or one of " + ", ".join(SPECIALS)
         )
-    parse_cron(stripped)
-    return Schedule(text=stripped, cron=stripped)
+    return Schedule(text=stripped, cron=canonical(parse_cron(stripped)))
 
 
 def expand(cron: str) -> str:

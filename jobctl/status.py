@@ -36,22 +36,13 @@ def consecutive_failures(log: Store | None, name: str) -> int:
     return log.failure_streak(name) if log is not None else 0
 
 
-def _zone(name: str | None):
-    if not name:
-        return None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
-
-
 def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
     """(late, missed) for the latest scheduled time that should have started by now."""
     if log is None or job.schedule.is_reboot:
         return False, False
-    zone = _zone(job.timezone)
     grace = 60 + job.jitter
-    ref = now.astimezone(zone) if zone else now
-    scheduled = job.schedule.prev_run(ref - timedelta(seconds=grace))
+    # the run the wrapper made (or should have) most recently, by cron(8)'s DST rules
+    scheduled = job.schedule.prev_run(now - timedelta(seconds=grace), job.timezone)
     if scheduled is None:
         return False, False
     ts = scheduled.timestamp()
@@ -93,8 +84,8 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         if cron not in descriptions:
             descriptions[cron] = describe(cron)
         installed = job.enabled and entry is not None and not job.schedule.is_reboot
-        zone = _zone(job.timezone)
-        nxt = job.schedule.next_runs(now.astimezone(zone) if zone else now)[0] if installed else None
+        # the wrapper's own decision (clock.due's rules), in the job's zone or cron's
+        nxt = job.schedule.next_runs(now, 1, job.timezone)[0] if installed else None
         paused = pause.is_paused(state, job.name)
         late, missed = lateness(job, state, log, now) if installed and not paused else (False, False)
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,

@@ -43,7 +43,7 @@ def job_text(snippet: str) -> str:
         ("description: Archive /etc", "description", "Archive /etc"),
         ("description: 'yes'", "description", "yes"),
         ('schedule: "*/15 * * * *"', "schedule.cron", "*/15 * * * *"),
-        ('schedule: "0 9 * jan-mar mon-fri"', "schedule.cron", "0 9 * jan-mar mon-fri"),
+        ('schedule: "0 9 * jan-mar mon-fri"', "schedule.cron", "0 9 * 1-3 1-5"),
         ("schedule: '@every 15m'", "schedule.cron", "*/15 * * * *"),
         ("schedule: '@every 2h'", "schedule.cron", "0 */2 * * *"),
         ("schedule: '@every 2h'", "schedule.text", "@every 2h"),

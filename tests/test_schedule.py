@@ -60,6 +60,15 @@ def test_every_exact(text: str, cron: str) -> None:
     assert parsed.text == " ".join(text.split())
 
 
+EVERY_EXAMPLES = ("write e.g. @every 15m, @every 2h or @every 1d (whole minutes that divide an hour, "
+                  "hours that divide a day, or 7d)")
+
+
+def test_every_examples_are_valid() -> None:
+    for example in ("@every 15m", "@every 2h", "@every 1d", "@every 7d"):
+        assert schedule.parse(example).cron
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -80,8 +89,9 @@ def test_every_exact(text: str, cron: str) -> None:
         ("@every 30s", "@every 30s: cron runs at most once a minute, on the minute; "
                        "use a whole number of minutes, e.g. @every 1m"),
         ("@every 0m", "@every needs a positive duration, e.g. @every 15m"),
-        ("@every soon", "@every: 'soon' is not a duration; write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)"),
-        ("@every 15", "@every: '15' is not a duration; write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)"),
+        # the examples are themselves schedules @every takes (no "1h30m")
+        ("@every soon", f"@every soon: not a duration; {EVERY_EXAMPLES}"),
+        ("@every 15", f"@every 15: not a duration; {EVERY_EXAMPLES}"),
         ("@every", "@every needs one duration, e.g. '@every 15m'"),
         ("@every 15m 2h", "@every needs one duration, e.g. '@every 15m'"),
     ],
@@ -118,26 +128,38 @@ def test_unknown_specials(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "cron"),
     [
-        "* * * * *",
-        "*/15 * * * *",
-        "0 9-17 * * mon-fri",
-        "0 9-17 * * MON-FRI",
-        "30 4 1,15 * *",
-        "0 0 * jan-mar,dec *",
-        "0 0 * * 0",
-        "0 0 * * 7",
-        "0 0 * * 5-7",
-        "0-59/59 * * * *",
-        "0 0 29 2 *",  # leap years
-        "0 0 31 2 1",  # day of month OR day of week: Mondays in February
-        "0 0 30 */2 *",
-        "5-5 3 * * *",
+        # the crontab gets jobctl's own canonical text: numbers and forward
+        # ranges, the same sets and the same leading "*" (tests/test_cron_oracle_fidelity.py
+        # checks every form against Debian cron's parser)
+        ("* * * * *", "* * * * *"),
+        ("*/15 * * * *", "*/15 * * * *"),
+        ("0 9-17 * * mon-fri", "0 9-17 * * 1-5"),
+        ("0 9-17 * * MON-FRI", "0 9-17 * * 1-5"),
+        ("30 4 1,15 * *", "30 4 1,15 * *"),
+        ("0 0 * jan-mar,dec *", "0 0 * 1-3,12 *"),
+        ("0 0 * * 0", "0 0 * * 0"),
+        ("0 0 * * 7", "0 0 * * 0"),
+        ("0 0 * * 5-7", "0 0 * * 0,5,6"),
+        ("0-59/59 * * * *", "0,59 * * * *"),
+        ("0 0 29 2 *", "0 0 29 2 *"),  # leap years
+        ("0 0 31 2 1", "0 0 31 2 1"),  # day of month OR day of week: Mondays in February
+        ("0 0 30 */2 *", "0 0 30 */2 *"),
+        ("5-5 3 * * *", "5 3 * * *"),
+        ("5-5/2 3 * * *", "5 3 * * *"),  # python-crontab wrote "5/2", which cron rejects
+        ("0 0 * * 7-7", "0 0 * * 0"),  # python-crontab wrote "0,*": every day
+        ("0 0 1-31/2 * 1", "0 0 1-31/2 * 1"),  # odd days OR Mondays: no leading "*" may appear
+        ("0 9 * * mon-7", "0 9 * * 0-6"),
+        ("*/15,7 * * * *", "*/15,7 * * * *"),
+        ("0 0 * * 1-7/3", "0 0 * * 0,1,4"),
+        ("@hourly", "0 * * * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@every 2h", "0 */2 * * *"),
     ],
 )
-def test_valid_cron(text: str) -> None:
-    assert schedule.parse(text).cron == text
+def test_valid_cron(text: str, cron: str) -> None:
+    assert schedule.parse(text).cron == cron
 
 
 def test_whitespace_is_normalised() -> None:
@@ -167,21 +189,33 @@ def test_field_values() -> None:
         ("x * * * *", "minute field: 'x' is not a number 0-59"),
         ("* * * foo *", "month field: 'foo' is not a number 1-12 or a name (jan, feb, mar, ...)"),
         ("* * * * monday", "day of week field: 'monday' is not a number 0-7 or a name (sun, mon, tue, ...)"),
-        ("* * * * fri-mon", "day of week field 'fri-mon': range runs backwards (cron does not wrap around); "
-                            "write fri-sat,sun-mon"),
-        ("30-10 * * * *", "minute field '30-10': range runs backwards (cron does not wrap around); "
-                          "write 30-59,0-10"),
-        ("* 22-2 * * *", "hour field '22-2': range runs backwards (cron does not wrap around); write 22-23,0-2"),
-        ("* * * nov-feb *", "month field 'nov-feb': range runs backwards (cron does not wrap around); "
-                            "write nov-dec,jan-feb"),
+        ("* * * * fri-mon", "day of week field 'fri-mon': range runs backwards (cron does not wrap around, "
+                            "so it never matches); write fri-sat,sun-mon"),
+        ("30-10 * * * *", "minute field '30-10': range runs backwards (cron does not wrap around, "
+                          "so it never matches); write 30-59,0-10"),
+        ("* 22-2 * * *", "hour field '22-2': range runs backwards (cron does not wrap around, "
+                        "so it never matches); write 22-23,0-2"),
+        # the fix keeps the step and Sunday as 7 (a backwards hint for 7-1 was 7-6,0-1)
+        ("* * * * 7-1", "day of week field '7-1': range runs backwards (cron does not wrap around, "
+                        "so it never matches); write 0-1"),
+        ("5-1/2 * * * *", "minute field '5-1/2': range runs backwards (cron does not wrap around, "
+                          "so it never matches); write 5-59/2,1"),
+        ("50-10/5 * * * *", "minute field '50-10/5': range runs backwards (cron does not wrap around, "
+                            "so it never matches); write 50-55/5,0-10/5"),
+        ("* * * nov-feb *", "month field 'nov-feb': range runs backwards (cron does not wrap around, "
+                            "so it never matches); write nov-dec,jan-feb"),
         ("*/0 * * * *", "minute field '*/0': a step of 0 never advances; use 1 or more"),
         ("*/x * * * *", "minute field '*/x': step 'x' is not a whole number"),
         ("*/ * * * *", "minute field '*/': step '' is not a whole number"),
         ("5/10 * * * *", "minute field '5/10': a step needs a range; write 5-59/10"),
-        ("*/60 * * * *", "minute field '*/60': step 60 is not less than the field's range (0-59), "
+        ("*/60 * * * *", "minute field '*/60': step 60 is larger than the field's range (0-59), "
                          "so it matches only 0; write 0 instead"),
-        ("0 */24 * * *", "hour field '*/24': step 24 is not less than the field's range (0-23), "
+        ("0 */24 * * *", "hour field '*/24': step 24 is larger than the field's range (0-23), "
                          "so it matches only 0; write 0 instead"),
+        ("10-20/15 * * * *", "minute field '10-20/15': step 15 is larger than the range (10-20), "
+                             "so it matches only 10; write 10 instead"),
+        ("² * * * *", "minute field: '²' is not a number 0-59"),
+        ("1#2 * * * *", "minute field: '1#2' is not a number 0-59"),
         ("1,,2 * * * *", "minute field '1,,2': empty list element; remove the extra comma"),
         ("1, * * * *", "minute field '1,': empty list element; remove the extra comma"),
         ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4"),
@@ -275,7 +309,8 @@ def _element(draw: st.DrawFn, field: schedule._Field) -> tuple[str, set[int]]:
         return ends[0], {low}
     if kind == "a-b":
         return f"{ends[0]}-{ends[1]}", set(range(low, high + 1))
-    step = draw(st.integers(1, span - 1))
+    # a step larger than its range (one value from several) is refused on purpose
+    step = draw(st.integers(1, max(1, high - low)))
     return f"{ends[0]}-{ends[1]}/{step}", set(range(low, high + 1, step))
 
 
@@ -330,8 +365,9 @@ def test_parser_accepts_the_grammar(case: tuple[str, list[tuple[set[int], bool]]
         with pytest.raises(ScheduleError, match="never fires"):
             schedule.parse(text)
         return
-    assert schedule.parse(text).cron == text
     assert [list(f) for f in schedule.parse_cron(text)] == [list(f) for f in fields]
+    # the canonical crontab text reads back to the same sets and stars
+    assert [list(f) for f in schedule.parse_cron(schedule.parse(text).cron)] == [list(f) for f in fields]
     assert CronSlices.is_valid(text)
 
 
