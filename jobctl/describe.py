@@ -31,7 +31,7 @@ Style
     through 17:50", "Every hour from 06:30 through 22:30" (first and last
     run of each block, so the bounds are runs, not round numbers)
   - otherwise the hours as numbers: "Every 15 minutes during hours 0, 2,
-    4, …, 22", "At minute 0 past hours 1, 3 and 8 through 11"
+    4, ..., 22", "At minute 0 past hours 1, 3 and 8 through 11"
 * Days (omitted when they do not restrict, e.g. ``*`` under the AND rule,
   or either side matching every day under the OR rule):
 
@@ -45,7 +45,7 @@ Style
 * Number lists: runs of 3 or more consecutive values become "X through Y";
   the last item is joined with "and"; no value appears twice; an evenly
   spaced list of 10 or more values is shortened to its first three and last
-  ("1, 3, 5, …, 31"), any other list is given in full.  Weekdays run from
+  ("1, 3, 5, ..., 31"), any other list is given in full.  Weekdays run from
   Monday and months from January, wrapping round where a run crosses the end
   ("Saturday through Monday", "November through February").
 """
@@ -63,7 +63,7 @@ _ALL_MONTHS = frozenset(range(1, 13))
 _ALL_DOWS = frozenset(range(7))
 #: a time-of-day list longer than this is described by pattern instead
 _MAX_TIMES = 6
-#: an evenly spaced list of at least this many values is shortened to "a, b, c, …, z"
+#: an evenly spaced list of at least this many values is shortened to "a, b, c, ..., z"
 _ELLIPSIS_FROM = 10
 #: at most this many blocks of consecutive hours are given as "from HH:MM through HH:MM"
 _MAX_WINDOWS = 3
@@ -155,7 +155,7 @@ def _time(minutes: list[int], hours: list[int]) -> str:
         lead = f"At {_minutes_phrase(minutes)} past every hour"
     listed = all_minutes or step is not None
     if len(windows) <= _MAX_WINDOWS and (listed or all(len(w) >= 2 for w in windows)):
-        first, last = minutes[0], 59
+        first, last = minutes[0], minutes[-1]
         spans = [f"from {_hhmm(w[0], first)} through {_hhmm(w[-1], last)}" for w in windows]
         return f"{lead} {_join(spans)}"
     hour_list = _join(_items(hours, str))
@@ -217,7 +217,7 @@ def _items(values: list[int], name) -> list[str]:
     """List items for sorted numbers: runs compressed, a long even progression shortened."""
     step = _step(values)
     if step and step > 1 and len(values) >= _ELLIPSIS_FROM:
-        return [", ".join(name(v) for v in values[:3]) + ", …, " + name(values[-1])]
+        return [", ".join(name(v) for v in values[:3]) + ", ..., " + name(values[-1])]
     return _run_items(_runs(values), name)
 
 

@@ -116,16 +116,19 @@ def compile_fields(cron: str) -> dict | None:
 
 
 def describe(cron: str) -> str:
-    """Human text for a cron expression ("At 03:15 AM, only on Sunday")."""
-    # cron-descriptor describes @reboot as "every minute"; say what it means.
-    if cron == "@reboot":
-        return "At system start-up"
-    from cron_descriptor import ExpressionDescriptor, Options
+    """Human text for a cron expression ("At 03:15, only on Sunday"), from the parsed sets.
 
-    opts = Options()
-    opts.use_24hour_time_format = True
-    opts.verbose = False
-    return str(ExpressionDescriptor(cron, opts))
+    Written by jobctl.describe from cron's own semantics (the day rule as
+    Vixie cron decides it, 7 as Sunday, uneven steps listed), not by
+    cron-descriptor, which described some schedules otherwise than cron runs them.
+    """
+    from . import describe as text
+
+    if cron == "@reboot":
+        return text.describe_reboot()
+    fields = compile_fields(cron)
+    assert fields is not None
+    return text.describe(fields)
 
 
 def _is_digits(text: str) -> bool:
