@@ -14,6 +14,7 @@ the minute or hour field simply follow wall time.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 MINUTE = timedelta(minutes=1)
@@ -175,22 +176,47 @@ def _walls(f: dict, start: datetime, forward: bool, years: int = 30):
     """
     hours = sorted(f["hour"], reverse=not forward)
     minutes = sorted(f["minute"], reverse=not forward)
+    months = set(f["month"])
     day = datetime(start.year, start.month, start.day)
-    step = timedelta(days=1 if forward else -1)
+    one = timedelta(days=1 if forward else -1)
     quiet = 0
     while quiet < 366 * years and datetime(2, 1, 1) < day < datetime(9998, 12, 31):
+        if day.month not in months:  # on to the next (or back to the previous) month
+            if forward:
+                day = datetime(day.year + day.month // 12, day.month % 12 + 1, 1)
+            else:
+                day = day.replace(day=1) - timedelta(days=1)
+            quiet += 28
+            continue
         quiet += 1
-        if day.month in f["month"]:
-            dom = day.day in f["dom"]
-            dow = (day.isoweekday() % 7) in f["dow"]
-            if (dom and dow) if (f["dom_star"] or f["dow_star"]) else (dom or dow):
-                for h in hours:
-                    for m in minutes:
-                        w = day.replace(hour=h, minute=m)
-                        if (w > start) if forward else (w < start):
-                            quiet = 0
-                            yield w
-        day += step
+        dom = day.day in f["dom"]
+        dow = (day.isoweekday() % 7) in f["dow"]
+        if (dom and dow) if (f["dom_star"] or f["dow_star"]) else (dom or dow):
+            first = day.date() == start.date()
+            for h in hours:
+                if first and ((h < start.hour) if forward else (h > start.hour)):
+                    continue
+                for m in minutes:
+                    w = day.replace(hour=h, minute=m)
+                    if (w > start) if forward else (w < start):
+                        quiet = 0
+                        yield w
+        day += one
+
+
+def _steady(zone, t: datetime) -> bool:
+    """Whether the zone's offset is the same from ``t`` - 3 h to ``t`` + 3 h.
+
+    Then wall-time order is instant order near ``t`` and no jump can move a
+    run across it, so the scans below need not look three hours further.
+    Assumes no zone changes its offset twice within six hours.
+    """
+    def offset(at: datetime) -> timedelta:
+        if zone is None:
+            return timedelta(seconds=time.localtime(at.timestamp()).tm_gmtoff)
+        return at.astimezone(zone).utcoffset() or timedelta(0)
+
+    return offset(t - MAX_JUMP - MINUTE) == offset(t + MAX_JUMP + MINUTE)
 
 
 def next_runs(f: dict, zone_name: str | None, after: datetime, count: int = 1) -> list[datetime]:
@@ -201,14 +227,17 @@ def next_runs(f: dict, zone_name: str | None, after: datetime, count: int = 1) -
     """
     zone = _zone(zone_name)
     after = after.astimezone(timezone.utc)
-    # a wall time up to the largest jump before ``after`` can still run after it
-    start = _wall(after, zone) - MAX_JUMP
+    # near a clock change, a wall time up to three hours back may still run after ``after``
+    start = _wall(after, zone) - (timedelta(0) if _steady(zone, after) else MAX_JUMP)
     found: list[datetime] = []
     for wall in _walls(f, start, True):
-        if len(found) >= count and wall > _wall(found[count - 1], zone) + MAX_JUMP:
-            break
-        found.extend(u for u in runs_for(f, wall, zone) if u > after and u not in found)
-        found.sort()
+        if len(found) >= count:
+            last = found[count - 1]
+            if _steady(zone, last) or wall > _wall(last, zone) + MAX_JUMP:
+                break
+        new = [u for u in runs_for(f, wall, zone) if u > after and u not in found]
+        if new:
+            found = sorted(found + new)
     return [u.astimezone(zone) for u in found[:count]]
 
 
@@ -216,9 +245,10 @@ def prev_run(f: dict, zone_name: str | None, before: datetime) -> datetime | Non
     """The latest minute at or before the aware ``before`` at which the job ran (or will have run)."""
     zone = _zone(zone_name)
     before = before.astimezone(timezone.utc)
+    ahead = MINUTE if _steady(zone, before) else MAX_JUMP + MINUTE
     best: datetime | None = None
-    for wall in _walls(f, _wall(before, zone) + MAX_JUMP + MINUTE, False):
-        if best is not None and wall < _wall(best, zone) - MAX_JUMP:
+    for wall in _walls(f, _wall(before, zone) + ahead, False):
+        if best is not None and (_steady(zone, best) or wall < _wall(best, zone) - MAX_JUMP):
             break
         for u in runs_for(f, wall, zone):
             if u <= before and (best is None or u > best):
@@ -233,8 +263,6 @@ def superset_minutes(f: dict, zone_name: str, start: datetime, days: int = 400) 
     zone and the system zone over ``days``, plus the minutes at which the job's
     zone jumps forward (a fixed-time job skipped by the jump runs then).
     """
-    import time
-
     zone = _zone(zone_name)
     shifts: set[int] = set()
     jumps: set[int] = set()
