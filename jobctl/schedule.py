@@ -11,6 +11,7 @@ text from describe, both working on the same parsed sets.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -136,17 +137,13 @@ def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def _number(text: str, field: _Field) -> int:
+def _number(text: str, field: _Field, what: str = "") -> int:
     if _is_digits(text):
         value = int(text)
     elif field.names and text.lower() in field.names:
         value = field.names.index(text.lower()) + field.name_base
     else:
-        if field.names:
-            hint = f"a number {field.low}-{field.high} or a name ({', '.join(field.names[:3])}, ...)"
-        else:
-            hint = f"a number {field.low}-{field.high}"
-        raise ScheduleError(f"{field.name} field: {text!r} is not {hint}")
+        raise _junk(text, field, what or text)
     if not field.low <= value <= field.high:
         raise ScheduleError(
             f"{field.name} field: {value} is out of range; use {field.low}-{field.high}"
@@ -154,11 +151,47 @@ def _number(text: str, field: _Field) -> int:
     return value
 
 
-def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
-    """Return the values a field matches and whether it starts with ``*``."""
+def _junk(text: str, field: _Field, what: str) -> ScheduleError:
+    """A located error for text that is not a value, saying what cron would make of it.
+
+    Debian's cron reads a number or name and skips whatever non-alphanumeric
+    text follows it up to the next blank (``1#2`` runs at 1, ``*-5`` is ``*``):
+    say so, and suggest what it would run, or the range that was likely meant.
+    """
+    m = re.match(r"\*|[A-Za-z0-9]+", text)
+    head, rest = (m.group(0), text[m.end():]) if m else ("", text)
+    if head and rest and not rest[0].isalnum():
+        dash = next((c for c in rest if unicodedata.category(c) == "Pd" and c != "-"), None)
+        if dash is not None and rest.startswith(dash):
+            return ScheduleError(f"{field.name} field {what!r}: {dash!r} (U+{ord(dash):04X}) is not a hyphen; "
+                                 f"write the range with '-', e.g. {head}-{rest[1:]}")
+        if head == "*":
+            return ScheduleError(f"{field.name} field {what!r}: '*' stands alone or with a step (*/N); cron reads "
+                                 f"{text!r} as '*' and ignores {rest!r}; write * or a range such as "
+                                 f"{field.low}-{field.high}")
+        return ScheduleError(f"{field.name} field {what!r}: cron reads only {head!r} and silently ignores {rest!r}; "
+                             f"write {head} (or the value you meant)")
+    if field.names:
+        hint = f"a number {field.low}-{field.high} or a name ({', '.join(field.names[:3])}, ...)"
+    else:
+        hint = f"a number {field.low}-{field.high}"
+    for c in text:
+        if c.isspace() and c not in " \t":
+            return ScheduleError(f"{field.name} field {what!r}: {unicodedata.name(c, hex(ord(c)))} is not a blank "
+                                 "cron knows; separate fields with spaces or tabs")
+    return ScheduleError(f"{field.name} field: {text!r} is not {hint}")
+
+
+def _parse_field(text: str, field: _Field) -> tuple[set[int], bool, list[tuple[str, int]]]:
+    """The values a field matches, whether it starts with ``*``, and its ``*/N`` items whose step leaves one value.
+
+    The last are decided by parse_cron: whether refusing one can offer a fix
+    that means the same depends on the other fields.
+    """
     if not text:
         raise ScheduleError(f"{field.name} field is empty")
     values: set[int] = set()
+    oversteps: list[tuple[str, int]] = []
     for item in text.split(","):
         if not item:
             raise ScheduleError(f"{field.name} field {text!r}: empty list element; remove the extra comma")
@@ -166,37 +199,47 @@ def _parse_field(text: str, field: _Field) -> tuple[set[int], bool]:
         step = 1
         if slash:
             if not _is_digits(step_text):
+                if re.match(r"[0-9]+/", step_text):
+                    first = step_text.split("/")[0]
+                    raise ScheduleError(f"{field.name} field {item!r}: one step only; cron reads {base}/{first} "
+                                        f"and ignores the rest; write {base}/{first}")
                 raise ScheduleError(f"{field.name} field {item!r}: step {step_text!r} is not a whole number")
             step = int(step_text)
             if step == 0:
                 raise ScheduleError(f"{field.name} field {item!r}: a step of 0 never advances; use 1 or more")
         if base == "*":
             low, high = field.low, field.high
-        elif "-" in base:
+        elif "-" in base and not base.startswith("*"):
             a, _, b = base.partition("-")
-            low, high = _number(a, field), _number(b, field)
+            if "-" in b:
+                raise ScheduleError(f"{field.name} field {item!r}: a range has two ends; cron reads it as "
+                                    f"{a}-{b.split('-')[0]} and ignores the rest; write {a}-{b.split('-')[0]} "
+                                    f"or {a}-{b.split('-')[-1]}")
+            low, high = _number(a, field, item), _number(b, field, item)
             if low > high:
                 raise ScheduleError(f"{field.name} field {item!r}: range runs backwards (cron does not wrap "
                                     f"around, so it never matches); write {_unwrap(a, b, low, high, step, field)}")
         else:
-            low = high = _number(base, field)
+            low = high = _number(base, field, item)
             if slash:
-                # Debian's cron rejects "5/10"; croniter would read it as 5-max/10.
-                raise ScheduleError(
-                    f"{field.name} field {item!r}: a step needs a range; write {base}-{field.high}/{step}"
-                )
+                # Debian's cron rejects "5/10"; elsewhere it means from 5 on, every 10
+                top = 6 if field.name == "day of week" else field.high  # 7 would be Sunday again
+                fix = f"{base}-{top}/{step}" if step <= top - low else base
+                raise ScheduleError(f"{field.name} field {item!r}: a step needs a range; write {fix}")
         if slash and high > low and step > high - low:
-            # cron takes it, but only the first value runs: rarely what was meant
-            what = "the field's range" if base == "*" else "the range"
-            raise ScheduleError(
-                f"{field.name} field {item!r}: step {step} is larger than {what} ({low}-{high}), "
-                f"so it matches only {low}; write {low} instead"
-            )
+            if base == "*":
+                oversteps.append((item, low))
+            else:
+                # cron takes it, but only the first value runs: rarely what was meant
+                raise ScheduleError(
+                    f"{field.name} field {item!r}: step {step} goes past the end of the range ({low}-{high}), "
+                    f"so it matches only {low}; write {low} instead"
+                )
         values.update(range(low, high + 1, step))
     if field.name == "day of week" and 7 in values:
         values.discard(7)
         values.add(0)
-    return values, text.startswith("*")
+    return values, text.startswith("*"), oversteps
 
 
 def _unwrap(a: str, b: str, low: int, high: int, step: int, field: _Field) -> str:
@@ -281,13 +324,15 @@ def _ranges(values: list[int]) -> list[str]:
 
 
 def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
-    parts = expr.split()
+    parts = [part for part in re.split(r"[ \t]+", expr) if part]
     if len(parts) != 5:
         raise ScheduleError(
             f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(parts)}"
             + ("; jobctl does not take a seconds or year field" if len(parts) in (6, 7) else "")
         )
-    fields = tuple(_parse_field(p, f) for p, f in zip(parts, FIELDS, strict=True))
+    parsed = [_parse_field(p, f) for p, f in zip(parts, FIELDS, strict=True)]
+    _check_oversteps(parsed)
+    fields = tuple((values, star) for values, star, _ in parsed)
     (_, _), (_, _), (doms, dom_star), (months, _), (_, dow_star) = fields
     # cron ORs day-of-month and day-of-week when both are restricted; with the
     # weekday unrestricted only the calendar days count, and those may not exist.
@@ -299,7 +344,35 @@ def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
     return fields
 
 
-_EVERY = re.compile(r"@every\s+(\S+)\s*$")
+def _check_oversteps(parsed: list[tuple[set[int], bool, list[tuple[str, int]]]]) -> None:
+    """Refuse a ``*/N`` whose step leaves one value, when a fix with the same meaning exists.
+
+    ``*/60`` in the minute field runs only at :00, rarely what was meant, so
+    it is refused with the fix -- but the fix must keep what the leading
+    ``*`` decides in cron: the DST class (minute or hour starting with ``*``)
+    and the day rule (day of month or day of week starting with ``*``).  A
+    weekday field has ``*/7`` (Sunday, with its star); elsewhere, where
+    dropping the star would change the class or the day rule and no starred
+    form is accepted, the schedule is taken as cron reads it.
+    """
+    stars = [star for _, star, _ in parsed]
+    for index, (_, _, oversteps) in enumerate(parsed):
+        field = FIELDS[index]
+        for item, low in oversteps:
+            if index == 4:
+                fix = "*/7"  # Sunday (0 and 7), still starting with *
+            elif index < 2 and not stars[1 - index]:
+                continue  # the '*' makes it a wildcard job for DST; a plain value would be a fixed time
+            elif index == 2 and not stars[4]:
+                continue  # the '*' makes the days AND with the weekdays; a plain value would OR them
+            else:
+                fix = str(low)
+            only = "Sunday" if index == 4 else str(low)
+            raise ScheduleError(f"{field.name} field {item!r}: step {item.split('/')[1]} goes past the end of the "
+                                f"field ({field.low}-{field.high}), so it matches only {only}; write {fix} instead")
+
+
+_EVERY = re.compile(r"@every\s+(\S+)\s*$", re.IGNORECASE)
 
 
 def every_to_cron(duration_text: str) -> str:
@@ -343,7 +416,16 @@ def every_to_cron(duration_text: str) -> str:
 
 def parse(text: str) -> Schedule:
     """Validate a schedule as written in a job file."""
-    stripped = " ".join(text.split())
+    for c in text:
+        if c in " \t":
+            continue
+        if c.isspace():
+            raise ScheduleError(f"{unicodedata.name(c, f'U+{ord(c):04X}')} in the schedule: cron separates fields "
+                                "with spaces and tabs only; use a plain space")
+        if not c.isprintable():
+            raise ScheduleError(f"control character U+{ord(c):04X} in the schedule; remove it")
+    # blanks as cron knows them: a no-break space is not one (checked above)
+    stripped = " ".join(part for part in re.split(r"[ \t]+", text) if part)
     if not stripped:
         raise ScheduleError("schedule is empty; write a cron expression such as '*/15 * * * *'")
     if stripped.startswith("@"):

@@ -56,8 +56,9 @@ MARKER = "jobctl:job 0123456789ab"
 #: almost certainly do not mean what they say.  Message pattern -> category.
 ON_PURPOSE = {
     r"range runs backwards": "backwards range (cron matches nothing)",
-    r"step \d+ is larger than": "step larger than its range (one value)",
-    r"is not a number|is not a whole number": "junk in or after a number",
+    r"step \d+ goes past the end": "step larger than its range (one value)",
+    r"is not a number|is not a whole number|cron reads|is not a hyphen|one step only": "junk in or after a number",
+    r"SPACE in the schedule|control character": "a blank cron does not know",
     r"is out of range": "number out of range (cron wraps it at 32 bits)",
     r"never fires": "a day that never occurs",
     r"expected 5 fields": "not five fields",
@@ -195,22 +196,37 @@ def test_backwards_range_fix_means_the_wrap_around(item: str, index: int, meant:
     schedule.parse(" ".join(fields))  # jobctl takes it too
 
 
-@pytest.mark.parametrize(("text", "fix_means"), [
-    ("*/60 * * * *", {0}), ("0 */24 * * *", {0}), ("10-20/15 * * * *", {10}), ("0 0 1-5/9 * *", {1}),
+@pytest.mark.parametrize("text", [
+    "*/60 * * * *", "* */24 * * *", "10-20/15 * * * *", "0 0 1-5/9 * *", "0 0 1 * */12", "0 0 */40 * *",
+    "0 0 * 5-6/3 *", "*/90 */30 * * *",
 ])
-def test_step_larger_than_range_fix_is_what_cron_runs(text: str, fix_means: set[int]) -> None:
+def test_step_larger_than_range_fix_is_what_cron_runs(text: str) -> None:
+    """cron ran one value all along: the fix writes that value, keeping the leading * where it decides
+    the DST class or the day rule (the oracle compares sets, day rule and class)."""
     with pytest.raises(ScheduleError) as err:
         schedule.parse(text)
     fix = re.search(r"write (\S+) instead", str(err.value)).group(1)
-    index = next(i for i, f in enumerate(text.split()) if "/" in f)
     fields = text.split()
+    index = next(i for i, f in enumerate(fields) if "/" in f)
     original = written_entry(text)
     fields[index] = fix
-    fixed = written_entry(" ".join(fields))
-    # cron ran only this value all along; "*/24" becomes a fixed time (and DST treats it as
-    # one), which is what once a day at 00:00 means
-    assert (fixed.minute, fixed.hour, day_table(fixed)) == (original.minute, original.hour, day_table(original))
-    assert [fixed.minute, fixed.hour, fixed.dom][index] == fix_means
+    fixed = " ".join(fields)
+    try:
+        schedule.parse(fixed)
+    except ScheduleError as again:  # a second item may need the same fix
+        fix2 = re.search(r"write (\S+) instead", str(again)).group(1)
+        index2 = next(i for i, f in enumerate(fields) if "/" in f and i != index)
+        fields[index2] = fix2
+        fixed = " ".join(fields)
+        schedule.parse(fixed)
+    assert same_meaning(written_entry(fixed), original), (text, fixed)
+
+
+@pytest.mark.parametrize("text", ["*/60 3 * * *", "0 */24 * * *", "0 0 */40 * 1", "0 0 */31 * mon-fri"])
+def test_a_step_past_the_field_is_taken_where_no_fix_keeps_the_meaning(text: str) -> None:
+    """Dropping the leading * would change the DST class or the day rule, and no starred form is shorter:
+    jobctl takes these as cron reads them, and installs them with the same meaning."""
+    assert classify(text) == ("accepted", ""), text
 
 
 @pytest.mark.parametrize(("text", "meant"), [("5/10 * * * *", set(range(5, 60, 10))),
@@ -226,6 +242,27 @@ def test_step_on_one_value_fix(text: str, meant: set[int]) -> None:
     fields[index] = fix
     fixed = written_entry(" ".join(fields))
     assert [fixed.minute, fixed.hour][index] == meant
+
+
+@pytest.mark.parametrize(("text", "index"), [
+    ("0 0 * * 1#2", 4), ("*-5 * * * *", 0), ("1-5-7 * * * *", 0), ("0 0 * * 1-5/2/3", 4), ("5;x 0 * * *", 0),
+    ("0 3.5 * * *", 1), ("0 0 1,15#x * *", 2), ("*/2/3 * * * *", 0), ("0 0 * jan#1 *", 3),
+])
+def test_what_messages_say_cron_reads_is_what_cron_reads(text: str, index: int) -> None:
+    """Junk after a value: the message says what cron makes of it; the oracle must agree."""
+    with pytest.raises(ScheduleError) as err:
+        schedule.parse(text)
+    message = str(err.value)
+    m = (re.search(r"cron reads only '([^']+)'", message) or re.search(r"cron reads '[^']+' as '([^']+)'", message)
+         or re.search(r"cron reads it as (\S+) and", message) or re.search(r"cron reads (\S+) and", message))
+    assert m, message
+    fields = text.split()
+    item = fields[index]
+    claimed = m.group(1)
+    # the claim is about one list element: put it where that element stands
+    element = next(e for e in item.split(",") if not re.fullmatch(r"(\*|[A-Za-z0-9]+(-[A-Za-z0-9]+)?)(/[0-9]+)?", e))
+    fields[index] = item.replace(element, claimed)
+    assert written_entry(" ".join(fields)) == written_entry(text), message
 
 
 def test_every_examples_in_messages_are_accepted() -> None:

@@ -94,6 +94,8 @@ def test_every_examples_are_valid() -> None:
         ("@every 15", f"@every 15: not a duration; {EVERY_EXAMPLES}"),
         ("@every", "@every needs one duration, e.g. '@every 15m'"),
         ("@every 15m 2h", "@every needs one duration, e.g. '@every 15m'"),
+        ("@EVERY 7m", "@every 7m: cron cannot run exactly every 7m (its steps restart every hour, day and month); "
+                      "use @every 6m or @every 10m, or write a cron expression for the times you want"),
     ],
 )
 def test_every_inexact_says_why_and_suggests(text: str, message: str) -> None:
@@ -208,14 +210,30 @@ def test_field_values() -> None:
         ("*/x * * * *", "minute field '*/x': step 'x' is not a whole number"),
         ("*/ * * * *", "minute field '*/': step '' is not a whole number"),
         ("5/10 * * * *", "minute field '5/10': a step needs a range; write 5-59/10"),
-        ("*/60 * * * *", "minute field '*/60': step 60 is larger than the field's range (0-59), "
+        ("*/60 * * * *", "minute field '*/60': step 60 goes past the end of the field (0-59), "
                          "so it matches only 0; write 0 instead"),
-        ("0 */24 * * *", "hour field '*/24': step 24 is larger than the field's range (0-23), "
+        ("* */24 * * *", "hour field '*/24': step 24 goes past the end of the field (0-23), "
                          "so it matches only 0; write 0 instead"),
-        ("10-20/15 * * * *", "minute field '10-20/15': step 15 is larger than the range (10-20), "
+        # the fix keeps the leading * where it decides the day rule: */7 is Sunday, as */12 was
+        ("0 0 1 * */12", "day of week field '*/12': step 12 goes past the end of the field (0-7), "
+                         "so it matches only Sunday; write */7 instead"),
+        ("10-20/15 * * * *", "minute field '10-20/15': step 15 goes past the end of the range (10-20), "
                              "so it matches only 10; write 10 instead"),
+        ("0 0 * * 5/10", "day of week field '5/10': a step needs a range; write 5"),
+        ("0 0 * * mon/2", "day of week field 'mon/2': a step needs a range; write mon-6/2"),
+        ("0 0 * * 1#2", "day of week field '1#2': cron reads only '1' and silently ignores '#2'; "
+                        "write 1 (or the value you meant)"),
+        ("*-5 * * * *", "minute field '*-5': '*' stands alone or with a step (*/N); cron reads '*-5' as '*' "
+                        "and ignores '-5'; write * or a range such as 0-59"),
+        ("1-5-7 * * * *", "minute field '1-5-7': a range has two ends; cron reads it as 1-5 and ignores the rest; "
+                          "write 1-5 or 1-7"),
+        ("0 0 * * 1\u20135", "day of week field '1\u20135': '\u2013' (U+2013) is not a hyphen; write the range "
+                             "with '-', e.g. 1-5"),
+        ("0\u00a00 * * *", "NO-BREAK SPACE in the schedule: cron separates fields with spaces and tabs only; "
+                          "use a plain space"),
+        ("0 0 * * 1\x00", "control character U+0000 in the schedule; remove it"),
         ("² * * * *", "minute field: '²' is not a number 0-59"),
-        ("1#2 * * * *", "minute field: '1#2' is not a number 0-59"),
+
         ("1,,2 * * * *", "minute field '1,,2': empty list element; remove the extra comma"),
         ("1, * * * *", "minute field '1,': empty list element; remove the extra comma"),
         ("* * * *", "expected 5 fields (minute hour day-of-month month day-of-week), got 4"),
