@@ -123,20 +123,30 @@ def crontab_in_sync(jobs: list, state: str, system: bool) -> Check:
 
 
 def job_files_safe(directory: str) -> Check:
+    """As root: the job files, the jobs directory and every directory above it are root's alone.
+
+    The same rule ``validate`` and ``apply`` enforce (loader.unsafe_paths):
+    owned by root, not writable by group or others (sticky directories above
+    the jobs directory excepted), links judged by what they point at.
+    """
+    from . import loader
+    from .errors import JobctlError
+
     if os.geteuid() != 0:
         return Check("job file permissions", True, "not running as root")
-    bad = []
-    for path in [directory] + [os.path.join(directory, f) for f in sorted(os.listdir(directory))]:
-        try:
-            mode = os.stat(path).st_mode
-        except OSError:
-            continue
-        if mode & stat.S_IWOTH and not (os.path.isdir(path) and mode & stat.S_ISVTX and path != directory):
-            bad.append(f"{path} ({stat.S_IMODE(mode):04o})")
-    if bad:
-        return Check("job file permissions", False, "writable by others, a root shell for anyone: " + ", ".join(bad),
-                     "chmod o-w " + " ".join(shlex.quote(b.rsplit(" (", 1)[0]) for b in bad))
-    return Check("job file permissions", True, f"no job file under {directory} is writable by others")
+    try:
+        unsafe = loader.unsafe_paths(directory)
+    except JobctlError as exc:
+        return Check("job file permissions", False, exc.message, f"jobctl init {shlex.quote(directory)}")
+    if unsafe:
+        targets = list(dict.fromkeys(shlex.quote(u.fix_path) for u in unsafe))
+        listed = ", ".join(f"{u.fix_path} ({u.reason})" for u in unsafe)
+        return Check("job file permissions", False,
+                     f"writable by others, a root shell for anyone: {listed}",
+                     f"chown root: {' '.join(targets)}; chmod go-w {' '.join(targets)} "
+                     "(or move the jobs directory under a directory only root can change)")
+    return Check("job file permissions", True,
+                 f"{directory}, the directories above it and its job files are root's and writable only by root")
 
 
 def _first_word(command: str | list) -> str | None:

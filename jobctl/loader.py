@@ -6,21 +6,36 @@ and only then converts the few scalars the schema needs.  Aliases share
 nodes; since nothing here walks deeper than the schema allows, a "billion
 laughs" document is never expanded, and alias use is bounded on top of that.
 Every problem of every file is collected in one pass.
+
+Hostile input is bounded so that any file under the size limit validates in
+well under a second: values per file (the composer and everything after it
+work per node), problems per file, the length of numbers, and the text the
+slow pure-Python parser re-reads for its messages.
+
+Run as root, jobctl installs what the job files say as root's crontab or
+/etc/cron.d/jobctl, so whoever can change a job file, ``_defaults.yaml``, the
+jobs directory or a directory above it runs commands as root.  As cron(8) and
+sshd's StrictModes do, the loader then refuses everything not owned by root or
+writable by group or others (a sticky directory above the jobs directory, such
+as /tmp, excepted).  It checks what it opened (fstat of the descriptor, the
+directory walked up through ``..`` from the open directory), not a path looked
+up again later, so nothing can be swapped in between check and read.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import shlex
 import stat
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from yaml.composer import Composer
+from yaml.composer import Composer, ComposerError
 from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.reader import ReaderError
+from yaml.reader import Reader, ReaderError
 
 from . import spec
 from .errors import InvalidJobs, JobctlError, Problem
@@ -31,9 +46,24 @@ MAX_ALIASES = 100
 MAX_EXPANDED = 10_000
 #: job files nest three levels (job → retries → value); deeper is not a job file
 MAX_DEPTH = 20
+#: keys, values and list items of one file: a hundred jobs of a hundred values.
+#: Composing and checking cost a few microseconds per value; this bounds a file.
+MAX_VALUES = 10_000
+#: problems reported per file; past this the file is not a job file being edited
+MAX_PROBLEMS = 100
+#: characters of a YAML number: an int of thousands of digits (or a 1:00:00:...
+#: sexagesimal one) costs seconds to build and is no value a job file needs
+MAX_NUMBER_CHARS = 100
+#: how much text the pure-Python parser re-reads (about 0.1 s) to word a syntax error
+_REPARSE_CHARS = 128 * 1024
 DEFAULTS_STEMS = ("_defaults",)
 NOT_IN_DEFAULTS = ("name", "description")
 _BOMB = "refusing a file that expands like a 'billion laughs' bomb. Job files need few or no aliases"
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK
+#: O_NONBLOCK: opening a FIFO for reading would wait for a writer; the file is
+#: refused by fstat right after, never read
+_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
 
 
 class _Refused(yaml.YAMLError):
@@ -45,6 +75,10 @@ class _Refused(yaml.YAMLError):
         self.message = message
 
 
+class _TooMany(Exception):
+    """A file reached MAX_PROBLEMS: the rest of it is not checked."""
+
+
 # libyaml scans and parses about ten times faster than PyYAML's pure-Python
 # reader; composition stays in Python (Composer first in the MRO) so that the
 # checks below see every node.  Without libyaml the pure-Python parser does it all.
@@ -52,7 +86,7 @@ _Base: Any = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else y
 
 
 class _Loader(Composer, _Base):  # type: ignore[misc]
-    """A safe loader that bounds aliases and nesting while composing, and stops early.
+    """A safe loader that bounds aliases, nesting and values while composing, and stops early.
 
     Nothing here expands aliases, but a file whose aliases would expand to
     millions of values is refused by name rather than reported as a pile of
@@ -68,6 +102,7 @@ class _Loader(Composer, _Base):  # type: ignore[misc]
         self._aliases = 0
         self._expanded = 0
         self._depth = 0
+        self._values = 0
         #: expanded size of each finished node, by id (the tree keeps nodes alive)
         self._sizes: dict[int, int] = {}
 
@@ -86,6 +121,11 @@ class _Loader(Composer, _Base):  # type: ignore[misc]
                     raise _Refused(event.start_mark,
                                    f"YAML aliases would expand to more than {MAX_EXPANDED} values; {_BOMB}")
             return Composer.compose_node(self, parent, index)
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise _Refused(self.peek_event().start_mark,
+                           f"more than {MAX_VALUES} values (keys, values and list items) in one file; "
+                           "job files are small: split it into several files")
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -128,21 +168,238 @@ def _node_kind(node: Node) -> str:
     return "a value"
 
 
+def _clean(text: str, limit: int) -> str:
+    """One printable line of at most ``limit`` characters.
+
+    Problems embed names, keys and values from the files: a newline would
+    split a problem over two lines, a lone surrogate cannot be printed, and
+    bidi or zero-width characters would make the line lie.  All are escaped.
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(text) > limit:
+        text = text[: limit // 2] + " ... " + text[-(limit // 2):]
+    return text
+
+
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        self.counts: dict[str, int] = {}
 
     def add(self, path: str, node: Node | None, message: str, job: str | None = None,
             line: int = 1, column: int = 1) -> None:
         if node is not None:
             line, column = _pos(node)
-        self.problems.append(Problem(path, line, column, message, job))
+        count = self.counts.get(path, 0) + 1
+        self.counts[path] = count
+        if count > MAX_PROBLEMS:
+            self.problems.append(Problem(_clean(path, 4096), line, column,
+                                         f"more than {MAX_PROBLEMS} problems in this file; stopped here: "
+                                         "fix these and validate again"))
+            raise _TooMany
+        self.problems.append(Problem(_clean(path, 4096), line, column, _clean(message, 1000),
+                                     _clean(job, 80) if job else job))
+
+    def has(self, path: str) -> bool:
+        return path in self.counts
 
 
-def job_files(directory: str) -> tuple[list[str], str | None]:
-    """The job files of a directory in sorted order, and its defaults file."""
+# --- the jobs directory and its files: what may be opened, and as root, whose they are ----
+
+
+@dataclass(frozen=True)
+class Unsafe:
+    """Something root must not trust: a job file, the jobs directory or a directory above.
+
+    ``fix_path`` is what to chown/chmod (a link's target, a parent directory),
+    ``reason`` the short form doctor lists (``0666``, ``owned by alice``).
+    """
+
+    problem: Problem
+    fix_path: str
+    reason: str
+
+
+def _owner(uid: int) -> str:
+    import pwd
+
     try:
-        names = sorted(os.listdir(directory))
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _group(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return f"gid {gid}"
+
+
+def _issues(st: os.stat_result, sticky_ok: bool) -> tuple[str, str]:
+    """What makes an inode unsafe for root to trust, long and short; ('', '') when nothing.
+
+    Only its owner and root may be able to change it.  ``sticky_ok``: a
+    sticky directory (/tmp) lets no one rename or delete what others own in
+    it, so it may sit above the jobs directory, but never be it.
+    """
+    long, short = [], []
+    if st.st_uid != 0:
+        name = _owner(st.st_uid)
+        long.append(f"owned by {name} (uid {st.st_uid}), not root")
+        short.append(f"owned by {name}")
+    mode = stat.S_IMODE(st.st_mode)
+    who = ([f"group {_group(st.st_gid)}"] if mode & stat.S_IWGRP else []) + (["others"] if mode & stat.S_IWOTH else [])
+    if who and not (sticky_ok and mode & stat.S_ISVTX):
+        long.append(f"writable by {' and '.join(who)} (mode {mode:04o})")
+        short.append(f"{mode:04o}")
+    return " and ".join(long), ", ".join(short)
+
+
+def _fix(path: str) -> str:
+    q = shlex.quote(path)
+    return f"chown root: {q}; chmod go-w {q}"
+
+
+def _fd_path(fd: int, fallback: str) -> str:
+    """Where an open file or directory is now (Linux names it in /proc)."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.startswith("/") and not path.endswith(" (deleted)"):
+            return path
+    except OSError:
+        pass
+    return os.path.realpath(fallback)
+
+
+def _walk_up(fd: int, real: str) -> list[tuple[str, os.stat_result]]:
+    """The open directory ``fd`` and every directory above it, up to /.
+
+    Walks ``..`` from the open directory itself (openat), so the chain checked
+    is the one that holds what was opened, whatever a path says meanwhile.
+    ``real`` only names the directories in messages.
+    """
+    root = os.stat("/")
+    chain = []
+    cur = os.dup(fd)
+    try:
+        for _ in range(4096):  # PATH_MAX/2 levels: a loop would be a kernel bug, not a file system
+            st = os.fstat(cur)
+            chain.append((real, st))
+            if (st.st_dev, st.st_ino) == (root.st_dev, root.st_ino):
+                break
+            parent = os.open("..", _DIR_FLAGS, dir_fd=cur)
+            pst = os.fstat(parent)
+            os.close(cur)
+            cur = parent
+            if (pst.st_dev, pst.st_ino) == (st.st_dev, st.st_ino):
+                break  # a root other than / (a chroot seen from outside): nothing above it
+            real = os.path.dirname(real) or "/"
+    finally:
+        os.close(cur)
+    return chain
+
+
+def _dir_unsafe(directory: str, dir_fd: int) -> list[Unsafe]:
+    """As root: the jobs directory and every directory above it must be root's alone."""
+    real = _fd_path(dir_fd, directory)
+    found = []
+    try:
+        chain = _walk_up(dir_fd, real)
+    except OSError as exc:
+        message = (f"the directories above jobs directory {real} cannot be checked ({exc.strerror}); jobctl runs "
+                   "as root and refuses a jobs directory it cannot tell is root's alone")
+        return [Unsafe(Problem(directory, 1, 1, message), real, "unchecked")]
+    for i, (path, st) in enumerate(chain):
+        long, short = _issues(st, sticky_ok=i > 0)
+        if not long:
+            continue
+        if i == 0:
+            where = directory if os.path.abspath(directory) == real else f"{directory} (a link to {real})"
+            sticky = "; being sticky, it still lets anyone add job files" if st.st_mode & stat.S_ISVTX else ""
+            message = (f"jobs directory {where} is {long}{sticky}; jobctl runs as root and refuses it, since "
+                       f"whoever can add or replace files in it could run commands as root: {_fix(path)}")
+            found.append(Unsafe(Problem(directory, 1, 1, message), path, short))
+        else:
+            message = (f"{long}; it holds the jobs directory {real}, so whoever controls it could replace the job "
+                       f"files and run commands as root: {_fix(path)}, or move the jobs directory under a "
+                       f"directory only root can change (e.g. {_system_jobs_dir()})")
+            found.append(Unsafe(Problem(path, 1, 1, message), path, short))
+    return found
+
+
+def _system_jobs_dir() -> str:
+    from .paths import SYSTEM_JOBS_DIR
+
+    return SYSTEM_JOBS_DIR
+
+
+def _file_unsafe(fd: int, st: os.stat_result, path: str, link: bool, dir_real: str, name: str) -> list[Unsafe]:
+    """As root: the opened job file (a link's final target) and, for a link, the directories holding it."""
+    if not link:
+        long, short = _issues(st, sticky_ok=False)
+        if not long:
+            return []
+        message = (f"{long}; jobctl runs as root and refuses it, since whoever can change it could run commands "
+                   f"as root: {_fix(path)}")
+        return [Unsafe(Problem(path, 1, 1, message), path, short)]
+    real = _fd_path(fd, os.path.join(dir_real, name))
+    long, short = _issues(st, sticky_ok=False)
+    if long:
+        message = (f"links to {real}, which is {long}; jobctl runs as root and refuses it, since whoever can "
+                   f"change it could run commands as root: {_fix(real)}")
+        return [Unsafe(Problem(path, 1, 1, message), real, short)]
+    # The target's directories decide who can replace it.  Open the directory
+    # and make sure it holds the very file opened, then walk up from there.
+    parent, base = os.path.split(real)
+    try:
+        pfd = os.open(parent or "/", _DIR_FLAGS)
+    except OSError as exc:
+        return [Unsafe(Problem(path, 1, 1, f"links to {real}, whose directory cannot be checked: {exc.strerror}; "
+                                           "keep job files in a directory only root can change"), real, "unchecked")]
+    try:
+        try:
+            same = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+        except OSError:
+            same = None
+        if same is None or (same.st_dev, same.st_ino) != (st.st_dev, st.st_ino):
+            return [Unsafe(Problem(path, 1, 1, f"links to {real}, which changed while it was checked; "
+                                               "validate again"), real, "changed")]
+        found = []
+        try:
+            chain = _walk_up(pfd, parent or "/")
+        except OSError as exc:
+            return [Unsafe(Problem(path, 1, 1, f"links to {real}, whose directories cannot be checked "
+                                               f"({exc.strerror}); keep job files in a directory only root can "
+                                               "change"), real, "unchecked")]
+        for dpath, dst in chain:
+            long, short = _issues(dst, sticky_ok=True)
+            if long:
+                message = (f"links to {real}, in {dpath}, which is {long}; whoever controls that directory could "
+                           f"replace the job file and run commands as root: {_fix(dpath)}, or keep the job file in "
+                           "a directory only root can change")
+                found.append(Unsafe(Problem(path, 1, 1, message), dpath, short))
+        return found
+    finally:
+        os.close(pfd)
+
+
+def _kind(st: os.stat_result) -> str:
+    mode = st.st_mode
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def _open_dir(directory: str) -> int:
+    try:
+        return os.open(directory, _DIR_FLAGS)
     except FileNotFoundError:
         raise JobctlError(
             f"jobs directory {directory} does not exist; create it (jobctl init {directory}) "
@@ -152,44 +409,137 @@ def job_files(directory: str) -> tuple[list[str], str | None]:
         raise JobctlError(f"jobs directory {directory} is not a directory") from None
     except PermissionError:
         raise JobctlError(f"jobs directory {directory} is not readable (permission denied)") from None
-    files: list[str] = []
+    except OSError as exc:
+        raise JobctlError(f"jobs directory {directory} cannot be opened: {exc.strerror}") from None
+
+
+def _select(directory: str, names: list[str]) -> tuple[list[tuple[str, str]], tuple[str, str] | None]:
+    """The job files of a directory listing in sorted order, and its defaults file, as (name, path)."""
+    files: list[tuple[str, str]] = []
     defaults = None
-    for name in names:
+    for name in sorted(names):
         stem, ext = os.path.splitext(name)
         if ext not in (".yaml", ".yml") or name.startswith("."):
             continue
         if stem in DEFAULTS_STEMS:
-            defaults = os.path.join(directory, name)
+            defaults = (name, os.path.join(directory, name))
         elif not name.startswith("_"):
-            files.append(os.path.join(directory, name))
+            files.append((name, os.path.join(directory, name)))
     return files, defaults
 
 
-def _check_writable_by_others(path: str, out: _Collector) -> bool:
-    """As root, a job file others can write is a root shell for anyone."""
+class _Dir:
+    """The jobs directory, open; every file is opened relative to it."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = directory
+        self.fd = _open_dir(directory)
+        try:
+            self.as_root = os.geteuid() == 0
+            self.real = _fd_path(self.fd, directory)
+            self.unsafe = _dir_unsafe(directory, self.fd) if self.as_root else []
+            try:
+                names = os.listdir(self.fd)
+            except OSError as exc:
+                raise JobctlError(f"jobs directory {directory} cannot be read: {exc.strerror}") from None
+            self.files, self.defaults = _select(directory, names)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+    def open(self, name: str, path: str, out: _Collector | None, unsafe: list[Unsafe]) -> int | None:
+        """A descriptor of the regular file ``name``, or None after reporting why not.
+
+        ``unsafe`` collects, as root, why root must not trust it.  Nothing but
+        a regular file is ever opened for reading: lstat first (a device may
+        act on open), then open without following a link unless it was one,
+        without blocking (a FIFO), and fstat what was opened.
+        """
+        try:
+            st = os.stat(name, dir_fd=self.fd, follow_symlinks=False)
+            link = stat.S_ISLNK(st.st_mode)
+            if link:
+                st = os.stat(name, dir_fd=self.fd)
+        except OSError as exc:
+            if out is not None:
+                out.add(path, None, f"cannot read: {exc.strerror}")
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            if out is not None:
+                self._not_regular(path, st, link, out)
+            return None
+        try:
+            fd = os.open(name, _FILE_FLAGS | (0 if link else os.O_NOFOLLOW), dir_fd=self.fd)
+        except OSError as exc:
+            if out is not None:
+                out.add(path, None, f"cannot read: {exc.strerror}")
+            return None
+        try:
+            fst = os.fstat(fd)
+            if not stat.S_ISREG(fst.st_mode):  # replaced between the lstat and the open
+                if out is not None:
+                    self._not_regular(path, fst, link, out)
+                os.close(fd)
+                return None
+            if self.as_root:
+                found = _file_unsafe(fd, fst, path, link, self.real, name)
+                if found:
+                    unsafe.extend(found)
+                    os.close(fd)
+                    return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _not_regular(path: str, st: os.stat_result, link: bool, out: _Collector) -> None:
+        what = ("a symbolic link to " if link else "") + _kind(st)
+        out.add(path, None, f"{what}, not a regular file; job files are regular files: move it out of the jobs "
+                "directory or rename it so that its name does not end in .yaml or .yml")
+
+
+def unsafe_paths(directory: str) -> list[Unsafe]:
+    """As root: the jobs directory, directories above it and job files root must not trust.
+
+    ``jobctl doctor`` lists these; ``load_dir`` refuses them.  Empty when not root.
+    """
     if os.geteuid() != 0:
-        return True
+        return []
+    jobs = _Dir(directory)
     try:
-        st = os.stat(path)
-    except OSError:
-        return True
-    if st.st_mode & stat.S_IWOTH:
-        out.add(path, None, f"writable by others (mode {stat.S_IMODE(st.st_mode):04o}); jobctl runs "
-                f"as root and refuses it, since anyone could run commands as root: chmod o-w {path}")
-        return False
-    return True
+        found = list(jobs.unsafe)
+        for name, path in ([jobs.defaults] if jobs.defaults else []) + jobs.files:
+            fd = jobs.open(name, path, None, found)
+            if fd is not None:
+                os.close(fd)
+        return found
+    finally:
+        jobs.close()
 
 
-def _read_documents(path: str, out: _Collector) -> list[Node]:
+# --- reading and composing one file ------------------------------------------------------------
+
+
+def _read_documents(jobs: _Dir, name: str, path: str, out: _Collector) -> list[Node]:
     """Compose every YAML document of a file, or report why it cannot be read."""
-    if not _check_writable_by_others(path, out):
+    unsafe: list[Unsafe] = []
+    fd = jobs.open(name, path, out, unsafe)
+    for u in unsafe:
+        out.add(path, None, u.problem.message)
+    if fd is None:
         return []
     try:
-        with open(path, "rb") as fh:
+        with open(fd, "rb", closefd=False) as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         out.add(path, None, f"cannot read: {exc.strerror}")
         return []
+    finally:
+        os.close(fd)
     if len(data) > MAX_FILE_BYTES:
         out.add(path, None, "file is larger than 1 MiB; job files are small text files, split it up")
         return []
@@ -209,35 +559,71 @@ def _read_documents(path: str, out: _Collector) -> list[Node]:
         return []
     if text.startswith("\ufeff"):
         text = text[1:]
+    return _compose_text(text, path, out)
+
+
+def _compose_text(text: str, path: str, out: _Collector) -> list[Node]:
+    # The check PyYAML's reader makes, made first: libyaml's message for it
+    # names no character.
+    bad = Reader.NON_PRINTABLE.search(text)
+    if bad:
+        pos = bad.start()
+        out.add(path, None, f"character U+{ord(text[pos]):04X} is not allowed in YAML text; remove it",
+                line=text.count("\n", 0, pos) + 1, column=pos - (text.rfind("\n", 0, pos) + 1) + 1)
+        return []
     try:
         return _compose(text, _Loader)
-    except yaml.YAMLError:
-        pass  # composed again below, for the message
-    # Errors (rare) are composed again by the pure-Python parser, whose
-    # messages name the offending character; libyaml's do not.
-    try:
-        return _compose(text, _PyLoader)
-    except _Refused as exc:
-        out.add(path, None, exc.message, line=exc.mark.line + 1, column=exc.mark.column + 1)
+    except (_Refused, ComposerError) as exc:
+        # raised by jobctl's own composer (Python), worded the same with either parser
+        _report_yaml(exc, text, path, out)
         return []
-    except ReaderError as exc:
+    except yaml.YAMLError as exc:
+        c_error = exc
+    # libyaml's messages do not name the offending character; the pure-Python
+    # parser's do.  It re-reads the text up to the line after the error: all of
+    # a small file, never more than _REPARSE_CHARS (it reads ~1 MiB a second).
+    prefix = _reparse_prefix(text, c_error)
+    if prefix is not None:
+        try:
+            _compose(prefix, _PyLoader)
+        except yaml.YAMLError as exc:
+            _report_yaml(exc, text, path, out)
+            return []
+    _report_yaml(c_error, text, path, out)
+    return []
+
+
+def _reparse_prefix(text: str, exc: yaml.YAMLError) -> str | None:
+    if len(text) <= _REPARSE_CHARS:
+        return text
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if mark is None:
+        return None
+    lines = text[:_REPARSE_CHARS].split("\n", mark.line + 2)
+    if len(lines) <= mark.line + 2:
+        return None  # the error is further into the file than the parser may re-read
+    return "\n".join(lines[: mark.line + 2]) + "\n"
+
+
+def _report_yaml(exc: yaml.YAMLError, text: str, path: str, out: _Collector) -> None:
+    if isinstance(exc, _Refused):
+        out.add(path, None, exc.message, line=exc.mark.line + 1, column=exc.mark.column + 1)
+    elif isinstance(exc, ReaderError):
         # Raised for control characters and the like; its position indexes ``text``.
-        pos = exc.position
+        pos = min(exc.position, len(text))
         line = text.count("\n", 0, pos) + 1
         col = pos - (text.rfind("\n", 0, pos) + 1) + 1
-        out.add(path, None, f"character U+{exc.character:04X} is not allowed in YAML text; remove it",
+        character = exc.character if isinstance(exc.character, int) else 0
+        out.add(path, None, f"character U+{character:04X} is not allowed in YAML text; remove it",
                 line=line, column=col)
-        return []
-    except yaml.MarkedYAMLError as exc:
+    elif isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         message = f"YAML syntax error: {exc.problem or exc.context}"
         hint = _syntax_hint(text, mark)
         out.add(path, None, message + hint, line=(mark.line + 1) if mark else 1,
                 column=(mark.column + 1) if mark else 1)
-        return []
-    except yaml.YAMLError as exc:
+    else:
         out.add(path, None, f"YAML error: {exc}")
-        return []
 
 
 def _compose(text: str, cls: type) -> list[Node]:
@@ -257,14 +643,15 @@ def _syntax_hint(text: str, mark: yaml.Mark | None) -> str:
     """The classic mistakes: unquoted cron values starting with * or @."""
     if mark is None:
         return ""
-    lines = text.splitlines()
+    lines = text.split("\n", mark.line + 1)
     if mark.line >= len(lines):
         return ""
     line = lines[mark.line]
     _, colon, value = line.partition(":")
     value = value.strip()
     if colon and value[:1] in ("*", "@", "%", "`"):
-        return f"; values starting with {value[0]!r} must be quoted, e.g. {line.split(':')[0].strip()}: \"{value}\""
+        example = f", e.g. {line.split(':')[0].strip()}: \"{value}\"" if len(line) <= 100 else ""
+        return f"; values starting with {value[0]!r} must be quoted{example}"
     return ""
 
 
@@ -273,15 +660,19 @@ _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 def _scalar(node: ScalarNode) -> Any:
     """The value of a scalar node; a value its tag cannot build is a ConstructorError."""
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        raise ConstructorError(None, None, f"{spec.show(node.value)} is too long for a number ({len(node.value)} "
+                               f"characters, at most {MAX_NUMBER_CHARS}); quote it if it is text", node.start_mark)
     # A fresh constructor each time: SafeConstructor caches every node it
     # builds, and a shared one would keep them all (and stale state after errors).
     try:
         return SafeConstructor().construct_object(node, deep=False)
-    except (ValueError, KeyError, AttributeError):
+    except (ValueError, KeyError, AttributeError, IndexError, OverflowError):
         # PyYAML's int, float, bool and timestamp constructors raise these for
-        # values that do not fit the tag: !!float abc, !!bool maybe, 2024-02-30.
-        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
-        raise ConstructorError(None, None, f"{node.value!r} is not a valid {tag}; quote it if it is text",
+        # values that do not fit the tag: !!float abc, !!bool maybe, 2024-02-30,
+        # and IndexError for an !!int or !!float of '', '-', '+' or '_'.
+        raise ConstructorError(None, None, f"{spec.show(node.value)} is not a valid {tag}; quote it if it is text",
                                node.start_mark) from None
 
 
@@ -320,7 +711,7 @@ def _mapping_items(node: MappingNode, path: str, job: str | None, out: _Collecto
         key = key_node.value
         if key in seen:
             first = seen[key].start_mark.line + 1
-            out.add(path, key_node, f"duplicate key {key!r} (first at line {first}); remove one", job)
+            out.add(path, key_node, f"duplicate key {spec.show(key)} (first at line {first}); remove one", job)
             ok = False
             continue
         seen[key] = key_node
@@ -354,7 +745,7 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                     continue
                 if not isinstance(v, ScalarNode):
                     what = "a plain value or a list of them" if field_.list_values else "a plain value"
-                    out.add(path, v, f"{key} {k.value}: must be {what}, not {_node_kind(v)}", job)
+                    out.add(path, v, f"{key} {spec.show(k.value)[1:-1]}: must be {what}, not {_node_kind(v)}", job)
                     return False, None
                 # keys as written: an env variable named ON or NO is not a boolean
                 result[k.value] = _item(v, field_)
@@ -392,11 +783,12 @@ def _parse_keys(node: MappingNode, path: str, job: str | None, out: _Collector,
     for key_node, value_node in items:
         key = key_node.value
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            # no key is longer than 12 characters: a long one is close to none
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6) if len(key) <= 40 else []
             hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(allowed)}"
             if key in spec.KEYS:
                 hint = " here; set it in each job file instead"
-            out.add(path, key_node, f"unknown key {key!r}{hint}", job)
+            out.add(path, key_node, f"unknown key {spec.show(key)}{hint}", job)
             ok = False
             continue
         field_ = spec.FIELDS_BY_KEY[key]
@@ -445,38 +837,63 @@ def _check_user(user: str | None, node: Node | None, path: str, job: str | None,
 
 def load_dir(directory: str) -> LoadResult:
     """Validate every job file of a directory in one pass."""
-    files, defaults_path = job_files(directory)
+    jobs = _Dir(directory)
+    try:
+        return _load(jobs)
+    finally:
+        jobs.close()
+
+
+def _load(jobs: _Dir) -> LoadResult:
     out = _Collector()
-    result = LoadResult(files=list(files))
+    result = LoadResult(files=[path for _, path in jobs.files])
+    if jobs.defaults:
+        result.files.insert(0, jobs.defaults[1])
+    if jobs.unsafe:
+        # Whoever controls the directory controls every file in it: none is read.
+        for u in jobs.unsafe:
+            out.add(u.problem.path, None, u.problem.message)
+        result.problems = out.problems
+        return result
 
     defaults: dict[str, Any] = {}
-    if defaults_path:
-        result.files.insert(0, defaults_path)
-        docs = _read_documents(defaults_path, out)
-        allowed = tuple(k for k in spec.KEYS if k not in NOT_IN_DEFAULTS)
-        if len(docs) > 1:
-            out.add(defaults_path, docs[1], "_defaults.yaml holds one mapping of default values, not several documents")
-        elif docs and _is_null(docs[0]):
+    if jobs.defaults:
+        name, defaults_path = jobs.defaults
+        try:
+            defaults = _load_defaults(jobs, name, defaults_path, out)
+        except _TooMany:
             pass
-        elif docs:
-            if not isinstance(docs[0], MappingNode):
-                out.add(defaults_path, docs[0], f"defaults must be a mapping of keys, not {_node_kind(docs[0])}")
-            else:
-                defaults, default_nodes, _ = _parse_keys(docs[0], defaults_path, None, out, allowed)
-                _check_user(defaults.get("user"), default_nodes.get("user"), defaults_path, None, out)
 
     seen_names: dict[str, str] = {}
-    for path in files:
-        nodes = [n for n in _read_documents(path, out) if not _is_null(n)]
-        if not nodes and not any(p.path == path for p in out.problems):
-            out.add(path, None, "no job in this file; add a job mapping or delete the file")
+    for name, path in jobs.files:
+        try:
+            nodes = [n for n in _read_documents(jobs, name, path, out) if not _is_null(n)]
+            if not nodes and not out.has(path):
+                out.add(path, None, "no job in this file; add a job mapping or delete the file")
+                continue
+            stem = os.path.splitext(name)[0]
+            only = len(nodes) == 1
+            for node in nodes:
+                _load_job(path, node, stem, only, defaults, seen_names, out, result)
+        except _TooMany:
             continue
-        stem = os.path.splitext(os.path.basename(path))[0]
-        only = len(nodes) == 1
-        for node in nodes:
-            _load_job(path, node, stem, only, defaults, seen_names, out, result)
     result.problems = out.problems
     return result
+
+
+def _load_defaults(jobs: _Dir, name: str, path: str, out: _Collector) -> dict[str, Any]:
+    docs = _read_documents(jobs, name, path, out)
+    allowed = tuple(k for k in spec.KEYS if k not in NOT_IN_DEFAULTS)
+    if len(docs) > 1:
+        out.add(path, docs[1], "_defaults.yaml holds one mapping of default values, not several documents")
+    elif docs and not _is_null(docs[0]):
+        if not isinstance(docs[0], MappingNode):
+            out.add(path, docs[0], f"defaults must be a mapping of keys, not {_node_kind(docs[0])}")
+        else:
+            defaults, default_nodes, _ = _parse_keys(docs[0], path, None, out, allowed)
+            _check_user(defaults.get("user"), default_nodes.get("user"), path, None, out)
+            return defaults
+    return {}
 
 
 def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, Any],
@@ -486,10 +903,9 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
         return
     label = _job_label(node, stem if only else None)
     values, nodes, ok = _parse_keys(node, path, label, out, spec.KEYS)
+    written = {k.value for k, _ in node.value if isinstance(k, ScalarNode)}
     name = values.get("name")
-    if name is None and "name" not in nodes and not any(
-        isinstance(k, ScalarNode) and k.value == "name" for k, _ in node.value
-    ):
+    if name is None and "name" not in written:
         if not only:
             out.add(path, node, "name is required when a file holds several jobs; add name: <job-name>", label)
             ok = False
@@ -500,9 +916,7 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
                     "(lowercase letters, digits, '_', '.', '-') or rename the file", None)
             ok = False
     for key in spec.FIELDS:
-        if key.required and key.key not in values and key.key not in defaults and not any(
-            isinstance(k, ScalarNode) and k.value == key.key for k, _ in node.value
-        ):
+        if key.required and key.key not in values and key.key not in defaults and key.key not in written:
             out.add(path, node, f"missing required key {key.key!r}", name or label)
             ok = False
     if name:

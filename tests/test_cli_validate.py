@@ -205,3 +205,40 @@ def test_entry_point_validates_the_shipped_examples(tmp_path: Path) -> None:
                           env=env, timeout=60, check=False)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout == f"ok: 3 jobs in 4 files ({SHIPPED})\n"
+
+
+def _entry_point(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    exe = shutil.which("jobctl", path=os.path.dirname(sys.executable)) or shutil.which("jobctl")
+    assert exe, "the jobctl entry point is not installed (pip install -e .)"
+    env = {**os.environ, "JOBCTL_STATE_DIR": str(tmp_path / "state"), "JOBCTL_CRONTAB": str(tmp_path / "crontab")}
+    return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def test_entry_point_locates_what_used_to_be_internal_errors(write_job: WriteJob, jobs_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """Issue 10: these exited 70 (internal error) with no location; now one located line each, exit 1."""
+    write_job("a.yaml", GOOD + "timeout: !!int ''\n")
+    write_job("b.yaml", GOOD + "timezone: Europe\n")
+    write_job("c.yaml", GOOD + "retries: {attempts: 1, backoff: " + "9" * 400 + "}\n")
+    write_job("d.yaml", GOOD + "timezone: " + "x" * 300 + "\n")
+    proc = _entry_point("validate", "--jobs-dir", str(jobs_dir), tmp_path=tmp_path)
+    assert proc.returncode == ExitCode.NOT_OK, proc.stderr
+    lines = [line.replace(f"{jobs_dir}/", "") for line in proc.stderr.splitlines()]
+    assert [line.split(": job ")[0] for line in lines[:-1]] == ["a.yaml:3:10", "b.yaml:3:11", "c.yaml:3:33",
+                                                                "d.yaml:3:11"]
+    assert lines[-1] == f"jobctl: 4 problems in {jobs_dir}; nothing was changed"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jobctl checks who owns the job files only when it runs as root")
+def test_entry_point_refuses_a_world_writable_jobs_directory(write_job: WriteJob, jobs_dir: Path,
+                                                             tmp_path: Path) -> None:
+    write_job("a.yaml", GOOD)
+    jobs_dir.chmod(0o1777)
+    proc = _entry_point("validate", "--jobs-dir", str(jobs_dir), tmp_path=tmp_path)
+    assert proc.returncode == ExitCode.NOT_OK
+    assert proc.stderr.splitlines() == [
+        f"{jobs_dir}:1:1: jobs directory {jobs_dir} is writable by group root and others (mode 1777); being "
+        "sticky, it still lets anyone add job files; jobctl runs as root and refuses it, since whoever can add or "
+        f"replace files in it could run commands as root: chown root: {jobs_dir}; chmod go-w {jobs_dir}",
+        f"jobctl: 1 problem in {jobs_dir}; nothing was changed",
+    ]

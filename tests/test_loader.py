@@ -142,6 +142,7 @@ NAME_RULE = ("is not a valid job name; use 1-63 lowercase letters, digits, '_', 
 NOT_A_DURATION = "is not a duration; write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)"
 NOT_A_SIZE = "is not a size; write e.g. 512KiB, 1MiB or 10MB (or whole bytes)"
 TAG_RULE = "is not valid; use letters, digits, '_', '.', ':' or '-'"
+NUL = "contains a NUL byte (\\0), which no path, argument or environment variable can hold; remove it"
 
 
 @pytest.mark.parametrize(
@@ -188,12 +189,12 @@ TAG_RULE = "is not valid; use letters, digits, '_', '.', ':' or '-'"
         # command
         ("command: ''", "1:10: job backup: command is empty"),
         ("command: '   '", "1:10: job backup: command is empty"),
-        ('command: "a\\0b"', "1:10: job backup: command contains a NUL byte"),
+        ('command: "a\\0b"', f"1:10: job backup: command: {NUL}"),
         ("command: []", "1:10: job backup: command list is empty; give the program and its arguments"),
         ("command: [ls, [a]]", "1:15: job backup: command: list items must be plain values, not a list"),
         ("command: [ls, true]", "1:15: job backup: command argument must be a string, not a boolean"),
         ("command: [ls, ~]", "1:15: job backup: command argument must be a string, not empty"),
-        ('command: [echo, "a\\0b"]', "1:17: job backup: command argument contains a NUL byte"),
+        ('command: [echo, "a\\0b"]', f"1:17: job backup: command argument {NUL}"),
         ("command: ['', x]", "1:11: job backup: the program (first element) is empty"),
         ("command: {a: b}", "1:10: job backup: command must be a value or a list, not a mapping"),
         ("command: 5", "1:10: job backup: command must be a string (run by the shell) or a list of strings (argv), "
@@ -217,7 +218,7 @@ TAG_RULE = "is not valid; use letters, digits, '_', '.', ':' or '-'"
         ("env:\n  A: ~",
          "2:6: job backup: env A: empty is not a string; quote it (YAML reads yes/no/on/off as booleans)"),
         ("env:\n  A: [1]", "2:6: job backup: env A: must be a plain value, not a list"),
-        ('env:\n  A: "a\\0b"', "2:6: job backup: env A: contains a NUL byte"),
+        ('env:\n  A: "a\\0b"', f"2:6: job backup: env A: {NUL}"),
         ("env:\n  ? [A]\n  : 1", "2:5: job backup: env keys must be plain names, not a list"),
         # timeout, kill_grace
         ("timeout: 0", "1:10: job backup: timeout 0 would kill the job at once; remove the key for no timeout"),
@@ -264,7 +265,7 @@ TAG_RULE = "is not valid; use letters, digits, '_', '.', ':' or '-'"
         # output_limit
         ("output_limit: 1.5MiB", f"1:15: job backup: output_limit: '1.5MiB' {NOT_A_SIZE}"),
         ("output_limit: 1mb", f"1:15: job backup: output_limit: '1mb' {NOT_A_SIZE}"),
-        ("output_limit: 2GiB", "1:15: job backup: output_limit is capped at 1GiB; the run log keeps output in memory"),
+        ("output_limit: 2GiB", "1:15: job backup: output_limit 2GiB is out of range (0 to 1GiB); use 1GiB or less"),
         ("output_limit: -1", "1:15: job backup: output_limit: -1 is negative; sizes are 0 or more"),
         ("output_limit: false", "1:15: job backup: output_limit: False is not a size; write e.g. 512KiB or 1MiB"),
         # enabled
@@ -470,7 +471,9 @@ def test_empty_directory(jobs_dir: Path) -> None:
 
 def test_a_subdirectory_named_like_a_job_file(jobs_dir: Path) -> None:
     (jobs_dir / "sub.yaml").mkdir()
-    assert load(jobs_dir)[1] == ["sub.yaml:1:1: cannot read: Is a directory"]
+    assert load(jobs_dir)[1] == ["sub.yaml:1:1: a directory, not a regular file; job files are regular files: move it "
+                                 "out of the jobs directory or rename it so that its name does not end in .yaml or "
+                                 ".yml"]
 
 
 # --- documents and names -------------------------------------------------------------------
@@ -758,11 +761,15 @@ def test_root_refuses_files_writable_by_others(write_job: WriteJob, jobs_dir: Pa
     defaults.chmod(0o646)
     jobs, problems = load(jobs_dir)
     assert problems == [
-        "_defaults.yaml:1:1: writable by others (mode 0646); jobctl runs as root and refuses it, since anyone could "
-        "run commands as root: chmod o-w _defaults.yaml",
-        "backup.yaml:1:1: writable by others (mode 0666); jobctl runs as root and refuses it, since anyone could "
-        "run commands as root: chmod o-w backup.yaml",
+        "_defaults.yaml:1:1: writable by others (mode 0646); jobctl runs as root and refuses it, since whoever can "
+        "change it could run commands as root: chown root: _defaults.yaml; chmod go-w _defaults.yaml",
+        "backup.yaml:1:1: writable by group root and others (mode 0666); jobctl runs as root and refuses it, since "
+        "whoever can change it could run commands as root: chown root: backup.yaml; chmod go-w backup.yaml",
     ]
     assert list(jobs) == ["ok"]
-    path.chmod(0o664)  # group-writable is the admin's call
-    assert load(jobs_dir)[1] == [problems[0]]
+    path.chmod(0o664)  # group-writable is refused too: the group's members are not root (issue 10)
+    assert load(jobs_dir)[1] == [
+        problems[0],
+        "backup.yaml:1:1: writable by group root (mode 0664); jobctl runs as root and refuses it, since whoever can "
+        "change it could run commands as root: chown root: backup.yaml; chmod go-w backup.yaml",
+    ]

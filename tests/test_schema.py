@@ -110,6 +110,7 @@ AGREE = [
     ("env nested", JOB + "env: {A: [1]}\n", False),
     ("timeout text digits", JOB + "timeout: '90'\n", False),
     ("timeout negative", JOB + "timeout: -5\n", False),
+    ("timeout zero", JOB + "timeout: 0\n", False),
     ("timeout fraction", JOB + "timeout: 1.5\n", False),
     ("timeout fraction unit", JOB + "timeout: 1.5h\n", False),
     ("timeout boolean", JOB + "timeout: true\n", False),
@@ -138,6 +139,23 @@ AGREE = [
     ("notify no sink", JOB + "notify: {when: [failure]}\n", False),
     ("notify bad when", JOB + "notify: {when: [sometimes], ping: 'https://x.example'}\n", False),
     ("history keep 0", JOB + "history: {keep: 0}\n", False),
+    # the ranges (spec.RANGES), in whole seconds or counts: JSON Schema can bound those
+    ("timeout a week", JOB + "timeout: 604800\n", True),
+    ("timeout over a week", JOB + "timeout: 604801\n", False),
+    ("kill_grace over an hour", JOB + "kill_grace: 3601\n", False),
+    ("retries over 100", JOB + "retries: 101\n", False),
+    ("retries attempts over 100", JOB + "retries: {attempts: 101}\n", False),
+    ("retries backoff 10", JOB + "retries: {attempts: 1, backoff: 10}\n", True),
+    ("retries backoff over 10", JOB + "retries: {attempts: 1, backoff: 10.5}\n", False),
+    ("retries backoff infinite", JOB + "retries: {attempts: 1, backoff: .inf}\n", False),
+    ("retries delay over a day", JOB + "retries: {attempts: 1, delay: 86401}\n", False),
+    ("output_limit over 1GiB", JOB + "output_limit: 1073741825\n", False),
+    ("jitter over a day", JOB + "jitter: 86401\n", False),
+    ("catch_up 0", JOB + "catch_up: 0\n", False),
+    ("notify after_failures over 10000", JOB + "notify: {after_failures: 10001, ping: 'https://x.example'}\n", False),
+    ("history keep over a million", JOB + "history: {keep: 1000001}\n", False),
+    ("history max_age over ten years", JOB + "history: {max_age: 315360001}\n", False),
+    ("timezone too long", JOB + "timezone: " + "A" * 256 + "\n", False),
     ("history unknown key", JOB + "history: {keepp: 3}\n", False),
 ]
 
@@ -147,12 +165,16 @@ LOADER_STRICTER = [
     ("schedule never fires", "schedule: '0 0 31 2 *'\ncommand: run\n"),
     ("schedule inexact @every", "schedule: '@every 7m'\ncommand: run\n"),
     ("schedule nonsense", "schedule: 'whenever'\ncommand: run\n"),
-    ("timeout zero", JOB + "timeout: 0\n"),
     ("timeout zero seconds", JOB + "timeout: 0s\n"),
     ("env reserved", JOB + "env: {JOBCTL_JOB: x}\n"),
     ("command blank", "schedule: '@daily'\ncommand: '   '\n"),
     ("command empty program", "schedule: '@daily'\ncommand: ['', x]\n"),
     ("output_limit over cap", JOB + "output_limit: 2GiB\n"),
+    # ranges of values written with units: a pattern cannot compare numbers
+    ("timeout 25d", JOB + "timeout: 25d\n"),
+    ("history max_age 99999d", JOB + "history: {max_age: 99999d}\n"),
+    ("retries backoff nan", JOB + "retries: {attempts: 1, backoff: .nan}\n"),
+    ("timezone a region", JOB + "timezone: Europe\n"),
     ("user unknown", JOB + "user: no-such-user-jobctl\n"),
     ("user malformed", JOB + "user: 'bad user'\n"),
 ]
@@ -176,6 +198,24 @@ def test_schema_and_loader_agree(jobs_dir: Path, write_job: Callable[[str, str],
 def test_loader_is_stricter(jobs_dir: Path, write_job: Callable[[str, str], Path], case: str, text: str) -> None:
     assert VALIDATOR.is_valid(yaml.safe_load(text))
     assert not _loader_accepts(jobs_dir, write_job, text)
+
+
+def _integer_branch(schema: dict) -> dict:
+    return next(b for b in schema.get("oneOf", [schema]) if b.get("type") in ("integer", "number"))
+
+
+def test_the_schema_bounds_are_the_ranges() -> None:
+    """Every range of spec.RANGES is the schema's minimum/maximum of the key's number form."""
+    props = job_schema()["properties"]
+    for r in spec.RANGES:
+        key, _, sub = r.key.partition(".")
+        schema = props[key]
+        if sub:
+            obj = next(b for b in schema.get("oneOf", [schema]) if b.get("type") == "object")
+            schema = obj["properties"][sub]
+        number = _integer_branch(schema)
+        assert (number["minimum"], number["maximum"]) == (r.minimum, r.maximum), r.key
+    assert _integer_branch(props["retries"])["maximum"] == spec.RANGE["retries.attempts"].maximum
 
 
 def test_every_key_has_an_invalid_value_in_the_agreement_table() -> None:
