@@ -40,9 +40,12 @@ def missed(defn: dict, applied_at: float, last_activity: float | None, now: floa
     job; a run at or after a scheduled time means it was not missed.
     """
     window = defn.get("catch_up")
-    if not window or defn.get("cron") == "@reboot":
+    # A hand-edited or older definition may hold anything: NaN, a string or a
+    # 400-digit number must not stop the pass for every other job.
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0 \
+            or defn.get("cron") == "@reboot":
         return None
-    since = max(now - window, applied_at)
+    since = max(now - min(window, now), applied_at)  # min: beyond the epoch means "since it was applied"
     if last_activity is not None:
         since = max(since, last_activity + 1)
     return last_due(defn, since, now - SETTLE)
@@ -55,7 +58,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     import subprocess
 
     from . import pause, store
-    from .runner import interpreter_argv
+    from .runner import ErrorLog, interpreter_argv
 
     now = time.time() if now is None else now
     os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)
@@ -75,9 +78,13 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
         log = None
         for name in names:
             path = os.path.join(applied_dir, name + ".json")
-            with open(path, "rb") as fh:
-                defn = json.loads(fh.read())
-            if not defn.get("catch_up") or pause.is_paused(state, name):
+            try:
+                with open(path, "rb") as fh:
+                    defn = json.loads(fh.read())
+            except (OSError, ValueError) as exc:  # one unreadable definition does not stop the others
+                ErrorLog(state, name)(f"catch-up: cannot read the applied definition: {exc}")
+                continue
+            if not isinstance(defn, dict) or not defn.get("catch_up") or pause.is_paused(state, name):
                 continue
             if log is None:
                 log = store.connect(os.path.join(state, "runs.db"))

@@ -4,22 +4,36 @@ Imported by the wrapper only for jobs that have ``notify`` set, and only once
 a run has finished (or started, for pings).  A notification never changes the
 run's result: every sink's outcome comes back as one short line, recorded on
 the run and shown by ``jobctl logs``.
+
+Every sink is bounded in wall-clock time, not only per read: an HTTP attempt
+ends after WEBHOOK_TIMEOUT however slowly the server trickles its answer, a
+command or sendmail after COMMAND_TIMEOUT with its whole process group.  The
+wrapper runs these functions in a child process with the job's identity,
+after the run is recorded and its lock released, and kills that child when
+``budget`` runs out (runner._Notifier).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
 from .store import FAILED_STATUSES as FAILURES
 
+#: wall-clock limit of one HTTP attempt (connect, send, the whole answer)
 WEBHOOK_TIMEOUT = 10.0
 WEBHOOK_ATTEMPTS = 3
 PING_BODY_LIMIT = 10 * 1024
 COMMAND_TIMEOUT = 60.0
+EMAIL_TIMEOUT = 60.0
+#: process start-up and name resolution, which no alarm interrupts
+BUDGET_SLACK = 5.0
 
 
 def event(status: str, previous_failures: int) -> str | None:
@@ -48,12 +62,60 @@ def _summary(run: dict, ev: str) -> str:
            f"run {run.get('id')}, {run.get('duration_s') or 0:.1f}s)"
 
 
+def budget(cfg: dict, start: bool = False) -> float:
+    """The longest the sinks of ``cfg`` can take, in seconds (``start``: the /start ping alone)."""
+    if start:
+        return WEBHOOK_TIMEOUT + BUDGET_SLACK
+    total = BUDGET_SLACK
+    if cfg.get("ping"):
+        total += WEBHOOK_TIMEOUT
+    if cfg.get("webhook"):
+        total += WEBHOOK_ATTEMPTS * WEBHOOK_TIMEOUT + sum(2 ** n for n in range(WEBHOOK_ATTEMPTS - 1))
+    if cfg.get("command"):
+        total += COMMAND_TIMEOUT
+    if cfg.get("email"):
+        total += EMAIL_TIMEOUT
+    return total
+
+
+class _Deadline:
+    """``with _Deadline(s):`` raises TimeoutError in the block after ``s`` seconds of wall-clock time.
+
+    A socket timeout bounds each read, so a server that sends one byte every
+    few seconds would hold an attempt forever; SIGALRM bounds the whole of it.
+    Signals are only for the main thread: elsewhere the socket timeout is all
+    there is (the wrapper always notifies from a main thread).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.previous: Any = None
+        self.armed = False
+
+    def _expired(self, signum: int, frame: Any) -> None:
+        raise TimeoutError(f"no complete answer within {self.seconds:g}s")
+
+    def __enter__(self) -> _Deadline:
+        try:
+            self.previous = signal.signal(signal.SIGALRM, self._expired)
+        except ValueError:  # not the main thread
+            return self
+        self.armed = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+
 def _post(url: str, body: bytes, content_type: str, timeout: float) -> int:
     import urllib.request
 
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": content_type, "User-Agent": "jobctl"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - operator-configured URL
+    with _Deadline(timeout), urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - operator's URL
         return int(resp.status)
 
 
@@ -99,19 +161,43 @@ def command(cmd: str, shell: str, env: dict[str, str], run: dict, ev: str, outpu
         str(run["exit_code"]), "JOBCTL_REASON": run.get("reason") or "", "JOBCTL_HOST": run.get("host") or "",
     })
     try:
-        proc = subprocess.run([shell, "-c", cmd], input=output, env=full, capture_output=True,
-                              timeout=COMMAND_TIMEOUT, start_new_session=True)
+        returncode, _, stderr = _bounded([shell, "-c", cmd], output, full, COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
         return f"command timed out after {COMMAND_TIMEOUT:.0f}s"
     except OSError as exc:
         return f"command failed to start: {exc}"
-    if proc.returncode:
-        err = proc.stderr.decode(errors="replace").strip().splitlines()
-        return f"command failed (exit {proc.returncode}){': ' + err[-1] if err else ''}"
+    if returncode:
+        err = stderr.decode(errors="replace").strip().splitlines()
+        return f"command failed (exit {returncode}){': ' + err[-1] if err else ''}"
     return "command ok"
 
 
-def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes) -> str:
+def _bounded(argv: list[str], data: bytes, env: dict[str, str] | None, timeout: float) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` with ``data`` on stdin; (exit code, stdout, stderr), TimeoutExpired after ``timeout``.
+
+    The program gets its own process group in the caller's session, and on
+    timeout the whole group is killed: subprocess.run kills only the shell,
+    and a background process holding the pipes would then outlive it.  The
+    wrapper's notifier kills its session, which this group is part of.
+    """
+    # process_group is Python 3.11's; before, setpgrp (async-signal-safe) in the child does the same
+    group: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, **group)
+    try:
+        out, err = proc.communicate(data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.returncode, out, err
+
+
+def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes, env: dict[str, str] | None = None) -> str:
     path = path_env + ":/usr/sbin:/usr/lib"
     sendmail = shutil.which("sendmail", path=path)
     if not sendmail:
@@ -124,11 +210,11 @@ def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes) -> st
     if not msg.endswith("\n"):
         msg += "\n"
     try:
-        proc = subprocess.run([sendmail, "-t", "-oi"], input=msg.encode(), capture_output=True, timeout=60)
+        returncode, _, stderr = _bounded([sendmail, "-t", "-oi"], msg.encode(), env, EMAIL_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"email failed: {exc}"
-    if proc.returncode:
-        return f"email failed: sendmail exit {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}"
+    if returncode:
+        return f"email failed: sendmail exit {returncode}: {stderr.decode(errors='replace').strip()}"
     return f"email ok ({len(to)} recipient{'s' if len(to) != 1 else ''})"
 
 
@@ -147,7 +233,7 @@ def after_run(cfg: dict, run: dict, output: bytes, env: dict[str, str], shell: s
     if cfg.get("webhook"):
         results.append(webhook(cfg["webhook"], run, ev, output))
     if cfg.get("email"):
-        results.append(email(list(cfg["email"]), env.get("PATH", ""), run, ev, output))
+        results.append(email(list(cfg["email"]), env.get("PATH", ""), run, ev, output, env or None))
     return results
 
 

@@ -19,8 +19,14 @@ VACUUM_PAGES_AFTER_RUN = 256
 
 
 def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> list[int]:
-    """Ids of the finished runs of ``job`` that retention removes, oldest first."""
-    cutoff = now - max_age
+    """Ids of the finished runs of ``job`` that retention removes, oldest first.
+
+    ``keep`` and ``max_age`` are clamped to what SQLite's 64-bit integers and
+    a float can hold: a hand-edited definition or an old release's value must
+    not make every run or ``jobctl prune`` fail (validate bounds them too).
+    """
+    keep = min(max(keep, 1), 2**63 - 1)
+    cutoff = now - min(max(max_age, 0), now)
     rows = db.execute(
         "SELECT id FROM runs WHERE job = ? AND status != 'running' AND ("
         " id < coalesce((SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?), -1)"

@@ -46,7 +46,48 @@ EX_NOT_FOUND = 127
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 READ_CHUNK = 1 << 20
+#: reads of what a job left in the pipe when its main process exited: the pipe holds at most
+#: READ_CHUNK, so two take it all, and a background writer cannot keep the wrapper reading
+DRAIN_READS = 2
 _F_SETPIPE_SZ = 1031
+
+# Bounds of the arithmetic on an applied definition.  Validation keeps job
+# files far inside them; these hold for hand-edited or older definitions too.
+#: no duration the wrapper acts on is longer (a century: "never" for a scheduled job)
+MAX_SECONDS = 100 * 366 * 86400.0
+#: the longest single poll(2): it takes a C int of milliseconds (~24.8 days); loops re-check their deadlines
+MAX_POLL_MS = 86_400_000
+#: SQLite integers are signed 64-bit
+SQLITE_MAX_INT = (1 << 63) - 1
+MAX_ATTEMPTS = 1_000_000
+
+
+def _number(value: Any, default: float, high: float = MAX_SECONDS) -> float:
+    """A number of an applied definition as a float in [0, high].
+
+    Not a number (NaN, a string, null) means ``default``; an infinity or an
+    integer too large for a float means ``high``.  So no arithmetic of the
+    wrapper can overflow, turn into NaN or make poll(2) raise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return default
+    return float(min(max(value, 0), high))  # compared as given: a huge int never becomes a float
+
+
+def _integer(value: Any, default: int, high: int = SQLITE_MAX_INT) -> int:
+    """A whole number of an applied definition in [0, high]; see _number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return default
+    return int(min(max(value, 0), high))
+
+
+def _poll_ms(seconds: float | None) -> int:
+    """A poll(2) timeout in milliseconds for ``seconds`` (None: no limit), rounded up, at most MAX_POLL_MS."""
+    if seconds is None:
+        return -1
+    if seconds <= 0:
+        return 0
+    return min(int(seconds * 1000) + 1, MAX_POLL_MS)
 
 
 def _iso(ts: float) -> str:
@@ -175,6 +216,8 @@ class Signals:
 
     def __init__(self) -> None:
         self.pending: list[int] = []
+        #: when the first forwarded signal arrived (time.monotonic()): the wrapper ends within kill_grace of it
+        self.first_at = 0.0
         self.raise_now = False
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.previous = {}
@@ -183,6 +226,8 @@ class Signals:
             self.previous[sig] = _signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if not self.pending:
+            self.first_at = time.monotonic()
         self.pending.append(signum)
         if self.raise_now:
             raise _Interrupted(signum)
@@ -212,7 +257,7 @@ class Signals:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            poller.poll(left * 1000)
+            poller.poll(_poll_ms(left))
             if self.pending:
                 raise _Interrupted(self.pending[0])
 
@@ -228,30 +273,132 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat from the state on (field 3 is [0]); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 19 else None
+
+
+def _start_ticks(pid: int) -> int:
+    """When process ``pid`` started, in clock ticks after boot (field 22); 0 when unknown.
+
+    With the pid, this names one process for the machine's uptime: a pid
+    can be reused, a (pid, start time) pair cannot.
+    """
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else 0
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The live processes of group ``pgid`` (zombies do not count)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    members = []
+    for entry in entries:
+        if entry.isdigit():
+            fields = _proc_stat(entry)
+            # fields after the command: state, ppid, pgrp, ...
+            if fields and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                members.append(int(entry))
+    return members
+
+
 def _group_alive(pgid: int) -> bool:
     """Whether any process of a group still lives (zombies do not count).
 
     Orphaned zombies linger where PID 1 is slow to reap (containers, some
     VMs), and kill(-pgid, 0) still finds them.
     """
-    if not _alive(-pgid):
+    if pgid <= 1 or not _alive(-pgid):
         return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    return bool(_group_members(pgid))
+
+
+def _open_on(pid: int, file_id: tuple[int, int], locked: bool = False) -> bool:
+    """Whether process ``pid`` has the file (st_dev, st_ino) open; ``locked``: through a descriptor holding a flock."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != file_id:
+            continue
+        if not locked:
+            return True
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
+                if b"\nlock:" in fh.read():  # the locks this open file description holds
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _lock_holders(file_id: tuple[int, int]) -> list[int]:
+    """The processes (other than this one) whose descriptors hold the flock on file ``file_id``."""
+    me = os.getpid()
+    try:
+        pids = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+    except OSError:
+        return []
+    return [pid for pid in pids if _open_on(pid, file_id, locked=True)]
+
+
+def _not_the_runs_group(pgid: int, start: int, lock_id: tuple[int, int]) -> str | None:
+    """Why process group ``pgid`` cannot be proven to be the one the lock holder's run started; None when it is.
+
+    The lock file names the holder's group, and ``replace`` signals it as
+    root.  Only a group that passes these checks is ever signalled: an id
+    that is not a job's (negative, 0, 1, the wrapper's own), a recorded start
+    time that does not match the session leader now using that id (the job
+    ended and the pid was reused), or, when the leader has exited, a group
+    none of whose processes holds this job's lock.  A process group id is
+    never reused while the group has members, and the lock descriptor is
+    only inherited by the job's own processes.
+    """
+    if pgid <= 1:
+        return f"process group {pgid} is not a job's"
+    if pgid in (os.getpid(), os.getpgrp()):
+        return f"process group {pgid} is the wrapper's own"
+    if start <= 0:
+        return f"no start time is recorded for process group {pgid} (written by an older jobctl?)"
+    leader = _proc_stat(pgid)
+    if leader is not None:
+        if int(leader[2]) != pgid or int(leader[19]) != start:
+            return f"process {pgid} is not the one the run started (its pid was reused)"
+        return None
+    if any(_open_on(pid, lock_id) for pid in _group_members(pgid)):
+        return None
+    return f"no process of group {pgid} holds the job's lock"
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (its leader is our unreaped child, so the id is not reused)."""
+    _killpg(sid, _signal.SIGKILL)
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return True
+        return
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                fields = fh.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields after the command: state, ppid, pgrp, ...
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+        if entry.isdigit() and int(entry) != os.getpid():
+            fields = _proc_stat(entry)
+            if fields and int(fields[3]) == sid:
+                try:
+                    os.kill(int(entry), _signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 def _boot_id() -> str:
@@ -263,18 +410,48 @@ def _boot_id() -> str:
 
 
 def _killpg(pgid: int, sig: int) -> None:
+    if pgid <= 1:  # killpg(0) is our own group, 1 init's, and a negative id an error
+        return
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
 
 
+class Holder:
+    """What the lock file says of the run holding the lock; zeros where unknown."""
+
+    __slots__ = ("run", "pgid", "wrapper", "start")
+
+    def __init__(self, run: int = 0, pgid: int = 0, wrapper: int = 0, start: int = 0) -> None:
+        self.run, self.pgid, self.wrapper = run, pgid, wrapper
+        #: the group leader's start time (/proc/PGID/stat field 22); 0 in records of older wrappers
+        self.start = start
+
+    def key(self) -> tuple[int, int, int]:
+        return self.run, self.pgid, self.start
+
+
 class Lock:
-    """The per-job lock file; its content names the run holding it."""
+    """The per-job lock file; its content names the run holding it.
+
+    The descriptor that holds the flock is read-only, because it is
+    inherited by the job (see the module docstring): a job, which may run as
+    another user, must not be able to rewrite the holder record through it
+    and so make a later ``replace`` run signal a process group of its
+    choosing.  flock(2) needs no write access.  The record is written through
+    a separate descriptor that never leaves the wrapper; the file is 0600 in
+    the 0700 state directory, so a ``user:`` job cannot open it either.
+    """
+
+    RECORD = 64  # bytes: the record is padded, so rewriting it never leaves a shorter, half-read file
 
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        st = os.fstat(self.fd)
+        self.file_id = (st.st_dev, st.st_ino)
 
     def try_acquire(self) -> bool:
         try:
@@ -286,21 +463,25 @@ class Lock:
     def acquire(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)
 
-    def holder(self) -> tuple[int, int, int]:
-        """(run id, job process group, wrapper pid) of the holder, zeros when unknown."""
+    def holder(self) -> Holder:
+        """The holder's record, zeros where unknown."""
         try:
-            fields = os.pread(self.fd, 100, 0).split()
-            return int(fields[0]), int(fields[1]), int(fields[2])
-        except (OSError, ValueError, IndexError):
-            return 0, 0, 0
+            nums = [int(f) for f in os.pread(self.fd, 2 * self.RECORD, 0).split()[:4]]
+        except (OSError, ValueError):
+            nums = []
+        return Holder(*nums)
 
-    def set_holder(self, run_id: int, pgid: int) -> None:
-        data = f"{run_id} {pgid} {os.getpid()}\n".encode()
+    def set_holder(self, run_id: int, pgid: int, start: int) -> None:
+        data = f"{run_id} {pgid} {os.getpid()} {start}".encode().ljust(self.RECORD - 1) + b"\n"
         try:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, data, 0)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
         except OSError:
-            pass  # informational only: the flock is the lock
+            pass  # then replace will not signal the group (it cannot verify it); the flock is the lock
 
     def close(self) -> None:
         os.close(self.fd)
@@ -347,6 +528,24 @@ def clean_environment(defn: dict[str, Any], who: tuple[str, str, int, int]) -> d
     return env
 
 
+def _become(ids: tuple[str, int, int]) -> None:
+    """Drop to a job's identity in a child (user name, uid, gid): its groups, then its gid, then its uid."""
+    name, uid, gid = ids
+    os.initgroups(name, gid)
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def _checkpoint(point: str) -> None:
+    """Stop here (SIGSTOP) when JOBCTL_TEST_STOP names ``point``: tests kill the wrapper at an exact moment.
+
+    One dictionary lookup otherwise.  The job never sees the variable: its
+    environment is built from scratch (clean_environment).
+    """
+    if os.environ.get("JOBCTL_TEST_STOP") == point:
+        os.kill(os.getpid(), _signal.SIGSTOP)
+
+
 class Attempt:
     """One process of one run: spawn, capture, time out, reap."""
 
@@ -360,7 +559,7 @@ class Attempt:
         self.signals = signals
         self.stream = stream
         self.umask = umask
-        self.output = Output(int(defn.get("output_limit", 1 << 20)))
+        self.output = Output(_integer(defn.get("output_limit"), 1 << 20))
         self.pid = 0
         user, _, uid, gid = who
         self.ids = (user, uid, gid) if uid != os.geteuid() else None
@@ -371,8 +570,20 @@ class Attempt:
             return [_resolve(str(command[0]), self.env.get("PATH", CLEAN_PATH))] + [str(a) for a in command[1:]]
         return [self.defn.get("shell") or "/bin/sh", "-c", command]
 
-    def spawn(self) -> tuple[str, int] | None:
-        """Start the job in its own session.  Returns (stage, errno) when it could not start."""
+    def spawn(self, record: Callable[[int, int], None]) -> tuple[str, int] | None:
+        """Start the job in its own session.  Returns (stage, errno) when it could not start.
+
+        ``record(pid, start_ticks)`` is called once the child is its own
+        session and before it may exec the job: until then it waits on the
+        ``go`` pipe.  That closes the window in which the wrapper could be
+        killed between starting the job and recording its process group,
+        which left a run row with no pid that the next reader marked `lost`
+        while the job ran on (1 wrapper in 138 killed at random moments).
+        Now a job runs only once its group is on the run row (or the log is
+        unusable), and a child whose wrapper died before that sees end of
+        file on ``go`` and exits without running anything: the run is then
+        rightly `lost`.
+        """
         argv = self._argv()
         cwd = self.defn.get("working_dir") or self.env["HOME"]
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -381,6 +592,7 @@ class Attempt:
         except OSError:
             pass
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         if self.lock is not None:
             os.set_inheritable(self.lock.fd, True)
@@ -388,6 +600,7 @@ class Attempt:
         if pid == 0:  # child: only async-signal-safe-ish work, then exec
             stage = "setsid"
             try:
+                os.close(go_w)  # so that the wrapper's death reads as end of file on go_r
                 for sig in (*FORWARDED_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD):
                     _signal.signal(sig, _signal.SIG_DFL)
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
@@ -396,16 +609,16 @@ class Attempt:
                 if self.ids is not None:
                     # apply --system: the wrapper runs as root, the job as its user
                     stage = "setuid"
-                    name, uid, gid = self.ids
-                    os.initgroups(name, gid)
-                    os.setgid(gid)
-                    os.setuid(uid)
+                    _become(self.ids)
                 stage = "chdir"
                 os.chdir(cwd)
                 stage = "exec"
                 os.dup2(devnull, 0)
                 os.dup2(out_w, 1)
                 os.dup2(out_w, 2)
+                os.write(err_w, b"R")  # ready: in its own session, as its user
+                if os.read(go_r, 1) != b"G":
+                    os._exit(EX_JOBCTL)  # the wrapper died before recording the run: do not run unrecorded
                 os.execve(argv[0], argv, self.env)
             except OSError as exc:
                 os.write(err_w, f"{stage}:{exc.errno}".encode())
@@ -413,11 +626,31 @@ class Attempt:
                 os.write(err_w, f"{stage}:0".encode())
             os._exit(EX_CANNOT_EXEC)
         self.pid = pid
-        for fd in (out_w, err_w, devnull):
+        for fd in (out_w, err_w, devnull, go_r):
             os.close(fd)
+        if self.lock is not None:
+            os.set_inheritable(self.lock.fd, False)  # the job has it; later children (notifications) must not
         self.out_r = out_r
-        failure = os.read(err_r, 64)  # EOF once exec succeeded (close-on-exec)
-        os.close(err_r)
+        start = _start_ticks(pid)  # the child exists until we reap it: this is its start time
+        _checkpoint("spawned")
+        try:
+            ready = os.read(err_r, 64)
+            if ready == b"R":
+                record(pid, start)
+                try:
+                    os.write(go_w, b"G")
+                except OSError:
+                    pass  # the child is gone; waiting reaps it and says how it ended
+                os.close(go_w)
+                go_w = -1
+                _checkpoint("started")
+                failure = os.read(err_r, 64)  # EOF once exec succeeded (close-on-exec)
+            else:
+                failure = ready or b"exec:0"  # EOF without "R": the child died before it was ready
+        finally:
+            if go_w >= 0:
+                os.close(go_w)
+            os.close(err_r)
         if failure:
             os.waitpid(pid, 0)
             os.close(out_r)
@@ -437,17 +670,18 @@ class Attempt:
         except OSError:
             self.stream = False  # reader went away; keep capturing
 
-    def _read(self) -> bool:
+    def _read(self) -> int:
+        """Read once from the job's output: 1 data, 0 end of file, -1 nothing there now (non-blocking)."""
         try:
             chunk = os.read(self.out_r, READ_CHUNK)
         except BlockingIOError:
-            return True
+            return -1
         if not chunk:
-            return False
+            return 0
         self.output.feed(chunk)
         if self.stream:
             self._write_out(chunk)
-        return True
+        return 1
 
     def wait(self, timeout: float | None, kill_grace: float) -> tuple[int, str | None, int | None]:
         """Capture until the job ends; returns (wait status, 'timeout'|'signal'|None, signal forwarded)."""
@@ -473,12 +707,12 @@ class Attempt:
             while True:
                 now = time.monotonic()
                 waits = [t for t in (None if ended_by else deadline, kill_at, give_up) if t is not None]
-                ms = max(0.0, (min(waits) - now) * 1000) if waits else -1
+                ms = _poll_ms(min(waits) - now if waits else None)
                 if pidfd < 0 and (ms < 0 or ms > 100):
                     ms = 100  # no pidfd: look at the child ten times a second
                 for fd, _ in poller.poll(ms):
                     if fd == self.out_r:
-                        if not self._read():
+                        if self._read() == 0:
                             poller.unregister(self.out_r)
                             pipe_open = False
                     elif fd == self.signals.wake_r:
@@ -520,17 +754,132 @@ class Attempt:
                     elif now >= give_up:
                         break
                     time.sleep(0.01)
-            # Drain what is already in the pipe without waiting for EOF: a
-            # background process may hold the write end for hours.
+            # The main process has exited: take what is already in the pipe and
+            # stop.  A background process may hold the write end for hours, so
+            # this neither waits for end of file nor spins on an empty pipe, and
+            # one that keeps writing gets DRAIN_READS reads, not a loop.
             if pipe_open:
                 os.set_blocking(self.out_r, False)
-                while self._read():
-                    pass
+                for _ in range(DRAIN_READS):
+                    if self._read() <= 0:
+                        break
         finally:
             os.close(self.out_r)
             if pidfd >= 0:
                 os.close(pidfd)
         return status, ended_by, forwarded
+
+
+class _Notifier:
+    """Notifications in a child process, under a wall-clock deadline.
+
+    The child drops to the job's identity before any sink runs (the
+    initgroups/setgid/setuid of the job itself; if that fails, nothing is
+    sent), so a ``user:`` job's notify command and sendmail run as that user,
+    never as root with the user's HOME, and it enters the working directory
+    as that user.  It holds neither the job's lock nor the run log's
+    descriptors nor cron's pipes, and writes one line per sink to a pipe.
+    The wrapper waits for that with poll, wakes for forwarded signals, and
+    kills the child's whole session when its budget runs out or the wrapper
+    is told to stop.
+    """
+
+    RESULT_LIMIT = 4096
+
+    def __init__(self, work: Callable[[], list[str]], ids: tuple[str, int, int] | None, cwd: str,
+                 budget: float, what: str) -> None:
+        self.what = what
+        self.budget = budget
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                import gc
+
+                # No finalizer of an object inherited from the wrapper may run and close
+                # a descriptor number this child has reused (the descriptors go below).
+                gc.disable()
+                _signal.set_wakeup_fd(-1)
+                for sig in FORWARDED_SIGNALS:
+                    _signal.signal(sig, _signal.SIG_DFL)
+                _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):  # cron reads the wrapper's output until every copy of it is closed
+                    os.dup2(null, fd)
+                _close_descriptors(keep=w)  # the job's lock, the run log
+                if ids is not None:
+                    _become(ids)
+                try:
+                    os.chdir(cwd)
+                except OSError:
+                    os.chdir("/")
+                text = "\n".join(work())
+            except BaseException as exc:  # noqa: BLE001 - reported on the run, never raised
+                text = f"{what} failed: {type(exc).__name__}: {exc}"
+                code = 1
+            try:
+                os.write(w, text.encode("utf-8", "replace")[:self.RESULT_LIMIT])
+            except OSError:
+                pass
+            os._exit(code)
+        os.close(w)
+        self.pid = pid
+        self.r = r
+        self.deadline = time.monotonic() + budget
+
+    def wait(self, signals: Signals, stop_at: float | None = None) -> list[str]:
+        """The child's lines, or why it was stopped: its budget ran out, ``stop_at`` passed, or a signal came."""
+        poller = select.poll()
+        poller.register(self.r, select.POLLIN)
+        poller.register(signals.wake_r, select.POLLIN)
+        seen = len(signals.pending)
+        data = b""
+        note = ""
+        try:
+            while True:
+                if len(signals.pending) > seen:
+                    note = f"{self.what} stopped: {_signame(signals.pending[-1])} sent to the wrapper"
+                    break
+                now = time.monotonic()
+                if stop_at is not None and now >= stop_at:
+                    note = f"{self.what} stopped: {_signame(signals.pending[0])} sent to the wrapper" \
+                        if signals.pending else f"{self.what} stopped"
+                    break
+                if now >= self.deadline:
+                    note = f"{self.what} stopped: no answer within {_fmt_duration(self.budget)}"
+                    break
+                end = self.deadline if stop_at is None else min(self.deadline, stop_at)
+                events = dict(poller.poll(_poll_ms(end - now)))
+                if signals.wake_r in events:
+                    signals.drain()
+                if self.r in events:
+                    chunk = os.read(self.r, self.RESULT_LIMIT)
+                    if not chunk:
+                        break
+                    data += chunk
+        finally:
+            os.close(self.r)
+            if note:
+                _kill_session(self.pid)
+            os.waitpid(self.pid, 0)
+        lines = [line for line in data.decode("utf-8", "replace").splitlines() if line]
+        return lines + [note] if note else lines
+
+
+def _close_descriptors(keep: int) -> None:
+    """Close every descriptor above 2 but ``keep`` (in a child that will not exec)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2 and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class Wrapper:
@@ -541,7 +890,7 @@ class Wrapper:
                  sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0) -> None:
         self.defn = defn
         self.sink = sink
-        self.jitter = jitter
+        self.jitter = _number(jitter, 0.0)
         self.name = defn["name"]
         self.state = state
         self.trigger = trigger
@@ -556,6 +905,36 @@ class Wrapper:
         #: the last attempt's run fields and output, for notifications
         self._last: tuple[dict[str, Any], bytes] | None = None
         self._last_env: dict[str, str] = {}
+        self._who: tuple[str, str, int, int] | None = None
+        self._start_ping: _Notifier | None = None
+        # Every number the wrapper acts on, bounded once (_number): an applied
+        # definition may be hand-edited or older than validation's ranges.
+        self.timeout = _number(defn.get("timeout"), 0.0) or None  # 0, NaN, null: no timeout
+        self.grace = _number(defn.get("kill_grace"), 10.0)
+        retries = defn.get("retries")
+        if not isinstance(retries, dict):
+            retries = {"attempts": retries}  # a bare count
+        self.attempts = 1 + _integer(retries.get("attempts"), 0, MAX_ATTEMPTS)
+        self.delay = _number(retries.get("delay"), 10.0)
+        self.backoff = _number(retries.get("backoff"), 2.0)
+        self.max_delay = _number(retries.get("max_delay"), 600.0)
+        history = defn.get("history")
+        if not isinstance(history, dict):
+            history = {}
+        self.keep = _integer(history.get("keep"), 200)
+        self.max_age = _number(history.get("max_age"), 90 * 86400.0)
+        notify_cfg = defn.get("notify")
+        self.notify_cfg: dict[str, Any] = notify_cfg if isinstance(notify_cfg, dict) else {}
+
+    def retry_delay(self, retry: int) -> float:
+        """delay × backoff^(retry-1), at most max_delay, for the n-th retry: never overflows, never NaN."""
+        if self.delay <= 0:
+            return 0.0
+        try:
+            factor = self.backoff ** (retry - 1)
+        except OverflowError:  # 10 ** 311 and beyond: far past any max_delay
+            return self.max_delay
+        return min(self.delay * factor, self.max_delay)  # a product past 1e308 is inf, and min() takes max_delay
 
     def run(self) -> int:
         umask = os.umask(0o077)
@@ -578,38 +957,27 @@ class Wrapper:
             return None, EX_JOBCTL
         if lock.try_acquire():
             return lock, None
-        holder_run, holder_pgid, _ = lock.holder()
-        now = time.time()
+        holder = lock.holder()
         if policy == "forbid":
-            reason = f"skipped: previous run {holder_run or '?'} still running"
-            run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, now,
+            reason = f"skipped: previous run {holder.run or '?'} still running"
+            run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
                               os.getpid(), self.host, reason, EX_SKIPPED, default=0)
             self._started(run_id)
             if self.stream:
                 self.error(reason)
             lock.close()
             return None, EX_SKIPPED
-        grace = float(self.defn.get("kill_grace", 10))
         try:
             signals.raise_now = True
             if policy == "replace":
-                # Terminate the holder's whole process group, then take the lock
-                # once its wrapper has recorded the run and let go.
-                if holder_pgid:
-                    _killpg(holder_pgid, _signal.SIGTERM)
-                end = time.monotonic() + grace
-                while not lock.try_acquire():
-                    if time.monotonic() >= end:
-                        if holder_pgid:
-                            _killpg(holder_pgid, _signal.SIGKILL)
-                        lock.acquire()
-                        break
-                    signals.sleep(0.05)
-                self._replaced = holder_run
+                code = self._replace(log, signals, lock)
+                if code is not None:
+                    lock.close()
+                    return None, code
             else:  # wait
                 lock.acquire()
         except _Interrupted as exc:
-            reason = f"killed: {_signame(exc.signum)} while waiting for run {holder_run or '?'} to finish"
+            reason = f"killed: {_signame(exc.signum)} while waiting for run {holder.run or '?'} to finish"
             run_id = log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
                               os.getpid(), self.host, reason, 128 + exc.signum, default=0)
             self._started(run_id)
@@ -618,6 +986,65 @@ class Wrapper:
         finally:
             signals.raise_now = False
         return lock, None
+
+    def _replace(self, log: RunLog, signals: Signals, lock: Lock) -> int | None:
+        """Terminate the lock holder's process group and take the lock; None once taken, else the exit code.
+
+        Only a group proven to be the one the holder's run started is
+        signalled (_not_the_runs_group): the holder record may be forged,
+        stale or from an older jobctl, and this may run as root.  SIGTERM,
+        then SIGKILL after kill_grace, then at most kill_grace more for the
+        holder's wrapper to record its run and let go.  A lock that is still
+        held then (a process that left the group with setsid and kept the
+        inherited lock, or a group that could not be verified) is not waited
+        for: the run is recorded as skipped, naming the pids holding the lock,
+        and the exit code is 75, as for forbid.
+        """
+        began = time.monotonic()
+        term_at: float | None = None
+        kill_at: float | None = None
+        target: Holder | None = None  # the holder whose group got SIGTERM
+        killed = False
+        was_running = False
+        refused = ""
+        holder = Holder()
+        checked: tuple[int, int, int] | None = None
+        while not lock.try_acquire():
+            now = time.monotonic()
+            if target is None and checked != (holder := lock.holder()).key():
+                checked = holder.key()  # the checks read /proc: once per record the holder writes
+                why = _not_the_runs_group(holder.pgid, holder.start, lock.file_id)
+                if why is None:
+                    row = log.call("get", holder.run) if holder.run else None
+                    was_running = row is None or row["status"] == "running"
+                    _killpg(holder.pgid, _signal.SIGTERM)
+                    target, term_at, kill_at = holder, now, now + self.grace
+                elif why != refused and (holder.run or holder.pgid):  # zeros: the holder has not written it yet
+                    refused = why
+                    self.error(f"replace: not signalling the holder of the lock (run {holder.run or '?'}): {why}")
+            elif kill_at is not None and now >= kill_at:
+                kill_at = None
+                if _not_the_runs_group(target.pgid, target.start, lock.file_id) is None:  # still that group?
+                    _killpg(target.pgid, _signal.SIGKILL)
+                    killed = True
+            if now >= (began + self.grace if term_at is None else term_at + 2 * self.grace):
+                pids = _lock_holders(lock.file_id)
+                reason = f"skipped: run {holder.run or '?'} could not be replaced: the lock is still held by " \
+                         f"pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids)) or '?'}"
+                if target is not None:
+                    reason += f" after its process group {target.pgid} was {'killed' if killed else 'terminated'}"
+                elif refused:
+                    reason += f" and its process group was not signalled: {refused}"
+                run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
+                                  os.getpid(), self.host, reason, EX_SKIPPED, default=0)
+                self._started(run_id)
+                self.error(reason)
+                return EX_SKIPPED
+            signals.sleep(0.05)
+        # Only a run that was still running when we signalled it was replaced; a
+        # finished (timed-out, failed) run whose leftovers held the lock was not.
+        self._replaced = target.run if target is not None and was_running else 0
+        return None
 
     def _started(self, run_id: int) -> None:
         if run_id:
@@ -629,67 +1056,106 @@ class Wrapper:
     def _run(self, signals: Signals, umask: int) -> int:
         log = RunLog(self.state, self.error)
         self._replaced = 0
-        if self.jitter > 0:
-            # before the lock: waiting out the jitter must not hold up anyone
-            try:
-                signals.sleep(self.jitter)
-            except _Interrupted as exc:
-                reason = f"killed: {_signame(exc.signum)} during the {_fmt_duration(self.jitter)} jitter delay"
-                log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
-                         os.getpid(), self.host, reason, 128 + exc.signum, default=0)
-                return 128 + exc.signum
-        lock, code = self._lock(log, signals)
-        if code is not None:
-            return code
         try:
-            log.call("finalize_lost", self.name, self.host, self.boot_id, _alive, _group_alive, time.time())
-            if self._replaced:
-                log.call("append_reason", self._replaced, " (replaced by a new run)")
-            retries = self.defn.get("retries") or {}
-            attempts = 1 + int(retries.get("attempts", 0))
-            code = EX_JOBCTL
-            notify_cfg = self.defn.get("notify") or {}
-            previous_failures = log.call("failure_streak", self.name, default=0) if notify_cfg else 0
-            if notify_cfg.get("ping"):
-                from . import notify
-
-                self._notes.append(notify.ping(notify_cfg["ping"], "start", {"job": self.name}))
-            for attempt in range(1, attempts + 1):
-                if attempt > 1:
-                    delay = min(float(retries.get("delay", 10)) * float(retries.get("backoff", 2)) ** (attempt - 2),
-                                float(retries.get("max_delay", 600)))
-                    try:
-                        signals.sleep(delay)
-                    except _Interrupted as exc:
-                        return 128 + exc.signum
-                status, code = self._attempt(log, signals, lock, attempt, umask)
-                if status not in ("failed", "timeout") or signals.pending:
-                    break
-            self._after(log, notify_cfg, previous_failures)
+            if self.jitter > 0:
+                # before the lock: waiting out the jitter must not hold up anyone
+                try:
+                    signals.sleep(self.jitter)
+                except _Interrupted as exc:
+                    reason = f"killed: {_signame(exc.signum)} during the {_fmt_duration(self.jitter)} jitter delay"
+                    log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
+                             os.getpid(), self.host, reason, 128 + exc.signum, default=0)
+                    return 128 + exc.signum
+            lock, code = self._lock(log, signals)
+            if code is not None:
+                return code
+            try:
+                code, previous_failures, streak = self._attempts(log, signals, lock, umask)
+            finally:
+                if lock is not None:
+                    lock.close()
+            # Only now, with the run recorded and the lock free: however long
+            # notifications take, they delay neither this job nor its next run.
+            if streak is not None:
+                self._notify(log, signals, previous_failures, streak)
             return code
         finally:
-            if lock is not None:
-                lock.close()
+            if self._start_ping is not None:  # interrupted before the end: its answer no longer matters
+                self._start_ping.wait(signals, time.monotonic())
             if log.store is not None:
                 log.store.close()
 
-    def _after(self, log: RunLog, notify_cfg: dict[str, Any], previous_failures: int) -> None:
-        """Retention, then notifications: neither may change the run's result."""
-        history = self.defn.get("history") or {}
-        _, streak = log.call("after_run", self.name, int(history.get("keep", 200)),
-                             float(history.get("max_age", 90 * 86400)), time.time(), default=(0, 0))
-        if not notify_cfg or not self._last:
-            return
+    def _attempts(self, log: RunLog, signals: Signals, lock: Lock | None,
+                  umask: int) -> tuple[int, int, int | None]:
+        """Every attempt, then retention: (exit code, failures before, failures now or None when interrupted)."""
+        log.call("finalize_lost", self.name, self.host, self.boot_id, _alive, _group_alive, time.time())
+        if self._replaced:
+            log.call("append_reason", self._replaced, " (replaced by a new run)")
+        code = EX_JOBCTL
+        previous_failures = log.call("failure_streak", self.name, default=0) if self.notify_cfg else 0
+        if self.notify_cfg.get("ping"):
+            self._start_ping = self._notifier("ping start", start=True)
+        for attempt in range(1, self.attempts + 1):
+            if attempt > 1:
+                try:
+                    signals.sleep(self.retry_delay(attempt - 1))
+                except _Interrupted as exc:
+                    return 128 + exc.signum, previous_failures, None
+            status, code = self._attempt(log, signals, lock, attempt, umask)
+            if status not in ("failed", "timeout") or signals.pending:
+                break
+        _, streak = log.call("after_run", self.name, self.keep, self.max_age, time.time(), default=(0, 0))
+        return code, previous_failures, streak
+
+    def _notifier(self, what: str, start: bool = False, streak: int = 0,
+                  previous_failures: int = 0) -> _Notifier | None:
+        """Start the /start ping (``start``) or the after-run notifications in a child; None when not needed."""
         from . import notify
 
-        run, output = self._last
+        cfg = self.notify_cfg
+        if start:
+            def work() -> list[str]:
+                return [notify.ping(cfg["ping"], "start", {"job": self.name})]
+        else:
+            if not self._last:
+                return None
+            run, output = self._last
+            ev = notify.event(run["status"], previous_failures)
+            if ev is None or not (cfg.get("ping") or notify.wanted(cfg, ev, streak)):
+                return None
+            shell = self.defn.get("shell") or "/bin/sh"
+
+            def work() -> list[str]:
+                return notify.after_run(cfg, run, output, self._last_env, shell, streak, previous_failures)
         try:
-            self._notes += notify.after_run(notify_cfg, run, output, self._last_env,
-                                            self.defn.get("shell") or "/bin/sh", streak, previous_failures)
-        except Exception as exc:  # noqa: BLE001 - a notification never changes the run
-            self._notes.append(f"notify failed: {type(exc).__name__}: {exc}")
-        if self._notes and run.get("id"):
-            log.call("set_notify", run["id"], "; ".join(self._notes))
+            who = self._who or run_as(self.defn)
+        except LookupError as exc:
+            self._notes.append(f"{what} not sent: {exc}")
+            return None
+        user, home, uid, gid = who
+        ids = (user, uid, gid) if uid != os.geteuid() else None
+        try:
+            return _Notifier(work, ids, self.defn.get("working_dir") or home, notify.budget(cfg, start), what)
+        except OSError as exc:
+            self._notes.append(f"{what} failed: cannot start it: {exc}")
+            return None
+
+    def _notify(self, log: RunLog, signals: Signals, previous_failures: int, streak: int) -> None:
+        """Notifications of the finished run, their outcome recorded on it: never its result."""
+        # A wrapper told to stop during the run still reports how it ended, but
+        # within kill_grace of that signal; one told to stop while notifying stops.
+        before = len(signals.pending)
+        stop_at = signals.first_at + self.grace if before else None
+        if self._start_ping is not None:
+            self._notes += self._start_ping.wait(signals, stop_at)  # first: /start precedes the outcome
+            self._start_ping = None
+        if self.notify_cfg and len(signals.pending) == before:
+            notifier = self._notifier("notify", streak=streak, previous_failures=previous_failures)
+            if notifier is not None:
+                self._notes += notifier.wait(signals, stop_at)
+        run_id = self._last[0].get("id") if self._last else (self.run_ids[-1] if self.run_ids else 0)
+        if self._notes and run_id:
+            log.call("set_notify", run_id, "; ".join(self._notes))
 
     def _attempt(self, log: RunLog, signals: Signals, lock: Lock | None, attempt: int,
                  umask: int) -> tuple[str, int]:
@@ -700,7 +1166,7 @@ class Wrapper:
                           default=0)
         self._started(run_id)
         try:
-            who = run_as(self.defn)  # one user lookup per attempt
+            who = self._who = run_as(self.defn)  # one user lookup per attempt
         except LookupError as exc:
             reason = f"cannot start: {exc}"
             self.error(reason)
@@ -711,7 +1177,13 @@ class Wrapper:
         env["JOBCTL_RUN_ID"] = str(run_id or "")
         env["JOBCTL_ATTEMPT"] = str(attempt)
         proc = Attempt(self.defn, env, who, lock, signals, self.stream, umask, self.sink)
-        failure = proc.spawn()
+
+        def record(pid: int, start: int) -> None:
+            if lock is not None:
+                lock.set_holder(run_id, pid, start)
+            log.call("set_pid", run_id, pid)
+
+        failure = proc.spawn(record)
         if failure is not None:
             stage, num = failure
             what = os.strerror(num) if num else "unexpected error"
@@ -725,16 +1197,11 @@ class Wrapper:
             self.error(reason) if self.stream else None
             log.call("finish_run", run_id, status, code, None, time.time(), reason, b"", b"", 0, 0)
             return status, code
-        if lock is not None:
-            lock.set_holder(run_id, proc.pid)
-        log.call("set_pid", run_id, proc.pid)
-        timeout = self.defn.get("timeout")
-        grace = float(self.defn.get("kill_grace", 10))
-        wstatus, ended_by, forwarded = proc.wait(float(timeout) if timeout else None, grace)
+        wstatus, ended_by, forwarded = proc.wait(self.timeout, self.grace)
         sig: int | None = None
         if ended_by == "timeout":
             status, code = "timeout", EX_TIMEOUT
-            reason = f"timed out after {_fmt_duration(float(timeout))}"
+            reason = f"timed out after {_fmt_duration(self.timeout or 0)}"
         elif ended_by == "signal" and forwarded is not None:
             status, code, sig = "killed", 128 + forwarded, forwarded
             reason = f"killed: {_signame(forwarded)} sent to the wrapper"
@@ -752,7 +1219,7 @@ class Wrapper:
         finished = time.time()
         log.call("finish_run", run_id, status, code, sig, finished, reason, head, tail, dropped,
                  proc.output.total)
-        if self.defn.get("notify"):
+        if self.notify_cfg:
             self._last = ({"id": run_id, "job": self.name, "status": status, "exit_code": code, "signal": sig,
                            "trigger": trigger, "attempt": attempt, "started_at": _iso(started),
                            "finished_at": _iso(finished), "duration_s": round(finished - started, 3),
@@ -853,7 +1320,7 @@ def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[int,
         if not due:
             return 0, 0.0
         runs = due
-    jitter = float(defn.get("jitter") or 0) if mode == "schedule" else 0.0
+    jitter = _number(defn.get("jitter"), 0.0) if mode == "schedule" else 0.0
     if jitter:
         jitter *= int.from_bytes(os.urandom(4), "little") / 2**32  # uniform in [0, jitter)
     return runs, jitter
@@ -897,10 +1364,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(USAGE, file=sys.stderr)
             return EX_JOBCTL
-    if not state:
-        from .paths import state_dir
+    from .paths import UnsafePath, check_state_dir, state_dir
 
-        state = state_dir()
+    try:
+        # a control character in the path would have been written into crontab lines
+        state = check_state_dir(state, "--state-dir") if state else state_dir()
+    except UnsafePath as exc:
+        print(f"jobctl: {exc}", file=sys.stderr)
+        return EX_JOBCTL
     if mode == "catch-up-pass":
         from . import catchup
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -127,3 +128,26 @@ def test_a_user_that_vanished_fails_the_run_clearly(state):
     [r] = rows(state)
     assert r["status"] == "failed" and r["reason"] == "cannot start: user 'no-such-user-jobctl' does not exist " \
                                                       "on this host"
+
+
+def test_a_catch_up_pass_survives_definitions_it_cannot_use(state):
+    """NaN, a 400-digit number or a broken file in one definition: the other jobs are still caught up."""
+    now = datetime.now(timezone.utc)
+    missed_at = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    expr = f"{missed_at.minute} {missed_at.hour} * * *"
+    apply_defn(state, "cu", expr, timezone="UTC", catch_up=3600, command="echo caught up")
+    old = time.time() - 7200  # applied before the missed minute
+    os.utime(os.path.join(state, "applied", "cu.json"), (old, old))
+    for name, value in (("nan", "NaN"), ("huge", "1" + "0" * 400), ("text", '"6h"')):
+        text = applied.read(state, "cu") | {"name": name, "catch_up": 0}
+        raw = json.dumps(text).replace('"catch_up": 0', f'"catch_up": {value}')
+        with open(os.path.join(state, "applied", name + ".json"), "w") as fh:
+            fh.write(raw)
+    with open(os.path.join(state, "applied", "broken.json"), "w") as fh:
+        fh.write("{not json")
+    result = scheduled(state, "", "--catch-up")
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: [r for r in rows(state) if r["status"] != "running"], timeout=30)
+    [r] = rows(state)
+    assert (r["job"], r["status"], r["trigger"]) == ("cu", "succeeded", "catchup")
+    assert b"broken" in result.stderr and b"cannot read the applied definition" in result.stderr
