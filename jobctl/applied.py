@@ -12,20 +12,38 @@ import os
 from typing import Any
 
 from . import paths
-from .files import replace_atomically
+from .files import Batch, remove_stale_temps, replace_atomically
 
 #: keys of an applied file that describe it rather than the job: where it was
 #: defined, and the precomputed UTC offsets of its time zone (clock.offsets)
 NOT_DEFINITION = ("source", "tz_offsets")
 
 
+def _encode(definition: dict[str, Any]) -> bytes:
+    return (json.dumps(definition, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _target(state: str, name: str) -> str:
+    os.makedirs(paths.applied_dir(state), mode=0o700, exist_ok=True)
+    return paths.applied_file(state, name)
+
+
 def write(state: str, definition: dict[str, Any]) -> str:
-    directory = paths.applied_dir(state)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    target = paths.applied_file(state, definition["name"])
-    data = json.dumps(definition, indent=1, sort_keys=True) + "\n"
-    replace_atomically(target, data.encode(), 0o600)
+    target = _target(state, definition["name"])
+    replace_atomically(target, _encode(definition), 0o600)
     return target
+
+
+def stage(batch: Batch, state: str, definition: dict[str, Any]) -> str:
+    """Add a definition to ``batch``: written now, in place only when the batch commits (crontab.apply)."""
+    target = _target(state, definition["name"])
+    batch.add(target, _encode(definition), 0o600)
+    return target
+
+
+def sweep(state: str) -> list[str]:
+    """Remove the temporary files a killed apply or export left in STATE/applied/."""
+    return remove_stale_temps(paths.applied_dir(state))
 
 
 def read(state: str, name: str) -> dict[str, Any] | None:

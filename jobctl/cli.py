@@ -2,7 +2,7 @@
 
 Each command is thin.  Domain failures arrive as JobctlError and become one
 line on stderr plus the exit code from errors.ExitCode, in ``_fail`` only.
-Heavy modules (yaml, croniter, rich) are imported inside the commands that
+Heavy modules (yaml, rich) are imported inside the commands that
 need them so that ``jobctl --help`` stays fast.
 """
 
@@ -151,14 +151,26 @@ def init(
     print(f"wrote {target}; check it with: jobctl validate --jobs-dir {target_dir}")
 
 
-def _state() -> str:
+def _state_path(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
+    """Where the state directory is (not created); an unsafe path is an environment error (exit 3)."""
     from . import paths
 
     try:
-        return paths.ensure_state_dir()
+        return paths.state_dir()
+    except paths.UnsafePath as exc:
+        _fail(JobctlError(str(exc), code))
+
+
+def _state(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
+    """The state directory, created; exit ``code`` (3, or 125 for `run`) when it is not usable."""
+    from . import paths
+
+    path = _state_path(code)
+    try:
+        return paths.ensure_state_dir(path)
     except OSError as exc:
-        _fail(EnvironmentProblem(f"state directory {paths.state_dir()} is not usable: {exc.strerror}; "
-                                 "set JOBCTL_STATE_DIR or fix its permissions"))
+        _fail(JobctlError(f"state directory {path} is not usable: {exc.strerror}; "
+                          "set JOBCTL_STATE_DIR or fix its permissions", code))
 
 
 def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK) -> tuple[str, list]:
@@ -226,7 +238,7 @@ def run(
 
     directory, jobs = _load(jobs_dir, ExitCode.RUN_FAILED)
     job = _find(jobs, name, directory, ExitCode.RUN_FAILED)
-    state = _state()
+    state = _state(ExitCode.RUN_FAILED)  # as documented: 125, jobctl failed before the job could run
     defn = job.to_applied()
     current = applied.read(state, name)
     if current is None:
@@ -284,28 +296,57 @@ def _since(text: str) -> float:
         return time.time() - parse_duration(text)
     except ValueError:
         pass
+    except OverflowError:  # more seconds than a float holds
+        raise typer.BadParameter(f"{text!r} is too long ago", param_hint="--since") from None
     try:
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not a date, or one the platform cannot place in time
         raise typer.BadParameter(f"{text!r} is neither a duration (2h, 1d) nor a date (2026-11-01)") from None
 
 
 StatusOpt = Annotated[str | None, typer.Option("--status", "-s", metavar="STATUS",
                                                help="Only runs with this status.")]
 
+#: what `history --limit` accepts: a bound that keeps the query and the table finite
+HISTORY_LIMIT_MAX = 1_000_000
+#: run ids are SQLite rowids: positive 64-bit integers
+RUN_ID_MAX = 2**63 - 1
+
+
+def _limit(value: int) -> int:
+    if not 1 <= value <= HISTORY_LIMIT_MAX:
+        raise typer.BadParameter(f"{value} is out of range; use 1..{HISTORY_LIMIT_MAX:,}")
+    return value
+
+
+def _job_name(value: str, what: str) -> str:
+    """A job name as the run log can hold it (spec.NAME_RE), or a usage error naming ``what`` was expected."""
+    from .spec import NAME_RE
+
+    if not NAME_RE.match(value):
+        raise typer.BadParameter(f"{value!r} is not {what}")
+    return value
+
 
 @app.command(epilog="Examples:\n\n  jobctl history\n\n  jobctl history backup --limit 5\n\n"
              "  jobctl history --status failed --since 1d --json | jq -r '.[].job'")
 def history(
     name: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", callback=_limit,
+                                       help=f"How many runs, newest first (1..{HISTORY_LIMIT_MAX:,}).")] = 20,
     status: StatusOpt = None,
     since: Annotated[str | None, typer.Option(help="Only runs started since: 2h, 1d, 2026-11-01.")] = None,
     json_out: Json = False,
 ) -> None:
-    """Past and running runs, newest first."""
+    """Past and running runs, newest first.
+
+    Reasons and names are shown as text: control characters appear escaped
+    (ESC as \\x1b); --json has them as they are.
+    """
     from . import render, store
 
+    if name is not None:
+        _job_name(name, "a job name")
     if status is not None and status not in store.STATUSES:
         raise typer.BadParameter(f"use one of {', '.join(store.STATUSES)}", param_hint="--status")
     since_ts = _since(since) if since else None
@@ -319,31 +360,62 @@ def history(
         print("no runs" + (f" of {name}" if name else ""), file=sys.stderr)
 
 
-@app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup\n\n  jobctl logs 1842")
+def _run_id(target: str) -> int | None:
+    """RUN_ID|NAME: the run id it names, None for a job name; a usage error when it is neither."""
+    if target.isascii() and target.isdigit():
+        run_id = int(target)
+        if not 1 <= run_id <= RUN_ID_MAX:
+            raise typer.BadParameter(f"run id {target} is out of range; run ids are 1..{RUN_ID_MAX:,} "
+                                     "(SQLite's 64-bit integer)")
+        return run_id
+    # "²" and "١" are digits to str.isdigit() and int(), not run ids
+    _job_name(target, f"a run id (1..{RUN_ID_MAX:,}) or a job name")
+    return None
+
+
+@app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup\n\n  jobctl logs 1842\n\n"
+             "  jobctl logs 1842 --raw   # on a terminal too: the job's colours, as it printed them")
 def logs(
     target: Annotated[str, typer.Argument(metavar="RUN_ID|NAME", help="A run id, or a job name for its latest run.")],
+    raw: Annotated[bool, typer.Option(
+        "--raw", help="Write the output byte for byte even on a terminal, escape sequences included "
+                      "(piped output is always raw).")] = False,
 ) -> None:
-    """Print the captured output of a run, raw, with a marker where output was dropped."""
+    """Print the captured output of a run, with a marker where output was dropped.
+
+    On a terminal, control characters and escape sequences in the output (and
+    in notification errors) are shown escaped, ESC as \\x1b, so a job cannot
+    drive your terminal; piped, or with --raw, the output is written byte for
+    byte.
+    """
+    from . import render
+
+    run_id = _run_id(target)
     log = _open_log(_state())
     row = None
     if log is not None:
-        row = log.get(int(target)) if target.isdigit() else log.latest(target)
+        row = log.get(run_id) if run_id is not None else log.latest(target)
     if row is None:
-        _fail(JobctlError(f"no run {target}" if target.isdigit() else f"no runs of {target!r}"))
+        _fail(JobctlError(f"no run {run_id}" if run_id is not None else f"no runs of {target!r}"))
     out = log.output(row["id"]) if log else None
     head, tail, dropped = out or (b"", b"", 0)
     stdout = sys.stdout.buffer
-    stdout.write(head)
+    show = (lambda data: data) if raw or not sys.stdout.isatty() else render.printable_output
+    if not dropped:
+        head, tail = head + tail, b""  # one text: a character may be split between the two
+    stdout.write(show(head))
     if dropped:
         if head and not head.endswith(b"\n"):
             stdout.write(b"\n")
         stdout.write(f"[... {dropped} bytes of output dropped (output_limit) ...]\n".encode())
-    stdout.write(tail)
+    stdout.write(show(tail))
     stdout.flush()
     if row["notify"]:
-        # on stderr, so that stdout stays the job's output byte for byte
+        # on stderr, so that stdout stays the job's output byte for byte; a
+        # server's error text is escaped like the output when it reaches a terminal
+        escape = not raw and sys.stderr.isatty()
         for note in row["notify"].split("; "):
-            print(f"notify: {note}", file=sys.stderr)
+            print(f"notify: {render.printable(note) if escape else note}", file=sys.stderr)
 
 
 def _target(system: bool):
@@ -587,7 +659,7 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
     from . import doctor as doc
     from . import loader, paths
 
-    state = paths.state_dir()
+    state = _state_path()
     directory = paths.jobs_dir(jobs_dir)
     checks = [doc.cron_daemon(), doc.crontab_command(), doc.state_permissions(state), doc.run_log(state)]
     try:
@@ -629,7 +701,12 @@ _register_export()
 
 
 def _crash_report(exc: BaseException) -> str:
-    """Write the full traceback somewhere an operator can find it."""
+    """Write the full traceback somewhere an operator can find it.
+
+    Never raises: this runs when something already went wrong, perhaps a full
+    disk or an unusable state directory, and a second traceback would bury
+    the one line the operator needs.
+    """
     import tempfile
     import time
     import traceback
@@ -640,15 +717,28 @@ def _crash_report(exc: BaseException) -> str:
         traceback.format_exception(type(exc), exc, exc.__traceback__)
     )
     name = time.strftime("jobctl-crash-%Y%m%dT%H%M%S") + f"-{os.getpid()}.txt"
-    for directory in (paths.state_dir(), tempfile.gettempdir()):
+    directories = []
+    try:
+        directories.append(paths.ensure_state_dir(paths.state_dir()))
+    except (OSError, paths.UnsafePath):
+        pass
+    directories.append(tempfile.gettempdir())
+    for directory in directories:
+        path = os.path.join(directory, name)
         try:
-            paths.ensure_state_dir(directory) if directory == paths.state_dir() else None
-            fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError:
             continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        return os.path.join(directory, name)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+        except OSError:  # a full disk: no half report left behind, try the next place
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            continue
+        return path
     return "(could not be written)"
 
 

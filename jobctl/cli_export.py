@@ -92,11 +92,11 @@ def kubernetes(
     delays, ...) is named in a warning.  Exit 0 when exported, 1 when a job
     file is invalid (every problem is printed), 2 on a usage error.
     """
-    from . import cli, paths, pause
+    from . import cli, pause
     from .export import kubernetes as k8s
 
     _, jobs = cli._load(jobs_dir)
-    state = paths.state_dir()
+    state = cli._state_path()
     paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
     result = k8s.export(jobs, image=image, namespace=namespace, paused=paused)
     _emit(result, out, k8s.stream(result), f"kubectl apply -f {out}")

@@ -16,25 +16,34 @@ entry lines, where it is strong: validation and ``%`` escaping.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 from . import applied, paths, runner
 from .errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
-from .files import replace_atomically
+from .files import Batch, remove_stale_temps, replace_atomically
 from .spec import JobSpec
 
 BEGIN = "# BEGIN jobctl"
 END = "# END jobctl"
-#: on the BEGIN line when the crontab had no final newline and apply added one
+#: on the BEGIN line when the crontab had no final newline and apply added one:
+#: ``eol-added=HASH``, HASH being _eol_hash of the text above the block as apply left it
 EOL_ADDED = "eol-added"
+BEGIN_TAIL = "-- managed by jobctl apply; edit the job files, not this block"
+# The markers are whole lines of exactly the form join() writes, and nothing
+# else: a foreign comment that starts the same way and quotes the block id
+# ("# END jobctl 3f2a9c1e, old copy") is text like any other.  A bare
+# "eol-added" (no hash) is what jobctl wrote before the hash existed.
+_BEGIN_LINE = re.compile(rf"{BEGIN} (?P<id>[0-9a-f]{{8}})(?: {EOL_ADDED}(?:=(?P<eol>[0-9a-f]{{12}}))?)?"
+                         rf" state=[^\n]* {re.escape(BEGIN_TAIL)}\Z")
+_END_LINE = re.compile(rf"{END} (?P<id>[0-9a-f]{{8}})\Z")
 # Job names cannot start with "_": internal entries (the catch-up pass) use that.
 _MARKER = re.compile(r"# jobctl:(?P<name>[a-z0-9_][a-z0-9_.-]*) (?P<hash>[0-9a-f]{12})\s*$")
 CATCH_UP_ENTRIES = {"_catch-up-boot": "@reboot", "_catch-up": "* * * * *"}
@@ -95,13 +104,9 @@ class UserCrontab(Target):
         raise EnvironmentProblem(f"crontab -l failed: {err or f'exit status {proc.returncode}'}")
 
     def write(self, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(prefix="jobctl-crontab-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(text.encode("utf-8", "surrogateescape"))
-            proc = subprocess.run([self._need(), tmp], capture_output=True)
-        finally:
-            os.unlink(tmp)
+        # On stdin ("crontab -"): a temporary file would outlive a killed apply.
+        proc = subprocess.run([self._need(), "-"], input=text.encode("utf-8", "surrogateescape"),
+                              capture_output=True)
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip()
             raise EnvironmentProblem(f"crontab refused the new table, nothing changed: {err}")
@@ -132,7 +137,7 @@ class FileCrontab(Target):
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}") from None
+                raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}; nothing was changed") from None
             return
         try:
             mode = os.stat(self.path).st_mode & 0o7777
@@ -141,7 +146,7 @@ class FileCrontab(Target):
         try:
             replace_atomically(self.path, text.encode("utf-8", "surrogateescape"), 0o644 if self.system else mode)
         except OSError as exc:
-            raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror}") from None
+            raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror}; nothing was changed") from None
         if self.system:
             self.verify()
 
@@ -194,28 +199,58 @@ class Split:
     eol_added: bool = False
 
 
-def _is_marker(line: str, word: str, instance: str) -> bool:
-    parts = line.split()
-    return line.startswith(word) and len(parts) >= 4 and parts[3] == instance
+def _lines(text: str) -> list[str]:
+    """The lines of a crontab as cron(8) sees them: split at "\\n" only, each with its newline.
+
+    str.splitlines also splits at \\r, \\f, \\x1c, U+2028 ...; a marker hidden
+    after one of those inside a foreign line must not count as a line.
+    """
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _eol_hash(before: str) -> str:
+    """Identifies the text above the block as apply left it (with the newline apply added)."""
+    return hashlib.sha256(before.encode("utf-8", "surrogateescape")).hexdigest()[:12]
 
 
 def split(text: str, instance: str, label: str) -> Split:
-    lines = text.splitlines(keepends=True)
-    begins = [i for i, line in enumerate(lines) if _is_marker(line, BEGIN, instance)]
-    ends = [i for i, line in enumerate(lines) if _is_marker(line, END, instance)]
+    """The text around our block, byte for byte; the newline apply added is taken away again only if it is sure.
+
+    When the crontab had no final newline, apply ended its last line before
+    the block and recorded that on the BEGIN line with a hash of the text
+    above the block.  The newline is apply's only while that text is exactly
+    as apply left it: after any edit above the block (a line added just above
+    it, say) the newline may end someone else's line, and it stays.  Keeping
+    it is always safe (cron wants a final newline); taking away the wrong one
+    would join two lines or leave the last one unterminated, which cron drops.
+    """
+    lines = _lines(text)
+    begins, ends = [], []
+    for i, line in enumerate(lines):
+        bare = line[:-1] if line.endswith("\n") else line
+        m = _BEGIN_LINE.match(bare)
+        if m and m["id"] == instance:
+            begins.append((i, m))
+        m = _END_LINE.match(bare)
+        if m and m["id"] == instance:
+            ends.append(i)
     if not begins and not ends:
         return Split(before=text, after="")
-    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0]:
+    if len(begins) != 1 or len(ends) != 1 or ends[0] < begins[0][0]:
         raise JobctlError(
             f"{label}: jobctl's block {instance} is damaged ({len(begins)} BEGIN and {len(ends)} END lines); "
             "fix it by hand (keep one BEGIN ... END pair or delete both), then run jobctl apply",
             ExitCode.ENVIRONMENT,
         )
-    b, e = begins[0], ends[0]
+    (b, begin), e = begins[0], ends[0]
     result = Split(before="".join(lines[:b]), after="".join(lines[e + 1:]), found=True)
-    result.eol_added = EOL_ADDED in lines[b].split()
-    if result.eol_added and result.before.endswith("\n"):
+    if begin["eol"] and result.before.endswith("\n") and _eol_hash(result.before) == begin["eol"]:
         result.before = result.before[:-1]
+        result.eol_added = True
     for line in lines[b + 1:e]:
         m = _MARKER.search(line)
         if m:
@@ -224,18 +259,23 @@ def split(text: str, instance: str, label: str) -> Split:
 
 
 def join(parts: Split, instance: str, state: str, lines: list[str]) -> str:
-    """Put the block back where it was (or at the end); no lines → no block at all."""
+    """Put the block back where it was (or at the end); no lines → no block at all.
+
+    Every byte of ``parts.before`` and ``parts.after`` is kept; the one thing
+    added is a newline ending a last line that had none, recorded on the
+    BEGIN line (see split).  Without a block, that newline goes again -- unless
+    text follows the block, whose first line it then separates.
+    """
     if not lines:
-        if parts.found and not parts.before.endswith("\n") and parts.before and parts.after:
+        if parts.eol_added and parts.after:
             return parts.before + "\n" + parts.after
         return parts.before + parts.after
     before = parts.before
-    eol_added = parts.eol_added if parts.found else False
+    flag = ""
     if before and not before.endswith("\n"):
         before += "\n"
-        eol_added = True
-    flag = f" {EOL_ADDED}" if eol_added else ""
-    block = (f"{BEGIN} {instance}{flag} state={state} -- managed by jobctl apply; edit the job files, not this block\n"
+        flag = f" {EOL_ADDED}={_eol_hash(before)}"
+    block = (f"{BEGIN} {instance}{flag} state={state} {BEGIN_TAIL}\n"
              + "".join(line + "\n" for line in lines)
              + f"{END} {instance}\n")
     return before + block + parts.after
@@ -372,6 +412,7 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:
 
 
 def _backup(state: str, text: str) -> str:
+    """Keep the crontab as it was; a failed write leaves no partial backup behind."""
     directory = paths.backups_dir(state)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     now = time.time()
@@ -383,12 +424,38 @@ def _backup(state: str, text: str) -> str:
             break
         except FileExistsError:
             continue
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(text.encode("utf-8", "surrogateescape"))
+    else:
+        raise FileExistsError(errno.EEXIST, "1000 backups in the same microsecond", os.path.join(directory, stamp))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(text.encode("utf-8", "surrogateescape"))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        _unlink(path)
+        raise
+    return path
+
+
+def _rotate_backups(state: str) -> None:
+    """After a successful write only: a failed apply must not cost the oldest good backup."""
+    directory = paths.backups_dir(state)
     old = sorted(f for f in os.listdir(directory) if f.startswith("crontab-"))
     for name in old[:-BACKUPS_KEPT]:
-        os.unlink(os.path.join(directory, name))
-    return path
+        _unlink(os.path.join(directory, name))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _environment(exc: OSError, doing: str) -> EnvironmentProblem:
+    """One line for an OSError of apply or uninstall (a full disk, permissions)."""
+    where = f" ({exc.filename})" if exc.filename and exc.filename not in doing else ""
+    return EnvironmentProblem(f"{doing}: {exc.strerror or exc}{where}; nothing was changed")
 
 
 @dataclass
@@ -405,46 +472,97 @@ def _apply_lock(state: str):
     return FileLock(os.path.join(state, "apply.lock"), mode=0o600)
 
 
+def _sweep(state: str, tgt: Target) -> None:
+    """Temporary files a killed apply (or export) left: in STATE/applied/ and next to a crontab file."""
+    applied.sweep(state)
+    if isinstance(tgt, FileCrontab):
+        remove_stale_temps(os.path.dirname(os.path.abspath(tgt.path)), os.path.basename(tgt.path))
+
+
 def apply(jobs: list[JobSpec], state: str, tgt: Target) -> Outcome:
-    with _apply_lock(state):
-        plan = make_plan(jobs, state, tgt)
-        backup = None
-        wrote = False
-        # Someone may have edited the crontab since we read it: never lose that.
-        if plan.new_text != plan.old_text and tgt.read() != plan.old_text:
-            raise CrontabConflict(f"{tgt.label} changed while jobctl was applying; nothing was written. "
-                                  "Run jobctl apply again")
-        # Definitions first: cron must never find a line whose definition is missing.
-        for name, defn in plan.definitions.items():
-            if applied.read(state, name) != defn:
-                applied.write(state, defn)
-        if plan.new_text != plan.old_text:
-            backup = _backup(state, plan.old_text)
-            tgt.write(plan.new_text)
-            wrote = True
-        for name in plan.stale:
-            applied.remove(state, name)
-        return Outcome(plan, wrote, backup)
+    """Install the jobs: all of it or, on any error, nothing (one EnvironmentProblem for an OSError).
+
+    Every changed definition and the backup are written to disk first (a full
+    disk shows up here, before anything changed); then the definitions are
+    renamed into place, then the crontab is written; if that fails, the old
+    definitions are renamed back.
+    """
+    doing = f"cannot apply to {tgt.label}"
+    try:
+        with _apply_lock(state):
+            _sweep(state, tgt)
+            plan = make_plan(jobs, state, tgt)
+            changed = plan.new_text != plan.old_text
+            # Someone may have edited the crontab since we read it: never lose that.
+            if changed and tgt.read() != plan.old_text:
+                raise CrontabConflict(f"{tgt.label} changed while jobctl was applying; nothing was written. "
+                                      "Run jobctl apply again")
+            batch = Batch()
+            backup = None
+            try:
+                for name, defn in plan.definitions.items():
+                    if applied.read(state, name) != defn:
+                        doing = f"cannot write the applied definition {paths.applied_file(state, name)}"
+                        applied.stage(batch, state, defn)
+                if changed:
+                    doing = f"cannot back up {tgt.label} into {paths.backups_dir(state)}"
+                    backup = _backup(state, plan.old_text)
+            except BaseException:
+                batch.discard()
+                raise
+            try:
+                # Definitions first: cron must never find a line whose definition is missing.
+                doing = f"cannot install the applied definitions in {paths.applied_dir(state)}"
+                batch.commit()
+                if changed:
+                    doing = f"cannot write {tgt.label}"
+                    tgt.write(plan.new_text)
+            except BaseException:
+                batch.rollback()
+                if backup:
+                    _unlink(backup)
+                raise
+            batch.finish()
+            if backup:
+                _rotate_backups(state)
+            for name in plan.stale:
+                applied.remove(state, name)
+            return Outcome(plan, changed, backup)
+    except OSError as exc:
+        raise _environment(exc, doing) from None
 
 
 def uninstall(state: str, tgt: Target) -> Outcome:
-    with _apply_lock(state):
-        instance = instance_id(state)
-        old_text = tgt.read()
-        parts = split(old_text, instance, tgt.label)
-        new_text = join(parts, instance, state, [])
-        changes = [Change(n, "remove") for n in sorted(parts.entries) if not n.startswith("_")]
-        plan = Plan(tgt, instance, old_text, new_text, changes, {}, applied.names(state))
-        backup = None
-        if new_text != old_text:
-            if tgt.read() != old_text:
-                raise CrontabConflict(f"{tgt.label} changed while jobctl was uninstalling; nothing was written. "
-                                      "Run jobctl uninstall again")
-            backup = _backup(state, old_text)
-            tgt.write(new_text)
-        for name in plan.stale:
-            applied.remove(state, name)
-        return Outcome(plan, new_text != old_text, backup)
+    doing = f"cannot uninstall from {tgt.label}"
+    try:
+        with _apply_lock(state):
+            _sweep(state, tgt)
+            instance = instance_id(state)
+            old_text = tgt.read()
+            parts = split(old_text, instance, tgt.label)
+            new_text = join(parts, instance, state, [])
+            changes = [Change(n, "remove") for n in sorted(parts.entries) if not n.startswith("_")]
+            plan = Plan(tgt, instance, old_text, new_text, changes, {}, applied.names(state))
+            backup = None
+            if new_text != old_text:
+                if tgt.read() != old_text:
+                    raise CrontabConflict(f"{tgt.label} changed while jobctl was uninstalling; nothing was written. "
+                                          "Run jobctl uninstall again")
+                doing = f"cannot back up {tgt.label} into {paths.backups_dir(state)}"
+                backup = _backup(state, old_text)
+                try:
+                    doing = f"cannot write {tgt.label}"
+                    tgt.write(new_text)
+                except BaseException:
+                    _unlink(backup)
+                    raise
+                _rotate_backups(state)
+            # the block is gone: nothing runs these any more
+            for name in plan.stale:
+                applied.remove(state, name)
+            return Outcome(plan, new_text != old_text, backup)
+    except OSError as exc:
+        raise _environment(exc, doing) from None
 
 
 def installed(state: str, tgt: Target) -> dict[str, Entry]:

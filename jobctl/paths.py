@@ -40,15 +40,47 @@ def jobs_dir(explicit: str | None = None) -> str:
     return os.path.join(home(), ".config", "jobctl", "jobs.d")
 
 
+class UnsafePath(ValueError):
+    """A state directory jobctl refuses: its path would be written into crontab lines."""
+
+
+def _control_character(path: str) -> str | None:
+    for i, c in enumerate(path):
+        if ord(c) < 32 or 127 <= ord(c) < 160:
+            return f"U+{ord(c):04X} at character {i + 1}"
+    return None
+
+
+def check_state_dir(path: str, source: str) -> str:
+    """``path`` if it is safe to write into a crontab line, else UnsafePath naming ``source``.
+
+    The state directory is an argument of every crontab line jobctl writes
+    (``--state-dir DIR``): a newline in it would end the entry and start one
+    of the path's choosing, and other control characters garble the line.
+    """
+    where = _control_character(path)
+    if where is not None:
+        raise UnsafePath(f"{source} {path!r} contains a control character ({where}); "
+                         "a state directory is written into crontab lines, so jobctl refuses it: "
+                         "use a path without control characters")
+    return path
+
+
 def state_dir() -> str:
-    """$JOBCTL_STATE_DIR, else /var/lib/jobctl (root) or the XDG state home."""
+    """$JOBCTL_STATE_DIR, else /var/lib/jobctl (root) or the XDG state home.
+
+    Raises UnsafePath when the result holds a control character (see check_state_dir).
+    """
     env = os.environ.get("JOBCTL_STATE_DIR")
     if env:
-        return os.path.abspath(env)
+        return check_state_dir(os.path.abspath(env), "JOBCTL_STATE_DIR")
     if _is_root():
         return SYSTEM_STATE_DIR
-    xdg = os.environ.get("XDG_STATE_HOME") or os.path.join(home(), ".local", "state")
-    return os.path.join(xdg, "jobctl")
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg:
+        return check_state_dir(os.path.join(xdg, "jobctl"), "the state directory under XDG_STATE_HOME")
+    return check_state_dir(os.path.join(home(), ".local", "state", "jobctl"),
+                           "the state directory under your home directory")
 
 
 def crontab_file() -> str | None:

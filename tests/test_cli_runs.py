@@ -180,3 +180,133 @@ def test_installed_entry_point_in_a_real_subprocess(write_job):
     assert (result.returncode, result.stdout) == (0, "hi\n")
     result = subprocess.run([exe, "history", "--json"], capture_output=True, text=True, timeout=60)
     assert json.loads(result.stdout)[0]["job"] == "hello"
+
+
+# --- issue 10: job-controlled text is text, never markup or terminal control ----------
+
+ESC_JOB = """\
+schedule: "@hourly"
+command: ["/nonexistent/[/]\\e[2J\\e]0;pwned\\a[bold]prog"]
+"""
+NOTIFY_JOB = """\
+schedule: "@hourly"
+command: "exit 1"
+notify: {when: [failure], command: "printf '\\\\033[31mred [/]\\\\n' >&2; exit 1"}
+"""
+PRINTER_JOB = """\
+schedule: "@hourly"
+command: "printf 'plain\\\\n\\\\033[31mred\\\\033[0m [/] [bold]x\\\\r\\\\n\\\\tdone\\\\rover\\\\n'"
+"""
+
+
+def on_terminal(*args: str) -> tuple[int, bytes]:
+    """Run the real jobctl with stdout and stderr on a pseudo-terminal; (exit code, what the terminal got)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, COLUMNS="250", TERM="xterm")
+    proc = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env=env)
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(master)
+    return proc.wait(60), got.replace(b"\r\n", b"\n")  # the terminal's onlcr
+
+
+def test_history_reads_markup_in_a_reason_as_text(write_job):
+    write_job("esc.yaml", ESC_JOB)
+    assert cli.invoke(app, ["run", "esc", "-q"]).exit_code == 127
+    reason = json.loads(cli.invoke(app, ["history", "--json"]).stdout)[0]["reason"]
+    assert "[/]\x1b[2J" in reason  # the run log keeps it as it was; --json shows it so
+    for _ in range(2):  # every later call too
+        result = cli.invoke(app, ["history"])
+        assert result.exit_code == 0, result.output
+        assert "[/]\\x1b[2J\\x1b]0;pwned\\x07[bold]prog" in result.stdout
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    code, seen = on_terminal("history")
+    assert code == 0 and b"cannot start /nonexistent/[/]\\x1b[2J\\x1b]0;pwned\\x07[bold]prog" in seen
+    assert b"\x1b[2J" not in seen and b"\x1b]0" not in seen and b"\x07" not in seen
+
+
+def test_logs_on_a_terminal_shows_escape_sequences_escaped_and_raw_otherwise(write_job):
+    write_job("printer.yaml", PRINTER_JOB)
+    assert cli.invoke(app, ["run", "printer", "-q"]).exit_code == 0
+    raw = b"plain\n\x1b[31mred\x1b[0m [/] [bold]x\r\n\tdone\rover\n"
+    piped = subprocess.run([sys.executable, "-m", "jobctl", "logs", "printer"], capture_output=True, timeout=60)
+    assert (piped.returncode, piped.stdout) == (0, raw)  # not a terminal: byte for byte
+    code, seen = on_terminal("logs", "printer")
+    assert code == 0
+    # ESC and a lone carriage return are shown; newline, tab and CRLF stay what they are
+    assert seen == b"plain\n\\x1b[31mred\\x1b[0m [/] [bold]x\r\n\tdone\\rover\n"
+    code, seen = on_terminal("logs", "printer", "--raw")
+    assert code == 0 and seen == raw  # (the terminal turned the \r\r\n of the CRLF back into \r\n)
+
+
+def test_logs_escapes_a_notification_error_on_a_terminal(write_job):
+    write_job("notifier.yaml", NOTIFY_JOB)
+    cli.invoke(app, ["run", "notifier", "-q"])
+    code, seen = on_terminal("logs", "notifier")
+    assert code == 0
+    assert seen == b"notify: command failed (exit 1): \\x1b[31mred [/]\n"
+    piped = subprocess.run([sys.executable, "-m", "jobctl", "logs", "notifier"], capture_output=True, timeout=60)
+    assert piped.stderr == b"notify: command failed (exit 1): \x1b[31mred [/]\n"
+
+
+def test_logs_help_documents_raw():
+    result = cli.invoke(app, ["logs", "--help"])
+    assert result.exit_code == 0 and "--raw" in result.stdout and "byte for byte" in result.stdout
+
+
+def test_markup_in_paths_is_text_in_plan_and_apply(write_job, tmp_path, monkeypatch):
+    (tmp_path / "cron[").mkdir()
+    odd = tmp_path / "cron[" / "]tab[bold]"  # a path reading "cron[/]tab[bold]"
+    monkeypatch.setenv("JOBCTL_CRONTAB", str(odd))
+    odd.write_text("# foreign \x1b[2J line [/]\n")
+    write_job("ok.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
+    planned = cli.invoke(app, ["plan"])
+    assert planned.exit_code == 0, planned.output
+    assert f"{odd} (now)" in planned.stdout
+    code, seen = on_terminal("plan")
+    assert code == 0 and b" # foreign \\x1b[2J line [/]" in seen and b"\x1b[2J" not in seen
+    applied_ = cli.invoke(app, ["apply"])
+    assert applied_.exit_code == 0, applied_.output
+    assert f"applied to {odd}:" in applied_.stdout
+    assert cli.invoke(app, ["apply"]).stdout.startswith(f"{odd} already in sync")
+    assert cli.invoke(app, ["status"]).exit_code == 0
+
+
+# --- issue 10: run ids and limits out of range are usage errors ----------------------------
+
+def _usage_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and all(f in errors[0] for f in fragments), result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_run_ids_and_limits_out_of_range_are_usage_errors(write_job):
+    write_job("ok.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
+    cli.invoke(app, ["run", "ok", "-q"])
+    _usage_error(cli.invoke(app, ["logs", "99999999999999999999"]),
+                 "run id 99999999999999999999 is out of range", "1..9,223,372,036,854,775,807", "64-bit")
+    _usage_error(cli.invoke(app, ["logs", "9223372036854775808"]), "out of range")
+    assert cli.invoke(app, ["logs", "9223372036854775807"]).stderr == "jobctl: no run 9223372036854775807\n"
+    _usage_error(cli.invoke(app, ["logs", "0"]), "out of range")
+    _usage_error(cli.invoke(app, ["logs", "²"]), "'²' is not a run id", "or a job name")
+    _usage_error(cli.invoke(app, ["logs", "١"]), "'١' is not a run id")  # int() reads it as 1
+    _usage_error(cli.invoke(app, ["logs", "\udcff"]), "is not a run id")  # a byte that is not UTF-8
+    _usage_error(cli.invoke(app, ["history", "\udcff"]), "is not a job name")
+    for limit in ("99999999999999999999", "0", "1000001"):
+        _usage_error(cli.invoke(app, ["history", "--limit", limit]), f"{limit} is out of range; use 1..1,000,000")
+    assert len(json.loads(cli.invoke(app, ["history", "--limit", "1000000", "--json"]).stdout)) == 1
+    _usage_error(cli.invoke(app, ["history", "--since", "9" * 400 + "d"]), "Invalid value")  # no float holds it
+    assert cli.invoke(app, ["logs", "1"]).exit_code == 0
+    assert not [f for f in os.listdir(state()) if f.startswith("jobctl-crash-")]

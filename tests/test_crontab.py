@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -324,3 +325,198 @@ def test_real_crontab_round_trip(jobs, real_crontab):
     assert status.exit_code == 0
     assert invoke("uninstall").exit_code == 0
     assert subprocess.run(["crontab", "-l"], capture_output=True, check=True).stdout == original
+
+
+# --- issue 10: every byte outside the block, whatever was edited around it ---------------------
+
+def _insert_lines(text: str, inserts: list[tuple[int, str]]) -> tuple[str, list[int]]:
+    """``text`` with each line inserted at a line boundary; also the positions they went to."""
+    positions = []
+    for seed, line in inserts:
+        boundaries = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+        pos = boundaries[seed % len(boundaries)]
+        text = text[:pos] + line + "\n" + text[pos:]
+        positions = [p + len(line) + 1 if p >= pos else p for p in positions] + [pos]
+    return text, positions
+
+
+_edits = st.lists(st.tuples(st.integers(0, 1000), _line.filter(lambda s: "jobctl" not in s)), max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(original=_crontab_text, above=_edits, below=_edits, unterminated_tail=st.sampled_from(["", "0 1 * * * x"]),
+       reapply=st.booleans())
+def test_uninstall_never_changes_a_byte_outside_the_block(jobs, original, above, below, unterminated_tail, reapply):
+    """The rule: uninstall returns the text around the block byte for byte, with one exception.
+
+    When the crontab had no final newline, apply ended its last line with one
+    before the block.  Uninstall takes that newline away again only while it
+    is still the last byte before the block, nothing was added after it, and
+    no text follows the block -- and it keeps it whenever it cannot be sure
+    (any edit above the block), since a final newline is what cron wants.
+    """
+    path = crontab_path()
+    path.write_bytes(original.encode())
+    assert invoke("apply").exit_code == 0
+    text = path.read_text()
+    begin = text.index("# BEGIN jobctl")
+    end = text.index("\n", text.index("# END jobctl")) + 1
+    outside_above, block, outside_below = text[:begin], text[begin:end], text[end:]
+    ours = len(original) if original and not original.endswith("\n") else None  # where apply's newline is
+    assert outside_above == original + ("\n" if ours is not None else "") and outside_below == ""
+    outside_above, positions = _insert_lines(outside_above, above)
+    if ours is not None:
+        ours += sum(len(line) + 1 for pos, (_, line) in zip(positions, above, strict=True) if pos <= ours)
+    outside_below, _ = _insert_lines(outside_below, below)
+    outside_below += unterminated_tail
+    path.write_text(outside_above + block + outside_below)
+    if reapply:  # a changed block in between: apply must carry the same text around it
+        jobs("gamma.yaml", JOB.format(name="gamma"))
+        assert invoke("apply").exit_code == 0
+        jobs_dir = Path(os.environ["JOBCTL_JOBS_DIR"])
+        os.unlink(jobs_dir / "gamma.yaml")
+    assert invoke("uninstall").exit_code == 0
+    result = path.read_bytes().decode()
+    allowed = {outside_above + outside_below}
+    if ours is not None and ours == len(outside_above) - 1 and not outside_below:
+        allowed.add(outside_above[:-1])  # apply's own newline, still last before the block: it may go
+    assert result in allowed
+    if not above and not below and not unterminated_tail:
+        assert result == original
+
+
+def test_a_line_added_just_above_the_block_keeps_its_newline(jobs):
+    path = crontab_path()
+    path.write_bytes(b"MAILTO=root")  # no final newline: apply adds one
+    assert invoke("apply").exit_code == 0
+    text = path.read_text()
+    assert text.startswith("MAILTO=root\n# BEGIN jobctl ") and " eol-added=" in text.splitlines()[1]
+    path.write_text(text.replace("# BEGIN", "0 5 * * * /usr/local/bin/added-later\n# BEGIN", 1))
+    assert invoke("uninstall").exit_code == 0
+    # the added line keeps its newline: without it cron would drop it
+    assert path.read_bytes() == b"MAILTO=root\n0 5 * * * /usr/local/bin/added-later\n"
+
+
+def test_an_unchanged_crontab_without_final_newline_comes_back_exactly(jobs):
+    path = crontab_path()
+    path.write_bytes(b"# one\nMAILTO=root")
+    assert invoke("apply").exit_code == 0
+    jobs("gamma.yaml", JOB.format(name="gamma"))
+    assert invoke("apply").exit_code == 0  # a second apply keeps recognising its newline
+    assert invoke("plan", "--check").exit_code == 0
+    assert invoke("uninstall").exit_code == 0
+    assert path.read_bytes() == b"# one\nMAILTO=root"
+
+
+def _lookalikes(instance: str) -> str:
+    """Foreign lines that start like jobctl's markers and quote its block id, but are not markers."""
+    return (f"# END jobctl {instance} -- copied from the old server\n"
+            f"# BEGIN jobctl {instance}\n"
+            f"# BEGIN jobctl {instance} state=/elsewhere -- managed by jobctl apply; edit the job files, "
+            "not this block (a copy)\n"
+            f"# END jobctl {instance} \n"
+            f"#  END jobctl {instance}\n"
+            f"0 3 * * * /usr/bin/true \r# END jobctl {instance}\n"  # one line to cron; two to str.splitlines
+            f"# END jobctl {instance}x\n")
+
+
+def test_only_exact_marker_lines_are_markers(jobs):
+    path = crontab_path()
+    instance = crontab.instance_id(state_dir())
+    original = "MAILTO=root\n" + _lookalikes(instance)
+    path.write_bytes(original.encode())
+    result = invoke("apply")
+    assert result.exit_code == 0, result.output
+    text = path.read_bytes().decode()
+    assert text.startswith(original) and len(block_lines(text[len(original):])) == 2
+    assert invoke("plan", "--check").exit_code == 0
+    below = "# after\n" + _lookalikes(instance)
+    path.write_bytes((text + below).encode())
+    assert invoke("apply").exit_code == 0 and path.read_bytes() == (text + below).encode()
+    assert invoke("uninstall").exit_code == 0
+    assert path.read_bytes() == (original + below).encode()
+
+
+# --- issue 10: the real crontab(1), for a test user -----------------------------------------------
+
+@pytest.fixture
+def user_crontab(tmp_path, monkeypatch):
+    """A fresh Unix user whose real crontab (crontab(1) -u USER) jobctl manages; removed afterwards.
+
+    jobctl runs as root here, with a ``crontab`` first on PATH that adds
+    ``-u USER``: the real command, the real spool, and root's own crontab
+    untouched.
+    """
+    real = shutil.which("crontab")
+    if os.geteuid() != 0 or not real or not shutil.which("useradd"):
+        pytest.skip("needs root, crontab(1) and useradd")
+    user = f"jobctl-t{os.getpid()}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                   check=True, capture_output=True)
+    try:
+        bindir = tmp_path / "bin"
+        bindir.mkdir()
+        (bindir / "crontab").write_text(f'#!/bin/sh\nexec {real} -u {user} "$@"\n')
+        (bindir / "crontab").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.delenv("JOBCTL_CRONTAB")
+
+        def listed() -> bytes:
+            proc = subprocess.run([real, "-u", user, "-l"], capture_output=True)
+            return proc.stdout if proc.returncode == 0 else b""
+
+        def install(text: bytes) -> None:
+            subprocess.run([real, "-u", user, "-"], input=text, check=True, capture_output=True)
+
+        yield listed, install
+    finally:
+        subprocess.run([real, "-u", user, "-r"], capture_output=True)
+        subprocess.run(["userdel", user], capture_output=True)
+
+
+def test_real_crontab_keeps_lookalike_markers_and_every_byte(jobs, user_crontab):
+    listed, install = user_crontab
+    original = ("MAILTO=\"\"\n" + _lookalikes(crontab.instance_id(state_dir())) + "0 * * * * echo 100\\% > /dev/null\n"
+                ).encode()
+    install(original)
+    original = listed()  # as crontab(1) keeps it (it spells a carriage return \\r)
+    result = invoke("apply")
+    assert result.exit_code == 0, result.output
+    text = listed().decode()
+    assert text.startswith(original.decode()) and len(block_lines(text[len(original):])) == 2
+    assert invoke("plan", "--check").exit_code == 0
+    install(text.encode() + b"# added below by hand\n")
+    assert invoke("uninstall").exit_code == 0
+    assert listed() == original + b"# added below by hand\n"
+
+
+# --- issue 10: a control character in the state directory never reaches a crontab ---------------
+
+STATE_COMMANDS = [["apply"], ["apply", "--dry-run"], ["plan"], ["uninstall"], ["status"], ["history"],
+                  ["logs", "alpha"], ["run", "alpha"], ["pause", "alpha"], ["metrics"], ["prune"], ["doctor"],
+                  ["export", "systemd"], ["export", "kubernetes"]]
+
+
+@pytest.mark.parametrize("command", STATE_COMMANDS, ids=" ".join)
+def test_a_state_directory_with_a_control_character_is_refused(jobs, tmp_path, monkeypatch, command):
+    bad = tmp_path / "state\n@reboot root touch pwned #"
+    monkeypatch.setenv("JOBCTL_STATE_DIR", str(bad))
+    crontab_path().write_text("# mine\n")
+    before = sorted(os.listdir(tmp_path))
+    result = invoke(*command)
+    # `run` exits 125 when jobctl fails before the job could run (EXIT STATUS), the others 3
+    assert result.exit_code == (125 if command[0] == "run" else 3), (result.output, result.exception)
+    assert result.stdout == ""
+    assert result.stderr == (f"jobctl: JOBCTL_STATE_DIR {str(bad)!r} contains a control character (U+000A at "
+                             f"character {len(str(tmp_path)) + 7}); a state directory is written into crontab "
+                             "lines, so jobctl refuses it: use a path without control characters\n")
+    assert sorted(os.listdir(tmp_path)) == before  # nothing created
+    assert crontab_path().read_text() == "# mine\n"
+
+
+def test_a_tab_or_escape_in_the_state_directory_is_refused_too(jobs, tmp_path, monkeypatch):
+    for char in ("\t", "\x1b", "\x7f", "\x85"):
+        monkeypatch.setenv("JOBCTL_STATE_DIR", str(tmp_path / f"state{char}x"))
+        result = invoke("apply")
+        assert result.exit_code == 3 and "contains a control character" in result.stderr
+    assert not crontab_path().exists()
