@@ -57,7 +57,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     import json
     import subprocess
 
-    from . import pause, store
+    from . import applied, pause, store
     from .runner import ErrorLog, interpreter_argv
 
     now = time.time() if now is None else now
@@ -85,6 +85,9 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
                 ErrorLog(state, name)(f"catch-up: cannot read the applied definition: {exc}")
                 continue
             if not isinstance(defn, dict) or not defn.get("catch_up") or pause.is_paused(state, name):
+                continue
+            if applied.CRON not in applied.recorded_for(defn):
+                # a systemd timer's job (export systemd --record): Persistent= catches it up, not cron
                 continue
             if log is None:
                 log = store.connect(os.path.join(state, "runs.db"))

@@ -17,7 +17,8 @@ METRICS = (
     ("last_success_timestamp_seconds", "Start of the job's latest successful run (Unix time)."),
     ("last_duration_seconds", "Duration of the job's latest finished run."),
     ("last_exit_code", "Exit code of the job's latest finished run."),
-    ("runs", "Runs in the run log by status (retention prunes old ones)."),
+    ("runs", "Runs in the run log by status, a run with its retries once, by its last attempt "
+             "(retention prunes old ones)."),
     ("running", "1 while a run of the job is in progress."),
     ("paused", "1 when the job is paused."),
     ("consecutive_failures", "Failed, timed-out, killed or lost runs since the last success."),
@@ -38,7 +39,8 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
     samples: dict[str, list[str]] = {m: [] for m, _ in METRICS}
     counts: dict[tuple[str, str], int] = {}
     if log is not None:
-        for job, status, n in log.db.execute("SELECT job, status, count(*) FROM runs GROUP BY job, status"):
+        for job, status, n in log.db.execute("SELECT job, status, count(*) FROM runs WHERE retried = 0 "
+                                             "GROUP BY job, status"):
             counts[(job, status)] = n
     for name in names:
         defn = applied.read(state, name) or {}

@@ -21,6 +21,9 @@ VACUUM_PAGES_AFTER_RUN = 256
 def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> list[int]:
     """Ids of the finished runs of ``job`` that retention removes, oldest first.
 
+    ``keep`` counts real runs (started jobs) and, separately, skipped ones:
+    a long pause or a stream of ``forbid`` skips never pushes a real run and
+    its output out.  Anything older than ``max_age`` goes either way.
     ``keep`` and ``max_age`` are clamped to what SQLite's 64-bit integers and
     a float can hold: a hand-edited definition or an old release's value must
     not make every run or ``jobctl prune`` fail (validate bounds them too).
@@ -28,10 +31,15 @@ def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: flo
     keep = min(max(keep, 1), 2**63 - 1)
     cutoff = now - min(max(max_age, 0), now)
     rows = db.execute(
-        "SELECT id FROM runs WHERE job = ? AND status != 'running' AND ("
-        " id < coalesce((SELECT id FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?), -1)"
-        " OR started_at < ?) ORDER BY id",
-        (job, job, keep - 1, cutoff),
+        "SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped') AND ("
+        " id < coalesce((SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+        "  ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR started_at < ?)"
+        " UNION ALL "
+        "SELECT id FROM runs WHERE job = ? AND status = 'skipped' AND ("
+        " id < coalesce((SELECT id FROM runs WHERE job = ? AND status = 'skipped'"
+        "  ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR started_at < ?)"
+        " ORDER BY id",
+        (job, job, keep - 1, cutoff, job, job, keep - 1, cutoff),
     ).fetchall()
     return [r[0] for r in rows]
 

@@ -43,6 +43,10 @@ EX_JOBCTL = 125
 EX_CANNOT_EXEC = 126
 EX_NOT_FOUND = 127
 
+#: under cron, how much of a failed run's output goes into the mail: its last lines, bounded in bytes
+MAIL_TAIL_LINES = 20
+MAIL_TAIL_BYTES = 4096
+
 CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 READ_CHUNK = 1 << 20
@@ -101,7 +105,7 @@ def _fmt_duration(seconds: float) -> str:
         if total >= size:
             out += f"{total // size}{unit}"
             total %= size
-    return out or f"{seconds:.1f}s"
+    return out or ("0s" if seconds <= 0 else f"{seconds:.1f}s")
 
 
 def _signame(num: int) -> str:
@@ -120,12 +124,13 @@ class ErrorLog:
         self.path = os.path.join(state, "jobctl-errors.log")
         self.job = job
 
-    def __call__(self, message: str) -> None:
+    def __call__(self, message: str, echo: bool = True) -> None:
         line = f"jobctl: job {self.job}: {message}"
-        try:
-            os.write(2, (line + "\n").encode("utf-8", "replace"))
-        except OSError:
-            pass
+        if echo:
+            try:
+                os.write(2, (line + "\n").encode("utf-8", "replace"))
+            except OSError:
+                pass
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
             try:
@@ -887,7 +892,7 @@ class Wrapper:
 
     def __init__(self, defn: dict[str, Any], state: str, trigger: str, stream: bool,
                  scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-                 sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0) -> None:
+                 sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None) -> None:
         self.defn = defn
         self.sink = sink
         self.jitter = _number(jitter, 0.0)
@@ -925,6 +930,12 @@ class Wrapper:
         self.max_age = _number(history.get("max_age"), 90 * 86400.0)
         notify_cfg = defn.get("notify")
         self.notify_cfg: dict[str, Any] = notify_cfg if isinstance(notify_cfg, dict) else {}
+        #: (run id, status, exit code, started, finished, attempt, reason, output) of the last attempt
+        self.final: tuple[int, str, int | None, float, float, int, str, bytes] | None = None
+        #: `jobctl run` on a terminal: a line between attempts and a summary at the end
+        self.progress = stream and _isatty(2)
+        #: under cron (scheduled, not streamed): cron_mail decides what reaches cron's mail
+        self.mail = mail if mail in ("failure", "always") else None
 
     def retry_delay(self, retry: int) -> float:
         """delay × backoff^(retry-1), at most max_delay, for the n-th retry: never overflows, never NaN."""
@@ -940,10 +951,50 @@ class Wrapper:
         umask = os.umask(0o077)
         signals = Signals()
         try:
-            return self._run(signals, umask)
+            code = self._run(signals, umask)
         finally:
             signals.restore()
             os.umask(umask)
+        if self.final is not None:
+            from .store import FAILED_STATUSES  # loaded already by the run log
+
+            if self.progress:
+                self._say(self._summary())
+            elif self.mail == "always" or (self.mail == "failure" and self.final[1] in FAILED_STATUSES):
+                self._mail()
+        return code
+
+    def _summary(self) -> str:
+        """One line: job, status, exit code, duration, run id (and attempt of how many)."""
+        run_id, status, code, started, finished, attempt, _, _ = self.final or (0, "?", None, 0, 0, 1, "", b"")
+        of = f", attempt {attempt} of {self.attempts}" if self.attempts > 1 else ""
+        return (f"{status}, exit code {code}, {_fmt_duration(finished - started)}, run {run_id or '?'}{of}"
+                f" ({self.final[6] if self.final else ''})")
+
+    def _say(self, line: str) -> None:
+        try:
+            os.write(2, f"jobctl: job {self.name}: {line}\n".encode("utf-8", "replace"))
+        except OSError:
+            pass
+
+    def _mail(self) -> None:
+        """cron's contract, as cronic made popular: output only when something is wrong, so cron mails it.
+
+        One summary line and the tail of the captured output on stdout; cron
+        mails it where MAILTO and an MTA are set (cron_mail: always also on
+        success, never not at all).
+        """
+        output = self.final[7] if self.final else b""
+        lines = output.splitlines()[-MAIL_TAIL_LINES:]
+        text = b"\n".join(lines)[-MAIL_TAIL_BYTES:]
+        body = f"jobctl: job {self.name}: {self._summary()}\n".encode("utf-8", "replace")
+        if text:
+            body += f"--- last {len(text.splitlines())} lines of output (jobctl logs {self.final[0]}) ---\n".encode()
+            body += text + b"\n"
+        try:
+            os.write(1, body)
+        except OSError:
+            pass
 
     def _lock(self, log: RunLog, signals: Signals) -> tuple[Lock | None, int | None]:
         """Take the job's lock per its concurrency policy; (lock, exit code if not to run)."""
@@ -960,8 +1011,9 @@ class Wrapper:
         holder = lock.holder()
         if policy == "forbid":
             reason = f"skipped: previous run {holder.run or '?'} still running"
+            # a skip has no exit code in the run log (the process still exits 75)
             run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                              os.getpid(), self.host, reason, EX_SKIPPED, default=0)
+                              os.getpid(), self.host, reason, None, default=0)
             self._started(run_id)
             if self.stream:
                 self.error(reason)
@@ -1036,7 +1088,7 @@ class Wrapper:
                 elif refused:
                     reason += f" and its process group was not signalled: {refused}"
                 run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                                  os.getpid(), self.host, reason, EX_SKIPPED, default=0)
+                                  os.getpid(), self.host, reason, None, default=0)
                 self._started(run_id)
                 self.error(reason)
                 return EX_SKIPPED
@@ -1097,8 +1149,12 @@ class Wrapper:
             self._start_ping = self._notifier("ping start", start=True)
         for attempt in range(1, self.attempts + 1):
             if attempt > 1:
+                delay = self.retry_delay(attempt - 1)
+                if self.progress:
+                    self._say(f"attempt {attempt}/{self.attempts} after {_fmt_duration(delay)} "
+                              f"(attempt {attempt - 1}: {self.final[6] if self.final else '?'})")
                 try:
-                    signals.sleep(self.retry_delay(attempt - 1))
+                    signals.sleep(delay)
                 except _Interrupted as exc:
                     return 128 + exc.signum, previous_failures, None
             status, code = self._attempt(log, signals, lock, attempt, umask)
@@ -1163,14 +1219,15 @@ class Wrapper:
         started = time.time()
         run_id = log.call("start_run", self.name, trigger, attempt, self.scheduled_for, started,
                           os.getpid(), self.host, self.boot_id, self.jitter if attempt == 1 and self.jitter else None,
-                          default=0)
+                          self.final[0] if attempt > 1 and self.final else 0, default=0)
         self._started(run_id)
         try:
             who = self._who = run_as(self.defn)  # one user lookup per attempt
         except LookupError as exc:
             reason = f"cannot start: {exc}"
-            self.error(reason)
+            self.error(reason, echo=self.stream)
             log.call("finish_run", run_id, "failed", EX_JOBCTL, None, time.time(), reason, b"", b"", 0, 0)
+            self.final = (run_id, "failed", EX_JOBCTL, started, time.time(), attempt, reason, b"")
             return "failed", EX_JOBCTL
         env = clean_environment(self.defn, who)
         env["JOBCTL_JOB"] = self.name
@@ -1194,8 +1251,10 @@ class Wrapper:
                 status = "failed"
                 code = EX_NOT_FOUND if num == errno.ENOENT else EX_CANNOT_EXEC
                 reason = f"cannot start {proc._argv()[0]}: {what}"
-            self.error(reason) if self.stream else None
+            # in jobctl-errors.log always; on stderr when someone watches (under cron, the summary says it)
+            self.error(reason, echo=self.stream)
             log.call("finish_run", run_id, status, code, None, time.time(), reason, b"", b"", 0, 0)
+            self.final = (run_id, status, code, started, time.time(), attempt, reason, b"")
             return status, code
         wstatus, ended_by, forwarded = proc.wait(self.timeout, self.grace)
         sig: int | None = None
@@ -1219,6 +1278,7 @@ class Wrapper:
         finished = time.time()
         log.call("finish_run", run_id, status, code, sig, finished, reason, head, tail, dropped,
                  proc.output.total)
+        self.final = (run_id, status, code, started, finished, attempt, reason, head + tail)
         if self.notify_cfg:
             self._last = ({"id": run_id, "job": self.name, "status": status, "exit_code": code, "signal": sig,
                            "trigger": trigger, "attempt": attempt, "started_at": _iso(started),
@@ -1230,12 +1290,21 @@ class Wrapper:
 
 def execute(defn: dict[str, Any], state: str, trigger: str = "manual", stream: bool = False,
             scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-            sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0) -> int:
+            sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None) -> int:
     """Run a job definition once (with its retries); returns the exit code.
 
     ``stream`` copies the output live to fd 1, or to ``sink`` when given.
+    ``mail`` (under cron: the job's cron_mail) prints a summary and the
+    output's tail on a failure ("failure") or always ("always").
     """
-    return Wrapper(defn, state, trigger, stream, scheduled_for, on_started, sink, jitter).run()
+    return Wrapper(defn, state, trigger, stream, scheduled_for, on_started, sink, jitter, mail).run()
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def interpreter_argv() -> list[str]:
@@ -1330,7 +1399,7 @@ def _record_paused(defn: dict[str, Any], state: str, trigger: str, scheduled_for
     error = ErrorLog(state, defn["name"])
     log = RunLog(state, error)
     log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
-             os.uname().nodename, "skipped: paused (jobctl resume to run again)", 0)
+             os.uname().nodename, "skipped: paused (jobctl resume to run again)", None)
     if log.store is not None:
         log.store.close()
 
@@ -1427,9 +1496,10 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
 
-    code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter)
+    mail = (defn.get("cron_mail") or "failure") if mode in ("schedule", "timer") and not stream else None
+    code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
     for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
-        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0)
+        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
     return code
 
 

@@ -83,10 +83,25 @@ def _m2_jitter_notify(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN notify TEXT")
 
 
+def _m3_retried(db: sqlite3.Connection) -> None:
+    # An attempt that a retry followed is not the end of its run: the failure
+    # streak, after_failures and the metrics count each run once, by its last
+    # attempt.  Earlier logs are marked from what they hold (only failed or
+    # timed-out attempts are ever retried, so the scan is short).
+    db.execute("ALTER TABLE runs ADD COLUMN retried INTEGER NOT NULL DEFAULT 0")
+    db.execute("""
+        UPDATE runs SET retried = 1
+        WHERE status IN ('failed', 'timeout') AND EXISTS (
+            SELECT 1 FROM runs AS nxt
+            WHERE nxt.id = (SELECT min(id) FROM runs AS r WHERE r.job = runs.job AND r.id > runs.id)
+              AND nxt.trigger = 'retry')""")
+
+
 #: Numbered migrations, applied in order, each in the transaction that records it.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
     ("runs.jitter_s and runs.notify", _m2_jitter_notify),
+    ("runs.retried", _m3_retried),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -128,8 +143,11 @@ class Store:
 
     def start_run(self, job: str, trigger: str, attempt: int, scheduled_for: float | None,
                   started_at: float, wrapper_pid: int, host: str, boot_id: str,
-                  jitter_s: float | None = None) -> int:
+                  jitter_s: float | None = None, retry_of: int = 0) -> int:
         with self.write() as db:
+            if retry_of:
+                # the attempt before this one no longer ends its run
+                db.execute("UPDATE runs SET retried = 1 WHERE id = ?", (retry_of,))
             cur = db.execute(
                 "INSERT INTO runs (job, status, trigger, attempt, scheduled_for, started_at, wrapper_pid,"
                 " host, boot_id, jitter_s) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -155,10 +173,14 @@ class Store:
         return pruned, self.failure_streak(job)
 
     def failure_streak(self, job: str) -> int:
+        """Failed runs in a row, newest first; a run with its retries counts once, by its last attempt.
+
+        Skips and runs in progress neither break nor extend the streak.
+        """
         count = 0
         for (status,) in self.db.execute(
-            "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') ORDER BY id DESC"
-            " LIMIT 1000", (job,)
+            "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') AND retried = 0"
+            " ORDER BY id DESC LIMIT 1000", (job,)
         ):
             if status not in FAILED_STATUSES:
                 break
