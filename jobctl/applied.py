@@ -15,8 +15,14 @@ from . import paths
 from .files import Batch, remove_stale_temps, replace_atomically
 
 #: keys of an applied file that describe it rather than the job: where it was
-#: defined, and the precomputed UTC offsets of its time zone (clock.offsets)
-NOT_DEFINITION = ("source", "tz_offsets")
+#: defined, the precomputed UTC offsets of its time zone (clock.offsets), the
+#: jobs directory it was applied from, and which schedulers run it (RECORDED_FOR).
+#: None of them is part of the definition hash, so they never rewrite a crontab line.
+NOT_DEFINITION = ("source", "tz_offsets", "jobs_dir", "recorded_for")
+#: who runs an applied definition: "cron" (written by apply, a line in jobctl's
+#: block) and/or "systemd" (written by export systemd --record, for the timers).
+#: A file without the key was written by apply before the key existed: cron.
+CRON, SYSTEMD = "cron", "systemd"
 
 
 def _encode(definition: dict[str, Any]) -> bytes:
@@ -67,6 +73,96 @@ def remove(state: str, name: str) -> None:
         os.unlink(paths.applied_file(state, name))
     except FileNotFoundError:
         pass
+
+
+def recorded_for(defn: dict[str, Any] | None) -> list[str]:
+    """Who runs ``defn``: a sorted list of CRON and SYSTEMD (empty for None)."""
+    if defn is None:
+        return []
+    value = defn.get("recorded_for")
+    if not isinstance(value, list):
+        return [CRON]
+    return sorted({v for v in value if v in (CRON, SYSTEMD)})
+
+
+def with_meta(defn: dict[str, Any], jobs_dir: str | None, users: list[str]) -> dict[str, Any]:
+    """``defn`` with where it was applied from and who runs it (keys outside the definition hash)."""
+    out = dict(defn)
+    if jobs_dir is not None:
+        out["jobs_dir"] = jobs_dir
+    out["recorded_for"] = sorted(set(users))
+    return out
+
+
+def jobs_dir_of(defn: dict[str, Any] | None) -> str | None:
+    """The jobs directory ``defn`` was last applied from, when it can be told.
+
+    Definitions written before ``jobs_dir`` existed name their file in
+    ``source`` (PATH:LINE); only an absolute PATH says where it was.
+    """
+    if defn is None:
+        return None
+    value = defn.get("jobs_dir")
+    if isinstance(value, str) and value:
+        return value
+    source = defn.get("source")
+    if isinstance(source, str) and source.startswith("/"):
+        return os.path.dirname(source.rpartition(":")[0] or source)
+    return None
+
+
+def same_dir(a: str | None, b: str | None) -> bool:
+    """Whether two jobs directories are one (symlinks resolved); an unknown one matches nothing."""
+    if not a or not b:
+        return False
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def mtime(state: str, name: str) -> int | None:
+    """When the definition was last written (ns): status and the catch-up pass read it as "applied at"."""
+    try:
+        return os.stat(paths.applied_file(state, name)).st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def keep_mtime(state: str, name: str, when: int | None) -> None:
+    """Put back the time a definition was applied after a rewrite of its metadata only.
+
+    Missed-run detection (status) and the catch-up pass count from that time;
+    recording where a job came from, or for which scheduler, is not a new
+    definition and must not reset them.
+    """
+    if when is None:
+        return
+    try:
+        os.utime(paths.applied_file(state, name), ns=(when, when))
+    except FileNotFoundError:
+        pass
+
+
+def to_spec(defn: dict[str, Any]) -> Any:
+    """A JobSpec from an applied definition (status and run when no job file is found); None if unusable.
+
+    Each value goes through the job-file key's own parser, so a hand-edited
+    definition is refused here as validate would refuse it.
+    """
+    from . import spec
+
+    values: dict[str, Any] = {"name": defn.get("name")}
+    try:
+        for key, value in defn.items():
+            field_ = spec.FIELDS_BY_KEY.get(key)
+            if field_ is None or key == "name" or value is None:
+                continue
+            if key == "notify" and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v not in (None, [], ())}
+            values[key] = field_.parse(value)
+        if not isinstance(values["name"], str) or not spec.NAME_RE.match(values["name"]):
+            return None
+        return spec.build(values, source=str(defn.get("source") or ""))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def differs(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:

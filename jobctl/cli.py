@@ -60,11 +60,40 @@ def _root(
     pass
 
 
-@app.command(epilog="Examples:\n\n  jobctl validate\n\n  jobctl validate -d /etc/jobctl/jobs.d --json | jq .problems")
-def validate(jobs_dir: JobsDir = None, json_out: Json = False) -> None:
+Strict = Annotated[bool, typer.Option(
+    "--strict", help="Treat warnings (likely mistakes such as a \\% left from a crontab) as errors: exit 1.")]
+
+
+def _warnings(result) -> list:
+    """The loader's warnings: likely mistakes that do not stop a job file from loading."""
+    return sorted(getattr(result, "warnings", None) or [], key=lambda p: (p.path, p.line, p.column, p.message))
+
+
+def _warning_line(p) -> str:
+    """``PATH:LINE:COL: warning: [job NAME: ]message``, as compilers print theirs."""
+    job = f"job {p.job}: " if getattr(p, "job", None) else ""
+    return f"{p.path}:{p.line}:{p.column}: warning: {job}{p.message}"
+
+
+def _print_warnings(warnings: list, strict: bool, directory: str) -> None:
+    """Warnings to stderr; with --strict they are errors: exit 1."""
+    for w in warnings:
+        print(_warning_line(w), file=sys.stderr)
+    if warnings and strict:
+        n = len(warnings)
+        _fail(JobctlError(f"{n} warning{'s' if n != 1 else ''} in {directory}, errors under --strict; "
+                          "nothing was changed"))
+
+
+@app.command(epilog="Examples:\n\n  jobctl validate\n\n"
+             "  jobctl validate -d /etc/jobctl/jobs.d --json | jq .problems\n\n"
+             "  jobctl validate --strict   # warnings fail too (CI)")
+def validate(jobs_dir: JobsDir = None, json_out: Json = False, strict: Strict = False) -> None:
     """Check every job file; report every problem with file, line and column.
 
-    Exit 0 when every job is valid, 1 when not.
+    Warnings (likely mistakes that still load, such as a \\% kept from a
+    crontab) are printed as PATH:LINE:COL: warning: ... and do not fail
+    unless --strict.  Exit 0 when every job is valid, 1 when not.
     """
     from . import loader, paths
 
@@ -74,27 +103,33 @@ def validate(jobs_dir: JobsDir = None, json_out: Json = False) -> None:
     except JobctlError as exc:
         _fail(exc)
     problems = sorted(result.problems, key=lambda p: (p.path, p.line, p.column, p.message))
+    warnings = _warnings(result)
     if json_out:
         import json
 
+        def entry(p) -> dict:
+            return {"path": p.path, "line": p.line, "column": p.column, "job": p.job, "message": p.message}
+
+        failed = bool(problems or strict and warnings)
         print(json.dumps({
-            "ok": not problems,
+            "ok": not failed,
             "jobs_dir": directory,
             "jobs": [j.name for j in result.jobs] if not problems else [],
             "files": len(result.files),
-            "problems": [
-                {"path": p.path, "line": p.line, "column": p.column, "job": p.job, "message": p.message}
-                for p in problems
-            ],
+            "problems": [entry(p) for p in problems],
+            "warnings": [entry(w) for w in warnings],
         }, indent=2))
-        raise typer.Exit(int(ExitCode.NOT_OK if problems else ExitCode.OK))
+        raise typer.Exit(int(ExitCode.NOT_OK if failed else ExitCode.OK))
     if problems:
         for p in problems:
             print(p, file=sys.stderr)
+        for w in warnings:
+            print(_warning_line(w), file=sys.stderr)
         n = len(problems)
         print(f"jobctl: {n} problem{'s' if n != 1 else ''} in {directory}; nothing was changed",
               file=sys.stderr)
         raise typer.Exit(int(ExitCode.NOT_OK))
+    _print_warnings(warnings, strict, directory)
     n = len(result.jobs)
     print(f"ok: {n} job{'s' if n != 1 else ''} in {len(result.files)} file{'s' if len(result.files) != 1 else ''}"
           f" ({directory})")
@@ -173,8 +208,13 @@ def _state(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
                           "set JOBCTL_STATE_DIR or fix its permissions", code))
 
 
-def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK) -> tuple[str, list]:
-    """Every job of the directory, or print every problem and exit with ``code``."""
+def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK, warn: bool = False,
+          strict: bool = False) -> tuple[str, list]:
+    """Every job of the directory, or print every problem and exit with ``code``.
+
+    With ``warn`` (validate, plan) the loader's warnings are printed too, and
+    are errors under ``strict``.
+    """
     from . import loader, paths
 
     directory = paths.jobs_dir(jobs_dir)
@@ -187,19 +227,37 @@ def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK) -> tuple[str, 
             print(p, file=sys.stderr)
         n = len(result.problems)
         _fail(JobctlError(f"{n} problem{'s' if n != 1 else ''} in {directory}; nothing was run or changed", code))
+    if warn:
+        _print_warnings(_warnings(result), strict, directory)
     return directory, result.jobs
 
 
-def _find(jobs: list, name: str, directory: str, code: ExitCode = ExitCode.NOT_OK):
+def _origin(jobs_dir: str | None) -> str:
+    """Why this jobs directory: what paths.jobs_dir found first."""
+    if jobs_dir:
+        return "--jobs-dir"
+    if os.environ.get("JOBCTL_JOBS_DIR"):
+        return "$JOBCTL_JOBS_DIR"
+    if os.path.isdir("jobs.d"):
+        return "./jobs.d of the current directory"
+    return "the default; --jobs-dir chooses another"
+
+
+def _did_you_mean(name: str, names: list[str]) -> str:
+    import difflib
+
+    names = sorted(set(names))
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else (f"; jobs: {', '.join(names)}" if names else "")
+
+
+def _find(jobs: list, name: str, directory: str, code: ExitCode = ExitCode.NOT_OK, also: tuple[str, ...] = ()):
     for job in jobs:
         if job.name == name:
             return job
-    import difflib
-
-    names = [j.name for j in jobs]
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else (f"; jobs: {', '.join(names)}" if names else "")
-    _fail(UnknownJob(f"no job named {name!r} in {directory}{hint}", code))
+    where = f"{directory} or the applied jobs" if also else directory
+    _fail(UnknownJob(f"no job named {name!r} in {where}{_did_you_mean(name, [j.name for j in jobs] + list(also))}",
+                     code))
 
 
 def _open_log(state: str, create: bool = False):
@@ -220,33 +278,77 @@ def _open_log(state: str, create: bool = False):
     return log
 
 
+def _applied_definition(state: str, name: str, directory: str, result):
+    """`run` from any directory: NAME's applied definition when the jobs directory read has no usable file for it.
+
+    Used when the directory cannot be read, has no job NAME, or has problems
+    while NAME was last applied from another directory; None otherwise (the
+    job files decide, as before).
+    """
+    from . import applied
+
+    current = applied.read(state, name) if os.path.isdir(state) else None
+    if current is None:
+        return None
+    if result is None:
+        why = f"{directory} cannot be read"
+    elif result.problems:
+        came_from = applied.jobs_dir_of(current)
+        if not came_from or applied.same_dir(came_from, directory):
+            return None
+        why = f"{directory} has problems (jobctl validate)"
+    elif any(j.name == name for j in result.jobs):
+        return None
+    else:
+        why = f"{directory} has no job {name}"
+    where = applied.jobs_dir_of(current)
+    print(f"jobctl: note: {why}; running the applied definition of {name}"
+          + (f" (applied from {where})" if where else ""), file=sys.stderr)
+    return current
+
+
 @app.command(epilog="Examples:\n\n  jobctl run backup\n\n  jobctl run backup --quiet; echo \"exit $?\"\n\n"
              "  jobctl run backup --detach   # prints the run id, returns at once")
 def run(
     name: Annotated[str, typer.Argument(help="The job to run now.")],
     jobs_dir: JobsDir = None,
     detach: Annotated[bool, typer.Option("--detach", help="Start the run in the background; print its id.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Do not stream the job's output.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print nothing: neither the job's output nor the progress lines (attempt 2/3 after "
+                              "2s) and the final summary line; the exit code and the run log still say what "
+                              "happened.")] = False,
 ) -> None:
     """Run a job now through the same wrapper cron uses, and record it.
 
     Uses the definition in the job files (and says so when it differs from the
-    applied one).  Exits with the job's exit code: 124 timed out, 75 skipped
-    (concurrency: forbid), 128+N killed by signal N, 125 jobctl itself failed.
+    applied one); when the jobs directory has no file for the job (run from
+    another directory), the applied definition, as cron runs it.  Exits with
+    the job's exit code: 124 timed out, 75 skipped (concurrency: forbid),
+    128+N killed by signal N, 125 jobctl itself failed.
     """
-    from . import applied, runner
+    from . import applied, loader, paths, runner
 
-    directory, jobs = _load(jobs_dir, ExitCode.RUN_FAILED)
-    job = _find(jobs, name, directory, ExitCode.RUN_FAILED)
-    state = _state(ExitCode.RUN_FAILED)  # as documented: 125, jobctl failed before the job could run
-    defn = job.to_applied()
-    current = applied.read(state, name)
-    if current is None:
-        print(f"jobctl: note: {name} is not applied; running the definition in {job.source}", file=sys.stderr)
-    elif applied.differs(current, defn):
-        changed = ", ".join(applied.differs(current, defn))
-        print(f"jobctl: note: running the definition in {job.source}, which differs from the applied one "
-              f"({changed}); run jobctl apply to install it", file=sys.stderr)
+    directory = paths.jobs_dir(jobs_dir)
+    try:
+        result = loader.load_dir(directory)
+    except JobctlError:
+        result = None
+    state = _state_path(ExitCode.RUN_FAILED)
+    defn = _applied_definition(state, name, directory, result)
+    if defn is None:
+        _, jobs = _load(jobs_dir, ExitCode.RUN_FAILED)
+        job = _find(jobs, name, directory, ExitCode.RUN_FAILED, tuple(applied.names(state)))
+        state = _state(ExitCode.RUN_FAILED)  # as documented: 125, jobctl failed before the job could run
+        defn = job.to_applied()
+        current = applied.read(state, name)
+        if current is None:
+            print(f"jobctl: note: {name} is not applied; running the definition in {job.source}", file=sys.stderr)
+        elif applied.differs(current, defn):
+            changed = ", ".join(applied.differs(current, defn))
+            print(f"jobctl: note: running the definition in {job.source}, which differs from the applied one "
+                  f"({changed}); run jobctl apply to install it", file=sys.stderr)
+    else:
+        state = _state(ExitCode.RUN_FAILED)
     if detach:
         run_id = _detach(defn, state)
         print(run_id)
@@ -257,6 +359,7 @@ def run(
         out.write(chunk)
         out.flush()
 
+    # not streamed, the wrapper prints neither the output nor its progress and summary lines
     code = runner.execute(defn, state, trigger="manual", stream=not quiet, sink=sink)
     raise typer.Exit(code)
 
@@ -373,30 +476,90 @@ def _run_id(target: str) -> int | None:
     return None
 
 
-@app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup\n\n  jobctl logs 1842\n\n"
+#: what `logs NAME --run` picks
+LOGS_RUNS = ("output", "latest")
+#: the line `logs` ends with when the run did not end by itself (timeout, killed, lost)
+_ENDED_BY = ("timeout", "killed", "lost")
+
+
+def _latest_with_output(log, name: str):
+    """NAME's latest run that printed something; else its latest run that started (not a skip); else None."""
+    row = log.db.execute("SELECT * FROM runs WHERE job = ? AND output_bytes > 0 ORDER BY id DESC LIMIT 1",
+                         (name,)).fetchone()
+    if row is None:
+        row = log.db.execute("SELECT * FROM runs WHERE job = ? AND status != 'skipped' ORDER BY id DESC LIMIT 1",
+                             (name,)).fetchone()
+    return row
+
+
+def _known_jobs(log) -> list[str]:
+    """Job names `logs` can suggest: those with runs, and the applied ones."""
+    from . import applied
+
+    names = [r[0] for r in log.db.execute("SELECT DISTINCT job FROM runs")] if log is not None else []
+    try:
+        names += applied.names(_state_path())
+    except OSError:
+        pass
+    return names
+
+
+@app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup that printed something\n\n"
+             "  jobctl logs backup --run latest   # its latest run, even a skip\n\n  jobctl logs 1842\n\n"
              "  jobctl logs 1842 --raw   # on a terminal too: the job's colours, as it printed them")
 def logs(
-    target: Annotated[str, typer.Argument(metavar="RUN_ID|NAME", help="A run id, or a job name for its latest run.")],
+    target: Annotated[str, typer.Argument(
+        metavar="RUN_ID|NAME", help="A run id, or a job name for its latest run with output (see --run).")],
     raw: Annotated[bool, typer.Option(
         "--raw", help="Write the output byte for byte even on a terminal, escape sequences included "
                       "(piped output is always raw).")] = False,
+    which: Annotated[str, typer.Option(
+        "--run", metavar="WHICH",
+        help="With NAME: 'output' (default), its latest run that printed something (else its latest run that "
+             "started); 'latest', its latest run whatever it was, a skip too.")] = "output",
 ) -> None:
     """Print the captured output of a run, with a marker where output was dropped.
 
-    On a terminal, control characters and escape sequences in the output (and
-    in notification errors) are shown escaped, ESC as \\x1b, so a job cannot
-    drive your terminal; piped, or with --raw, the output is written byte for
-    byte.
+    A run that did not end by itself ends with a marker line saying so
+    ([... timed out after 5m ...]).  On a terminal, control characters and
+    escape sequences in the output (and in notification errors) are shown
+    escaped, ESC as \\x1b, so a job cannot drive your terminal; piped, or
+    with --raw, the output is written byte for byte.
     """
     from . import render
 
+    if which not in LOGS_RUNS:
+        raise typer.BadParameter(f"use one of {', '.join(LOGS_RUNS)}", param_hint="--run")
     run_id = _run_id(target)
     log = _open_log(_state())
     row = None
     if log is not None:
-        row = log.get(run_id) if run_id is not None else log.latest(target)
+        if run_id is not None:
+            row = log.get(run_id)
+        elif which == "latest":
+            row = log.latest(target)
+        else:
+            row = _latest_with_output(log, target)
     if row is None:
-        _fail(JobctlError(f"no run {run_id}" if run_id is not None else f"no runs of {target!r}"))
+        if run_id is not None:
+            _fail(JobctlError(f"no run {run_id}"))
+        if log is not None and log.latest(target) is not None:  # only skips: they have no output
+            row = log.latest(target)
+        else:
+            _fail(UnknownJob(f"no runs of {target!r}{_did_you_mean(target, _known_jobs(log))}"))
+    if run_id is None and which == "output":
+        newest = log.latest(target)
+        if newest is not None and newest["id"] != row["id"]:
+            later = log.db.execute("SELECT count(*) FROM runs WHERE job = ? AND id > ?",
+                                   (target, row["id"])).fetchone()[0]
+            print(f"jobctl: run {row['id']} ({row['status']}, started {render.local(row['started_at'])}); "
+                  f"{later} later run{'s have' if later != 1 else ' has'} no output "
+                  f"(jobctl logs {target} --run latest shows the latest)",
+                  file=sys.stderr)
+    if row["status"] == "skipped":
+        why = (row["reason"] or "").removeprefix("skipped: ") or "no reason recorded"
+        print(f"jobctl: run {row['id']} was skipped ({render.printable(why)}); a skip starts no process and has "
+              "no output", file=sys.stderr)
     out = log.output(row["id"]) if log else None
     head, tail, dropped = out or (b"", b"", 0)
     stdout = sys.stdout.buffer
@@ -409,6 +572,12 @@ def logs(
             stdout.write(b"\n")
         stdout.write(f"[... {dropped} bytes of output dropped (output_limit) ...]\n".encode())
     stdout.write(show(tail))
+    if row["status"] in _ENDED_BY:
+        # the output stops where the job was stopped: say so, or it reads as a job that ended by itself
+        if (tail or head) and not (tail or head).endswith(b"\n"):
+            stdout.write(b"\n")
+        reason = render.printable(row["reason"] or row["status"])
+        stdout.write(f"[... {reason} ...]\n".encode())
     stdout.flush()
     if row["notify"]:
         # on stderr, so that stdout stays the job's output byte for byte; a
@@ -436,19 +605,30 @@ def _print_plan(plan, verbose_diff: bool = True) -> None:
         render.diff(diff)
 
 
-@app.command(epilog="Examples:\n\n  jobctl plan\n\n  jobctl plan --check || echo 'crontab out of date'")
+@app.command(epilog="Examples:\n\n  jobctl plan\n\n  jobctl plan --check || echo 'crontab out of date'\n\n"
+             "  jobctl plan --strict   # warnings in the job files fail too")
 def plan(
     jobs_dir: JobsDir = None,
     system: SystemOpt = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when apply would change anything, 0 in sync.")] = False,
+    strict: Strict = False,
 ) -> None:
-    """Show what apply would change: job by job, then a diff of the crontab."""
-    from . import crontab
+    """Show what apply would change: job by job, then a diff of the crontab.
 
-    _, jobs = _load(jobs_dir)
+    The first line names the jobs directory read.  Then each job (add, change,
+    remove, unchanged, with where it was last applied from when that was
+    another directory), what apply would refuse without --prune-others,
+    systemd timers whose recorded definition is out of date, and what each
+    setting above jobctl's block (MAILTO, SHELL, CRON_TZ, ...) means for its
+    lines.  Warnings of the job files go to stderr (errors under --strict).
+    """
+    from . import crontab, render
+
+    directory, jobs = _load(jobs_dir, warn=True, strict=strict)
     state = _state()
+    render.jobs_dir_line(os.path.abspath(directory), _origin(jobs_dir), len(jobs))
     try:
-        result = crontab.make_plan(jobs, state, _target(system))
+        result = crontab.make_plan(jobs, state, _target(system), directory)
     except JobctlError as exc:
         _fail_problems(exc)
     _print_plan(result)
@@ -467,27 +647,35 @@ def _fail_problems(exc: JobctlError) -> NoReturn:
 
 
 @app.command(epilog="Examples:\n\n  jobctl apply\n\n  jobctl apply --dry-run\n\n"
+             "  jobctl apply --jobs-dir ~/ops/jobs.d --prune-others   # this directory's jobs replace all others\n\n"
              "  sudo jobctl apply --system    # /etc/cron.d/jobctl, jobs may set user:")
 def apply(
     jobs_dir: JobsDir = None,
     system: SystemOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show what would change; change nothing.")] = False,
+    prune_others: Annotated[bool, typer.Option(
+        "--prune-others", help="Remove installed jobs even when they were last applied from another jobs directory, "
+                               "or when they are more than half of the installed ones (refused without it).")] = False,
 ) -> None:
     """Validate every job file, then install the enabled jobs into the crontab.
 
-    One invalid file changes nothing anywhere.  Only jobctl's own block is
-    touched; the previous crontab is kept as a backup in the state directory.
+    The first line names the jobs directory read.  One invalid file changes
+    nothing anywhere.  Only jobctl's own block is touched; the previous
+    crontab is kept as a backup in the state directory.  Removing jobs last
+    applied from another jobs directory, or more than half of the installed
+    jobs, needs --prune-others: a stray ./jobs.d must not replace the block.
     """
     from . import crontab, render
 
-    _, jobs = _load(jobs_dir)
+    directory, jobs = _load(jobs_dir)
     state = _state()
     tgt = _target(system)
+    render.jobs_dir_line(os.path.abspath(directory), _origin(jobs_dir), len(jobs))
     try:
         if dry_run:
-            _print_plan(crontab.make_plan(jobs, state, tgt))
+            _print_plan(crontab.make_plan(jobs, state, tgt, directory))
             return
-        outcome = crontab.apply(jobs, state, tgt)
+        outcome = crontab.apply(jobs, state, tgt, directory, prune_others=prune_others)
     except JobctlError as exc:
         _fail_problems(exc)
     render.apply_summary(outcome)
@@ -505,18 +693,26 @@ def uninstall(system: SystemOpt = False) -> None:
     render.uninstall_summary(outcome)
 
 
-@app.command(epilog="Examples:\n\n  jobctl status\n\n  jobctl status backup\n\n"
+@app.command(epilog="Examples:\n\n  jobctl status\n\n  jobctl status backup\n\n  jobctl status --wide\n\n"
              "  jobctl status --json | jq -r '.[] | select(.consecutive_failures > 0) | .name'")
 def status(
     name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
     jobs_dir: JobsDir = None,
     system: SystemOpt = False,
     json_out: Json = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", "-w", help="Every column in full, however wide the terminal (lines may wrap).")] = False,
 ) -> None:
-    """Every job: schedule, next run, state, last run, consecutive failures.
+    """Every job: schedule, next run, state, last run, consecutive failures, description.
 
-    States: ok, changed (files differ from what is applied), not applied,
-    orphaned (in the crontab without a job file), disabled.
+    States: ok, changed (files differ from what is applied), edited (the line
+    in jobctl's crontab block is not the one apply wrote), not applied, timer
+    (run by a systemd timer: export systemd --record), orphaned (in the
+    crontab without a job file), disabled.  LAST RUN and RESULT are the
+    latest run that started the job: a skip is not a result.  Jobs applied
+    from another jobs directory are shown from their applied definitions, so
+    status works from any directory.  On a narrow terminal less important
+    columns are shortened or left out, never the job name; --wide shows all.
     """
     from datetime import datetime
 
@@ -524,29 +720,41 @@ def status(
     from . import status as status_mod
 
     directory = paths.jobs_dir(jobs_dir)
+    jobs: list = []
+    readable = True
     try:
         result = loader.load_dir(directory)
+        jobs = result.jobs
+        if result.problems:
+            n = len(result.problems)
+            print(f"jobctl: warning: {n} problem{'s' if n != 1 else ''} in {directory} (see jobctl validate); "
+                  "showing the valid jobs", file=sys.stderr)
     except JobctlError as exc:
-        _fail(exc)
-    if result.problems:
-        n = len(result.problems)
-        print(f"jobctl: warning: {n} problem{'s' if n != 1 else ''} in {directory} (see jobctl validate); "
-              "showing the valid jobs", file=sys.stderr)
+        # from any directory: what is installed is still worth showing
+        readable = False
+        print(f"jobctl: note: {exc.message}; showing the applied jobs", file=sys.stderr)
     state = _state()
     try:
         entries = crontab.installed(state, _target(system))
     except JobctlError as exc:
         _fail(exc)
     log = _open_log(state)
-    rows = status_mod.collect(result.jobs, state, entries, log, datetime.now().astimezone())
+    rows = status_mod.collect(jobs, state, entries, log, datetime.now().astimezone(), system, directory, readable)
     if name is not None:
         rows = [r for r in rows if r.name == name]
         if not rows:
-            _fail(UnknownJob(f"no job named {name!r} in {directory} or the crontab"))
+            names = [j.name for j in jobs] + [n for n in entries if not n.startswith("_")]
+            _fail(UnknownJob(f"no job named {name!r} in {directory} or the crontab{_did_you_mean(name, names)}"))
+    elsewhere = sorted({r.jobs_dir or "?" for r in rows if r.from_applied})
+    if elsewhere and readable:
+        n = sum(1 for r in rows if r.from_applied)
+        print(f"jobctl: note: {n} job{'s' if n != 1 else ''} shown from {'their' if n != 1 else 'its'} applied "
+              f"definition{'s' if n != 1 else ''} (applied from {', '.join(elsewhere)}; no job file in {directory})",
+              file=sys.stderr)
     if json_out:
         render.print_json([render.status_json(r) for r in rows])
     else:
-        render.status_table(rows)
+        render.status_table(rows, wide=wide)
 
 
 Names = Annotated[list[str], typer.Argument(metavar="NAME...", help="Jobs to act on.")]
@@ -652,9 +860,12 @@ def metrics(
 
 @app.command(epilog="Examples:\n\n  jobctl doctor\n\n  sudo jobctl doctor --system")
 def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
-    """Check the cron daemon, crontab, state directory, run log, job files and commands.
+    """Check the cron daemon, crontab, state directory, run log, job files, commands and working directories.
 
-    Each check prints ok or FAIL with a fix; exit 1 when anything fails.
+    Each check prints ok, note (worth knowing, not a failure) or FAIL with a
+    fix; exit 1 when anything fails.  Programs and working directories are
+    checked as the job's user.  Settings above jobctl's crontab block
+    (MAILTO, SHELL, CRON_TZ, ...) are explained once each.
     """
     from . import doctor as doc
     from . import loader, paths
@@ -673,18 +884,23 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
                                     "jobctl validate"))
         else:
             checks.append(doc.Check("job files", True, f"{len(result.jobs)} valid jobs in {directory}"))
-            checks.append(doc.crontab_in_sync(result.jobs, state, system))
+            checks.append(doc.crontab_in_sync(result.jobs, state, system, directory))
         if os.path.isdir(directory):
             checks.append(doc.job_files_safe(directory))
         checks.extend(doc.commands_found(result.jobs))
-    failed = 0
+        checks.extend(doc.working_dirs(result.jobs))
+    checks.extend(doc.inherited_settings(state, system))
+    failed = notes = 0
     for c in checks:
-        print(f"{'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        print(f"{'note' if c.note and c.ok else 'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
         if not c.ok:
             failed += 1
             if c.fix:
                 print(f"      fix: {c.fix}")
-    print(f"{len(checks) - failed} ok, {failed} failed")
+        elif c.note:
+            notes += 1
+    print(f"{len(checks) - failed - notes} ok, " + (f"{notes} note{'s' if notes != 1 else ''}, " if notes else "")
+          + f"{failed} failed")
     if failed:
         raise typer.Exit(int(ExitCode.NOT_OK))
 

@@ -7,6 +7,7 @@ The exporters are imported inside the commands so ``jobctl --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
@@ -89,8 +90,12 @@ def kubernetes(
 
     Disabled and paused jobs are exported with suspend: true; @reboot jobs are
     skipped.  What Kubernetes cannot carry (jitter, notify, user, retry
-    delays, ...) is named in a warning.  Exit 0 when exported, 1 when a job
-    file is invalid (every problem is printed), 2 on a usage error.
+    delays, ...) is named in a warning.  A job's history: keep becomes
+    successfulJobsHistoryLimit and failedJobsHistoryLimit and max_age
+    ttlSecondsAfterFinished only when the job file sets them; otherwise
+    Kubernetes' own defaults apply (3 and 1 Jobs kept, no TTL).  Exit 0 when
+    exported, 1 when a job file is invalid (every problem is printed), 2 on a
+    usage error.
     """
     from . import cli, pause
     from .export import kubernetes as k8s
@@ -104,9 +109,9 @@ def kubernetes(
 
 @export_app.command(epilog=(
     "Examples:\n\n"
-    "  sudo jobctl export systemd --out /etc/systemd/system && sudo systemctl daemon-reload\n\n"
-    "  jobctl export systemd --user --out ~/.config/systemd/user\n\n"
-    "  jobctl export systemd | less   # every unit, as systemctl cat shows them\n\n"
+    "  jobctl export systemd | less   # every unit, as systemctl cat shows them; changes nothing\n\n"
+    "  sudo jobctl export systemd --out /etc/systemd/system --record && sudo systemctl daemon-reload\n\n"
+    "  jobctl export systemd --user --out ~/.config/systemd/user --record\n\n"
     "With --out, files jobctl-NAME.service and jobctl-NAME.timer that an earlier export wrote are\n"
     "overwritten; any other file of that name is left alone and the export stops before writing anything."
 ))
@@ -116,43 +121,74 @@ def systemd(
         metavar="DIR", help="Write the units into DIR (created) instead of printing them.")] = None,
     user: Annotated[bool, typer.Option(
         "--user", help="Units for your user manager (systemctl --user); no job may run as another user.")] = False,
+    record: Annotated[bool, typer.Option(
+        "--record", help="Also record the job definitions the timers' wrapper runs (STATE/applied/NAME.json), "
+                         "as apply does for cron; refused for a job cron runs with another definition. "
+                         "jobctl plan shows timers whose record is out of date.")] = False,
 ) -> None:
     """A jobctl-NAME.service and jobctl-NAME.timer per job.
 
     The service runs the job through the jobctl wrapper, so locks, retries,
-    the run log and notifications work as under cron; the export records the
-    applied definitions the wrapper reads, as apply does, and touches no
-    crontab.  It warns about jobs jobctl also installed in a crontab (they
-    would run twice) and about what systemd cannot carry.  Exit 0 when
-    exported, 1 when a job file is invalid, 2 on a usage error.
+    the run log and notifications work as under cron.  The wrapper runs the
+    definition recorded in the state directory, which only --record writes:
+    printing or writing units changes no state and touches no crontab.
+    --record refuses (exit 1, nothing recorded) a job that jobctl apply
+    installed in a crontab with another definition, since cron runs the same
+    record.  The export warns, once per crontab, about jobs jobctl also
+    installed there (they would run twice) and about what systemd cannot
+    carry.  Exit 0 when exported, 1 when a job file is invalid or a record is
+    refused, 2 on a usage error.
     """
     from . import cli, pause
     from .errors import EnvironmentProblem, JobctlError
     from .export import check_targets
     from .export import systemd as sd
 
-    _, jobs = cli._load(jobs_dir)
+    directory, jobs = cli._load(jobs_dir)
     try:
         sd.check_users(jobs, user)
     except JobctlError as exc:
         cli._fail_problems(exc)
-    state = cli._state()
+    # printing (or writing units) never creates or changes the state directory
+    state = cli._state() if record else cli._state_path()
     paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
     in_cron, notes = sd.installed_in_cron(state)
     result = sd.export(jobs, state, user, paused, in_cron)
     result.warnings[:0] = notes
+    summary = ""
     try:
         if out is not None:
             check_targets(out, result.outputs)  # before anything is written
-        sd.record_applied(jobs, state)
+        if record:
+            rec = sd.plan_record(jobs, state, in_cron, os.path.abspath(directory))
+            if rec.conflicts:
+                for line in rec.conflicts:
+                    print(f"jobctl: {line}", file=sys.stderr)
+                cli._fail(JobctlError(f"{len(rec.conflicts)} definition{'s' if len(rec.conflicts) != 1 else ''} "
+                                      "not recorded; nothing was recorded or written"))
+            sd.record_applied(rec, state)
+            summary = (f"recorded {len(rec.write)} definition{'s' if len(rec.write) != 1 else ''} for the timers "
+                       f"in {state}/applied ({len(rec.unchanged)} unchanged)")
+        elif out is not None:
+            missing = sd.outdated(jobs, state)
+            if missing:
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                flags = (f" --jobs-dir {jobs_dir}" if jobs_dir else "") + (" --user" if user else "")
+                result.warnings.append(
+                    f"not recorded: the timers run {state}/applied/NAME.json, which --record keeps for them; it is "
+                    f"missing, differs from the job file or is kept for cron only for {', '.join(missing[:5])}{more}"
+                    f"; record them with jobctl export systemd{flags} --out {out} --record")
     except JobctlError as exc:
         cli._fail(exc)
     except OSError as exc:
-        cli._fail(EnvironmentProblem(f"cannot write the applied definitions in {state}: {exc.strerror}"))
+        cli._fail(EnvironmentProblem(f"cannot write the applied definitions in {state}: {exc.strerror}; "
+                                     "nothing was recorded"))
     timers = " ".join(f"jobctl-{j.name}.timer" for j in sorted(jobs, key=lambda j: j.name) if j.enabled)
     flag = " --user" if user else ""
     _emit(result, out, sd.stream(result),
           f"systemctl{flag} daemon-reload" + (f" && systemctl{flag} enable --now {timers}" if timers else ""))
+    if summary:
+        print(summary, file=sys.stdout if out is not None else sys.stderr)
 
 
 def register(app: Any) -> None:

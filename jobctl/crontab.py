@@ -36,13 +36,17 @@ END = "# END jobctl"
 #: on the BEGIN line when the crontab had no final newline and apply added one:
 #: ``eol-added=HASH``, HASH being _eol_hash of the text above the block as apply left it
 EOL_ADDED = "eol-added"
+#: on the BEGIN line when there was no crontab at all before apply: uninstall
+#: (or an apply that removes every job) then removes the crontab again
+#: (crontab -r) instead of leaving an empty one behind
+CREATED = "crontab-created"
 BEGIN_TAIL = "-- managed by jobctl apply; edit the job files, not this block"
 # The markers are whole lines of exactly the form join() writes, and nothing
 # else: a foreign comment that starts the same way and quotes the block id
 # ("# END jobctl 3f2a9c1e, old copy") is text like any other.  A bare
 # "eol-added" (no hash) is what jobctl wrote before the hash existed.
 _BEGIN_LINE = re.compile(rf"{BEGIN} (?P<id>[0-9a-f]{{8}})(?: {EOL_ADDED}(?:=(?P<eol>[0-9a-f]{{12}}))?)?"
-                         rf" state=[^\n]* {re.escape(BEGIN_TAIL)}\Z")
+                         rf"(?P<created> {CREATED})? state=[^\n]* {re.escape(BEGIN_TAIL)}\Z")
 _END_LINE = re.compile(rf"{END} (?P<id>[0-9a-f]{{8}})\Z")
 # Job names cannot start with "_": internal entries (the catch-up pass) use that.
 _MARKER = re.compile(r"# jobctl:(?P<name>[a-z0-9_][a-z0-9_.-]*) (?P<hash>[0-9a-f]{12})\s*$")
@@ -71,11 +75,17 @@ class Target:
 
     system = False
     label = ""
+    #: set by read(): there was no crontab at all (crontab -l: "no crontab for", or no file)
+    absent = False
 
     def read(self) -> str:
         raise NotImplementedError
 
     def write(self, text: str) -> None:
+        raise NotImplementedError
+
+    def remove(self) -> None:
+        """Leave no crontab at all, as before the first apply."""
         raise NotImplementedError
 
 
@@ -96,10 +106,12 @@ class UserCrontab(Target):
 
     def read(self) -> str:
         proc = subprocess.run([self._need(), "-l"], capture_output=True)
+        self.absent = False
         if proc.returncode == 0:
             return proc.stdout.decode("utf-8", "surrogateescape")
         err = proc.stderr.decode(errors="replace").strip()
         if "no crontab for" in err:
+            self.absent = True
             return ""
         raise EnvironmentProblem(f"crontab -l failed: {err or f'exit status {proc.returncode}'}")
 
@@ -111,6 +123,13 @@ class UserCrontab(Target):
             err = proc.stderr.decode(errors="replace").strip()
             raise EnvironmentProblem(f"crontab refused the new table, nothing changed: {err}")
 
+    def remove(self) -> None:
+        proc = subprocess.run([self._need(), "-r"], capture_output=True)
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip()
+            if "no crontab for" not in err:
+                raise EnvironmentProblem(f"crontab -r failed, nothing changed: {err or proc.returncode}")
+
 
 class FileCrontab(Target):
     """A crontab file (JOBCTL_CRONTAB, or /etc/cron.d/jobctl with --system)."""
@@ -121,10 +140,12 @@ class FileCrontab(Target):
         self.label = path
 
     def read(self) -> str:
+        self.absent = False
         try:
             with open(self.path, "rb") as fh:
                 return fh.read().decode("utf-8", "surrogateescape")
         except FileNotFoundError:
+            self.absent = True
             return ""
         except OSError as exc:
             raise EnvironmentProblem(f"cannot read {self.path}: {exc.strerror}") from None
@@ -149,6 +170,14 @@ class FileCrontab(Target):
             raise EnvironmentProblem(f"cannot write {self.path}: {exc.strerror}; nothing was changed") from None
         if self.system:
             self.verify()
+
+    def remove(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}; nothing was changed") from None
 
     def verify(self) -> None:
         """cron(8) silently ignores a cron.d file that breaks any of these rules."""
@@ -197,6 +226,8 @@ class Split:
     entries: dict[str, Entry] = field(default_factory=dict)
     found: bool = False
     eol_added: bool = False
+    #: there was no crontab before apply wrote the block (CREATED)
+    created: bool = False
 
 
 def _lines(text: str) -> list[str]:
@@ -247,7 +278,8 @@ def split(text: str, instance: str, label: str) -> Split:
             ExitCode.ENVIRONMENT,
         )
     (b, begin), e = begins[0], ends[0]
-    result = Split(before="".join(lines[:b]), after="".join(lines[e + 1:]), found=True)
+    result = Split(before="".join(lines[:b]), after="".join(lines[e + 1:]), found=True,
+                   created=bool(begin["created"]))
     if begin["eol"] and result.before.endswith("\n") and _eol_hash(result.before) == begin["eol"]:
         result.before = result.before[:-1]
         result.eol_added = True
@@ -275,6 +307,8 @@ def join(parts: Split, instance: str, state: str, lines: list[str]) -> str:
     if before and not before.endswith("\n"):
         before += "\n"
         flag = f" {EOL_ADDED}={_eol_hash(before)}"
+    if parts.created:
+        flag += f" {CREATED}"
     block = (f"{BEGIN} {instance}{flag} state={state} {BEGIN_TAIL}\n"
              + "".join(line + "\n" for line in lines)
              + f"{END} {instance}\n")
@@ -339,6 +373,12 @@ class Change:
     name: str
     action: str  # add | change | remove | unchanged
     fields: list[str] = field(default_factory=list)
+    #: what else the operator should know: where the job was last applied from, a timer that also runs it
+    note: str = ""
+
+
+#: a changed field of a job whose installed line is not the one apply wrote (edited by hand)
+EDITED = "crontab line edited"
 
 
 @dataclass
@@ -349,7 +389,19 @@ class Plan:
     new_text: str
     changes: list[Change]
     definitions: dict[str, dict]
-    stale: list[str]  # applied definitions to remove
+    stale: list[str]  # applied definitions cron no longer runs
+    #: the jobs directory read (absolute), or None when unknown
+    jobs_dir: str | None = None
+    #: jobs of the crontab block (not the internal entries)
+    installed: int = 0
+    #: {job to remove: the jobs directory it was last applied from}, when that is another one
+    others: dict[str, str] = field(default_factory=dict)
+    #: settings cron applies to jobctl's lines, from the text above the block: (name, value, line)
+    inherited: list[tuple[str, str, int]] = field(default_factory=list)
+    #: jobs recorded for systemd timers (export systemd --record) whose job file now differs
+    timers: list[Change] = field(default_factory=list)
+    #: the crontab did not exist before jobctl's block (uninstall removes it again)
+    created: bool = False
 
     @property
     def pending(self) -> bool:
@@ -360,6 +412,34 @@ class Plan:
             self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
             fromfile=f"{self.target.label} (now)", tofile=f"{self.target.label} (after apply)",
         ))
+
+    def refusal(self) -> str | None:
+        """Why apply stops without --prune-others, or None.
+
+        A jobs directory other than the usual one (a stray ./jobs.d, another
+        checkout) would otherwise replace the whole block: apply refuses to
+        remove jobs last applied from another directory, or more than half of
+        the installed jobs.
+        """
+        removed = [c.name for c in self.changes if c.action == "remove"]
+        if not removed:
+            return None
+        where = f"this apply reads {self.jobs_dir}" if self.jobs_dir else "this apply reads another jobs directory"
+        if self.others:
+            dirs = sorted(set(self.others.values()))
+            names = sorted(self.others)
+            return (f"apply would remove {_names(names)}, last applied from {' and '.join(dirs)}; {where}. "
+                    f"Run it with --jobs-dir {dirs[0]} (or from that directory), or pass --prune-others to remove "
+                    "them")
+        if len(removed) * 2 > self.installed:
+            return (f"apply would remove {len(removed)} of the {self.installed} installed jobs ({_names(removed)}); "
+                    f"{where}. Check it is the right one (--jobs-dir), or pass --prune-others to remove them")
+        return None
+
+
+def _names(names: list[str], most: int = 6) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def refuse_other_users(jobs: list[JobSpec], why: str) -> None:
@@ -383,32 +463,93 @@ def check_users(jobs: list[JobSpec], system: bool) -> None:
                                  "this crontab runs as {me}")
 
 
-def make_plan(jobs: list[JobSpec], state: str, tgt: Target) -> Plan:
+def _jobs_dir(jobs: list[JobSpec], jobs_dir: str | None) -> str | None:
+    """The absolute jobs directory: as given, else the one the job files are in."""
+    if jobs_dir:
+        return os.path.abspath(jobs_dir)
+    for job in jobs:
+        path = job.source.rpartition(":")[0]
+        if path:
+            return os.path.dirname(os.path.abspath(path))
+    return None
+
+
+def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = None) -> Plan:
     check_users(jobs, tgt.system)
     instance = instance_id(state)
     old_text = tgt.read()
     parts = split(old_text, instance, tgt.label)
-    wanted = {j.name: j.to_applied() for j in jobs if j.enabled}
+    if not parts.found:
+        parts.created = tgt.absent
+    directory = _jobs_dir(jobs, jobs_dir)
+    current = {name: applied.read(state, name) for name in applied.names(state)}
+    wanted = {}
+    for j in jobs:
+        if j.enabled:
+            users = set(applied.recorded_for(current.get(j.name))) | {applied.CRON}
+            wanted[j.name] = applied.with_meta(j.to_applied(), directory, sorted(users))
     lines = [render_line(wanted[name], state, tgt.system) for name in sorted(wanted)]
     if any(d.get("catch_up") for d in wanted.values()):
         lines += catch_up_lines(state, tgt.system)
     new_text = join(parts, instance, state, lines)
-    changes = []
+    changes, others = [], {}
     for name in sorted(set(wanted) | {n for n in parts.entries if not n.startswith("_")}):
         entry = parts.entries.get(name)
+        old = current.get(name)
+        came_from = applied.jobs_dir_of(old)
+        elsewhere = came_from if came_from and directory and not applied.same_dir(came_from, directory) else None
+        note = f"last applied from {elsewhere}" if elsewhere else ""
         if name not in wanted:
-            changes.append(Change(name, "remove"))
+            if elsewhere:
+                others[name] = elsewhere
+            changes.append(Change(name, "remove", note=note))
         elif entry is None:
-            changes.append(Change(name, "add"))
+            if applied.SYSTEMD in applied.recorded_for(old):
+                note = "also recorded for its systemd timer (export systemd --record): it would run twice"
+            changes.append(Change(name, "add", note=note))
         else:
-            current = applied.read(state, name)
-            fields = applied.differs(current, wanted[name])
+            fields = applied.differs(old, wanted[name])
+            if fields and applied.SYSTEMD in applied.recorded_for(old):
+                # one definition serves both: apply changes what the timer runs too, and says so
+                note = "; ".join(filter(None, [note, "its systemd timer runs the new definition too"]))
             if entry.hash != definition_hash(wanted[name]) or fields:
-                changes.append(Change(name, "change", fields or ["(crontab line)"]))
+                changes.append(Change(name, "change", fields or ["(crontab line)"], note))
+            elif entry.line != render_line(wanted[name], state, tgt.system):
+                changes.append(Change(name, "change", [EDITED], note))
             else:
-                changes.append(Change(name, "unchanged"))
-    stale = [n for n in applied.names(state) if n not in wanted]
-    return Plan(tgt, instance, old_text, new_text, changes, wanted, stale)
+                changes.append(Change(name, "unchanged", note=note))
+    timers = []
+    for j in jobs:
+        old = current.get(j.name)
+        if j.name not in parts.entries and applied.recorded_for(old) == [applied.SYSTEMD]:
+            fields = applied.differs(old, j.to_applied())
+            if fields:
+                timers.append(Change(j.name, "timer", fields))
+    stale = [n for n in current if n not in wanted and applied.CRON in applied.recorded_for(current[n])]
+    installed = sum(1 for n in parts.entries if not n.startswith("_"))
+    return Plan(tgt, instance, old_text, new_text, changes, wanted, stale, directory, installed, others,
+                inherited(parts.before), timers, parts.created)
+
+
+def _write(tgt: Target, text: str, created: bool) -> None:
+    """Write the crontab; an empty one that did not exist before jobctl is removed instead (crontab -r)."""
+    if not text and created:
+        tgt.remove()
+    else:
+        tgt.write(text)
+
+
+def _drop_cron(state: str, names: list[str], current: dict[str, dict | None]) -> None:
+    """Cron no longer runs these: remove their definitions, but keep those a systemd timer runs."""
+    for name in names:
+        old = current.get(name)
+        users = applied.recorded_for(old)
+        if old is not None and applied.SYSTEMD in users:
+            when = applied.mtime(state, name)
+            applied.write(state, applied.with_meta(old, None, [u for u in users if u != applied.CRON]))
+            applied.keep_mtime(state, name, when)
+        else:
+            applied.remove(state, name)
 
 
 def _backup(state: str, text: str) -> str:
@@ -479,19 +620,25 @@ def _sweep(state: str, tgt: Target) -> None:
         remove_stale_temps(os.path.dirname(os.path.abspath(tgt.path)), os.path.basename(tgt.path))
 
 
-def apply(jobs: list[JobSpec], state: str, tgt: Target) -> Outcome:
+def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = None,
+          prune_others: bool = True) -> Outcome:
     """Install the jobs: all of it or, on any error, nothing (one EnvironmentProblem for an OSError).
 
     Every changed definition and the backup are written to disk first (a full
     disk shows up here, before anything changed); then the definitions are
     renamed into place, then the crontab is written; if that fails, the old
-    definitions are renamed back.
+    definitions are renamed back.  Without ``prune_others`` (the CLI's
+    default), an apply that would remove jobs last applied from another jobs
+    directory, or more than half of the installed ones, stops (Plan.refusal).
     """
     doing = f"cannot apply to {tgt.label}"
     try:
         with _apply_lock(state):
             _sweep(state, tgt)
-            plan = make_plan(jobs, state, tgt)
+            plan = make_plan(jobs, state, tgt, jobs_dir)
+            refusal = None if prune_others else plan.refusal()
+            if refusal:
+                raise JobctlError(f"{refusal}; nothing was changed")
             changed = plan.new_text != plan.old_text
             # Someone may have edited the crontab since we read it: never lose that.
             if changed and tgt.read() != plan.old_text:
@@ -499,10 +646,15 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target) -> Outcome:
                                       "Run jobctl apply again")
             batch = Batch()
             backup = None
+            #: definitions rewritten only for their metadata keep the time they were applied
+            kept_times: dict[str, int | None] = {}
             try:
                 for name, defn in plan.definitions.items():
-                    if applied.read(state, name) != defn:
+                    old = applied.read(state, name)
+                    if old != defn:
                         doing = f"cannot write the applied definition {paths.applied_file(state, name)}"
+                        if old is not None and not applied.differs(old, defn):
+                            kept_times[name] = applied.mtime(state, name)
                         applied.stage(batch, state, defn)
                 if changed:
                     doing = f"cannot back up {tgt.label} into {paths.backups_dir(state)}"
@@ -516,17 +668,18 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target) -> Outcome:
                 batch.commit()
                 if changed:
                     doing = f"cannot write {tgt.label}"
-                    tgt.write(plan.new_text)
+                    _write(tgt, plan.new_text, plan.created)
             except BaseException:
                 batch.rollback()
                 if backup:
                     _unlink(backup)
                 raise
             batch.finish()
+            for name, when in kept_times.items():
+                applied.keep_mtime(state, name, when)
             if backup:
                 _rotate_backups(state)
-            for name in plan.stale:
-                applied.remove(state, name)
+            _drop_cron(state, plan.stale, {n: applied.read(state, n) for n in plan.stale})
             return Outcome(plan, changed, backup)
     except OSError as exc:
         raise _environment(exc, doing) from None
@@ -542,7 +695,9 @@ def uninstall(state: str, tgt: Target) -> Outcome:
             parts = split(old_text, instance, tgt.label)
             new_text = join(parts, instance, state, [])
             changes = [Change(n, "remove") for n in sorted(parts.entries) if not n.startswith("_")]
-            plan = Plan(tgt, instance, old_text, new_text, changes, {}, applied.names(state))
+            current = {n: applied.read(state, n) for n in applied.names(state)}
+            stale = [n for n in current if applied.CRON in applied.recorded_for(current[n])]
+            plan = Plan(tgt, instance, old_text, new_text, changes, {}, stale, created=parts.created)
             backup = None
             if new_text != old_text:
                 if tgt.read() != old_text:
@@ -552,14 +707,13 @@ def uninstall(state: str, tgt: Target) -> Outcome:
                 backup = _backup(state, old_text)
                 try:
                     doing = f"cannot write {tgt.label}"
-                    tgt.write(new_text)
+                    _write(tgt, new_text, parts.created)
                 except BaseException:
                     _unlink(backup)
                     raise
                 _rotate_backups(state)
-            # the block is gone: nothing runs these any more
-            for name in plan.stale:
-                applied.remove(state, name)
+            # the block is gone: cron runs none of these any more (a systemd timer may)
+            _drop_cron(state, plan.stale, current)
             return Outcome(plan, new_text != old_text, backup)
     except OSError as exc:
         raise _environment(exc, doing) from None
@@ -568,3 +722,126 @@ def uninstall(state: str, tgt: Target) -> Outcome:
 def installed(state: str, tgt: Target) -> dict[str, Entry]:
     """The entries of our block as the crontab has them now."""
     return split(tgt.read(), instance_id(state), tgt.label).entries
+
+
+# --- settings above the block ---------------------------------------------------------------------
+#
+# cron gives every entry the environment settings (NAME=value lines) read
+# before it, so jobctl's lines inherit whatever stands above its block.  What
+# each means for them is said once, by plan and doctor.
+
+_BLANK = " \t\n\v\f\r"  # C isspace()
+
+
+def _cron_env(line: str) -> tuple[str, str] | None:
+    """(name, value) when cron reads ``line`` as an environment setting, else None.
+
+    A port of load_env() of Debian's cron (env.c, the 4.1 parser Debian
+    backported; tests/cron_oracle.py has the byte-level port): quotes around
+    the name or the value, blanks around "=", trailing blanks dropped.
+    """
+    NAMEI, NAME, EQ1, EQ2, VALUEI, VALUE, FINI, ERROR = range(8)
+    text = line.lstrip(" \t")
+    if not text or text.startswith("#"):
+        return None
+    state, quote, i = NAMEI, "", 0
+    name: list[str] = []
+    val: list[str] = []
+    cur = name
+    while state != ERROR and i < len(text):
+        c = text[i]
+        if state in (NAMEI, VALUEI):
+            if c in "'\"":
+                quote = c
+                i += 1
+            state += 1
+            if i >= len(text):
+                break
+            c = text[i]
+        if state in (NAME, VALUE):
+            if quote:
+                if c == quote:
+                    state += 1
+                    i += 1
+                    continue
+                if state == NAME and c == "=":
+                    state = ERROR
+                    continue
+            elif state == NAME:
+                if c in _BLANK:
+                    i += 1
+                    state += 1
+                    continue
+                if c == "=":
+                    state += 1
+                    continue
+            cur.append(c)
+            i += 1
+        elif state == EQ1:
+            if c == "=":
+                state, cur, quote = EQ2, val, ""
+            elif c not in _BLANK:
+                state = ERROR
+            i += 1
+        else:  # EQ2, FINI
+            if c in _BLANK:
+                i += 1
+            else:
+                state += 1
+    if state != FINI and not (state == VALUE and not quote):
+        return None
+    value = "".join(val).rstrip(_BLANK)
+    if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+        value = value[1:-1]
+    key = "".join(name)
+    return (key, value) if key else None
+
+
+def inherited(before: str) -> list[tuple[str, str, int]]:
+    """The settings in effect at jobctl's block: (name, value, line number), the last of each name, in order."""
+    found: dict[str, tuple[str, str, int]] = {}
+    for number, line in enumerate(_lines(before), start=1):
+        setting = _cron_env(line.rstrip("\n"))
+        if setting is not None:
+            found.pop(setting[0], None)
+            found[setting[0]] = (setting[0], setting[1], number)
+    return list(found.values())
+
+
+#: shells that read the POSIX quoting of jobctl's lines
+POSIX_SHELLS = ("sh", "bash", "dash", "ash", "ksh", "ksh93", "mksh", "lksh", "pdksh", "zsh", "posh", "yash",
+                "busybox")
+MAIL_SETTINGS = ("MAILFROM", "CONTENT_TYPE", "CONTENT_TRANSFER_ENCODING")
+
+
+def meaning(name: str, value: str) -> tuple[str, bool]:
+    """What a setting above the block means for jobctl's lines, and whether it is a problem for them."""
+    shown = f"{name}={value}" if value else f'{name}=""'
+    if name == "MAILTO":
+        if not value:
+            return (f"{shown}: cron mails nothing, so the failure summary jobctl's lines print under cron "
+                    "(cron_mail) reaches no one; remove it or give an address to get failure mail"), False
+        return (f"{shown}: cron mails what jobctl's lines print to {value} (with cron_mail: failure, the default, "
+                "one summary per failed run; needs a mail transfer agent)"), False
+    if name == "CRON_TZ":
+        return (f"{shown}: ignored by Debian's cron; jobctl's lines run on the system's time. Give the jobs "
+                f"timezone: {value or 'ZONE'} instead"), True
+    if name == "TZ":
+        return (f"{shown}: does not move when cron runs jobctl's lines, and jobs do not see it (the wrapper's clean "
+                f"environment); use timezone: {value or 'ZONE'} for the schedule, env: {{TZ: {value or 'ZONE'}}} "
+                "for the job's clock"), False
+    if name == "SHELL":
+        if os.path.basename(value) in POSIX_SHELLS:
+            return (f"{shown}: cron starts jobctl's lines with it; jobs run with their own shell: key "
+                    "(default /bin/sh), not this one"), False
+        return (f"{shown}: cron starts jobctl's lines with it, and they are written for a POSIX shell; remove it, "
+                "or set SHELL=/bin/sh on the line just above jobctl's block"), True
+    if name == "PATH":
+        return (f"{shown}: no effect on jobctl's lines (absolute paths) or their jobs (the wrapper sets "
+                f"PATH={runner.CLEAN_PATH}); set env: {{PATH: ...}} in a job file to change a job's PATH"), False
+    if name in ("HOME", "LOGNAME", "USER"):
+        return (f"{shown}: jobs get HOME, LOGNAME and USER of their own user from the wrapper, not this"), False
+    if name in MAIL_SETTINGS:
+        return f"{shown}: used by cron for the mail of jobctl's lines too", False
+    return (f"{shown}: cron sets it for jobctl's lines, but jobs do not see it (the wrapper's clean environment); "
+            "put it under env: in the job files that need it"), False

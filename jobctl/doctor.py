@@ -20,6 +20,8 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    #: worth knowing, not a failure: printed as "note"
+    note: bool = False
 
 
 def _alive_not_zombie(pid: str) -> bool:
@@ -107,18 +109,22 @@ def run_log(state: str) -> Check:
     return Check("run log", True, f"{path}: quick_check ok")
 
 
-def crontab_in_sync(jobs: list, state: str, system: bool) -> Check:
+def crontab_in_sync(jobs: list, state: str, system: bool, jobs_dir: str | None = None) -> Check:
     from . import crontab
     from .errors import JobctlError
 
     try:
-        plan = crontab.make_plan(jobs, state, crontab.target(system))
+        plan = crontab.make_plan(jobs, state, crontab.target(system), jobs_dir)
     except JobctlError as exc:
         return Check("crontab in sync", False, exc.message, "see the message; then jobctl apply")
     if plan.pending:
-        changed = [f"{c.action} {c.name}" for c in plan.changes if c.action != "unchanged"]
-        return Check("crontab in sync", False, f"{plan.target.label}: {', '.join(changed) or 'block differs'}",
-                     "jobctl plan, then jobctl apply")
+        edited = [c.name for c in plan.changes if crontab.EDITED in c.fields]
+        changed = [f"{c.action} {c.name}" for c in plan.changes if c.action != "unchanged" and c.name not in edited]
+        changed += [f"line of {n} edited in the crontab" for n in edited]
+        fix = "jobctl plan, then jobctl apply"
+        if edited:
+            fix += " (it writes the edited lines back: change a job in its job file, not in the crontab)"
+        return Check("crontab in sync", False, f"{plan.target.label}: {', '.join(changed) or 'block differs'}", fix)
     return Check("crontab in sync", True, f"{plan.target.label}: {len(plan.changes)} jobs as applied")
 
 
@@ -163,22 +169,178 @@ def _first_word(command: str | list) -> str | None:
     return None
 
 
+@dataclass
+class _User:
+    """Whom a job runs as: checks of paths are made with that user's rights."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+    @property
+    def me(self) -> bool:
+        return self.uid == os.geteuid()
+
+
+def _job_user(job) -> _User | None:
+    import pwd
+
+    try:
+        pw = pwd.getpwnam(job.user) if job.user else pwd.getpwuid(os.geteuid())
+    except KeyError:
+        return None
+    return _User(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+
+
+def _as_user(user: _User, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess | None:
+    """Run ``argv`` with ``user``'s rights (root only; None when they cannot be taken)."""
+    kwargs: dict = {}
+    if not user.me:
+        if os.geteuid() != 0:
+            return None
+        kwargs = {"user": user.uid, "group": user.gid, "extra_groups": os.getgrouplist(user.name, user.gid)}
+    try:
+        return subprocess.run(argv, env=env, capture_output=True, text=True, cwd="/", timeout=30, **kwargs)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+#: `sh -c` exit codes of _PATH_TEST, as the job's user
+_PATH_TEST = ('[ -e "$1" ] || exit 2; if [ -n "$2" ]; then [ -d "$1" ] || exit 4; cd -- "$1" 2>/dev/null || exit 3; '
+              'else [ -d "$1" ] && exit 4; [ -x "$1" ] || exit 3; fi; exit 0')
+
+
+def _path_check(user: _User, path: str, directory: bool) -> str | None:
+    """None when ``user`` can execute the file (or enter the directory) ``path``, else what is wrong."""
+    proc = _as_user(user, ["/bin/sh", "-c", _PATH_TEST, "sh", path, "d" if directory else ""], {"PATH": CLEAN_PATH})
+    if proc is None:
+        return "cannot check (not root)" if not user.me else "cannot check"
+    if proc.returncode == 0:
+        return None
+    if proc.returncode == 2:
+        # as the caller (root, usually): missing, or hidden from the job's user by a directory above
+        return "hidden" if os.path.lexists(path) else "missing"
+    return {3: "denied", 4: "not a directory" if directory else "a directory"}.get(proc.returncode, "cannot check")
+
+
 def commands_found(jobs: list) -> list[Check]:
+    """Each job's program, as its user finds it on the run PATH, with a fix worded for what is wrong."""
     checks = []
     for job in jobs:
         defn = job.to_applied()
+        name = f"command of {job.name}"
+        user = _job_user(job)
         word = _first_word(defn["command"])
-        if word is None:
-            checks.append(Check(f"command of {job.name}", True, "cannot tell the program (complex shell)"))
+        if word is None or user is None:
+            checks.append(Check(name, True, "cannot tell the program (complex shell)" if word is None
+                                else f"user {job.user} does not exist here"))
             continue
         path = (defn.get("env") or {}).get("PATH", CLEAN_PATH)
         shell = defn.get("shell") or "/bin/sh"
-        result = subprocess.run([shell, "-c", 'command -v -- "$1"', "sh", word], env={"PATH": path},
-                                capture_output=True, text=True)
-        if result.returncode == 0:
-            checks.append(Check(f"command of {job.name}", True, f"{word} → {result.stdout.strip()}"))
+        where = f"in {job.source}"
+        if not isinstance(defn["command"], list) and not os.path.isfile(shell):
+            checks.append(Check(name, False, f"its shell {shell} does not exist",
+                                f"install {shell}, or set shell: to an existing one {where}"))
+            continue
+        if "/" in word:
+            target = word if word.startswith("/") else os.path.join(job.working_dir or user.home, word)
+            problem = _path_check(user, target, directory=False)
+            if problem is None:
+                checks.append(Check(name, True, f"{target} (executable by {user.name})"))
+            elif problem.startswith("cannot check"):
+                checks.append(Check(name, True, f"{target}: {problem} as {user.name}", note=True))
+            elif problem == "missing":
+                checks.append(Check(name, False, f"{target} does not exist",
+                                    f"install the program at {target}, or correct the command {where}"))
+            elif problem == "hidden":
+                checks.append(Check(name, False, f"{user.name} cannot reach {target}: a directory above it is "
+                                    "not searchable by that user",
+                                    f"give {user.name} search (x) permission on the directories above "
+                                    f"{target}, or run the job as a user who has it"))
+            elif problem == "a directory":
+                checks.append(Check(name, False, f"{target} is a directory, not a program",
+                                    f"correct the command {where}"))
+            else:
+                checks.append(Check(name, False, f"{target} is not executable by {user.name}",
+                                    f"chmod +x {shlex.quote(target)}, or run it through its interpreter "
+                                    f"(command: [/bin/sh, {target}]) {where}"))
+            continue
+        env = {"PATH": path, "HOME": user.home}
+        proc = _as_user(user, [shell, "-c", 'command -v -- "$1"', "sh", word], env)
+        if proc is None:
+            checks.append(Check(name, True, f"{word}: cannot check as {user.name} (not root)", note=True))
+        elif proc.returncode == 0:
+            checks.append(Check(name, True, f"{word} → {proc.stdout.strip()}"))
         else:
-            checks.append(Check(f"command of {job.name}", False,
-                                f"{word!r} is not found on the run PATH ({path})",
-                                f"use an absolute path, install {word}, or set env: PATH in {job.source}"))
+            elsewhere = shutil.which(word)
+            if elsewhere:
+                fix = (f"use its absolute path ({elsewhere}) in the command, or add {os.path.dirname(elsewhere)} "
+                       f"to env: PATH {where}")
+            else:
+                fix = f"install {word} on this host, or correct the command {where}"
+            checks.append(Check(name, False, f"{word!r} is not found on the run PATH ({path})", fix))
+    return checks
+
+
+def working_dirs(jobs: list) -> list[Check]:
+    """Each job's working directory (working_dir, or its user's home) exists and its user may enter it.
+
+    The wrapper changes into it before starting the job; if it cannot, every
+    run fails with exit 125 ("cannot start: working directory ...").
+    """
+    checks = []
+    for job in jobs:
+        name = f"working directory of {job.name}"
+        user = _job_user(job)
+        if user is None:
+            continue
+        directory = job.working_dir or user.home
+        what = f"working_dir {directory}" if job.working_dir else \
+            f"{directory}, the home of {user.name} (working_dir is not set)"
+        where = f"in {job.source}"
+        problem = _path_check(user, directory, directory=True)
+        if problem is None:
+            checks.append(Check(name, True, f"{directory} (as {user.name})"))
+        elif problem.startswith("cannot check"):
+            checks.append(Check(name, True, f"{directory}: {problem} as {user.name}", note=True))
+        elif problem == "missing":
+            fix = (f"mkdir -p {shlex.quote(directory)}" + (f" && chown {user.name}: {shlex.quote(directory)}"
+                                                           if not user.me else "")
+                   + f", or correct working_dir {where}") if job.working_dir else \
+                f"set working_dir: to an existing directory {where}, or create the home directory"
+            checks.append(Check(name, False, f"{what} does not exist: every run would fail (exit 125)", fix))
+        elif problem == "not a directory":
+            checks.append(Check(name, False, f"{what} is not a directory: every run would fail (exit 125)",
+                                f"point working_dir at a directory {where}"))
+        else:
+            checks.append(Check(name, False, f"{user.name} cannot enter {what}: no search (x) permission on it or "
+                                "a directory above; every run would fail (exit 125)",
+                                f"give {user.name} access (chown {user.name}: {shlex.quote(directory)}, or chmod "
+                                f"o+x on it and the directories above), or set working_dir: {where}"))
+    return checks
+
+
+#: the fix for a setting above the block that is a problem for jobctl's lines
+_SETTING_FIXES = {
+    "CRON_TZ": "remove the CRON_TZ= line (Debian's cron ignores it) and set timezone: in the job files that need it",
+    "SHELL": "remove the SHELL= line, or set SHELL=/bin/sh on the line just above jobctl's block",
+}
+
+
+def inherited_settings(state: str, system: bool) -> list[Check]:
+    """One check per setting above jobctl's block: what it means for jobctl's lines (crontab.meaning)."""
+    from . import crontab
+    from .errors import JobctlError
+
+    try:
+        tgt = crontab.target(system)
+        parts = crontab.split(tgt.read(), crontab.instance_id(state), tgt.label)
+    except JobctlError:
+        return []  # the crontab checks above say why
+    checks = []
+    for name, value, number in crontab.inherited(parts.before):
+        text, problem = crontab.meaning(name, value)
+        checks.append(Check(f"crontab line {number}", not problem, text, _SETTING_FIXES.get(name, ""),
+                            note=not problem))
     return checks

@@ -88,13 +88,22 @@ def cell(text: Any, style: str = "") -> Any:
     return Text(printable("" if text is None else str(text)), style=style)
 
 
+def exit_code(row: Any) -> int | None:
+    """A run's exit code; None for a skip, which started no process.
+
+    Older wrappers recorded 0 for a paused skip and 75 for a forbid one;
+    whatever is stored, a skip has no exit code.
+    """
+    return None if row["status"] == "skipped" else row["exit_code"]
+
+
 def run_json(row: Any) -> dict[str, Any]:
     """A run row as the documented JSON object (the field names are an interface)."""
     return {
         "id": row["id"],
         "job": row["job"],
         "status": row["status"],
-        "exit_code": row["exit_code"],
+        "exit_code": exit_code(row),
         "signal": row["signal"],
         "trigger": row["trigger"],
         "attempt": row["attempt"],
@@ -142,7 +151,7 @@ def history_table(rows: list[Any]) -> None:
             cell(r["id"]), cell(r["job"]), status_text(r["status"]),
             cell(r["trigger"] + (f" #{r['attempt']}" if r["attempt"] > 1 else "")),
             cell(local(r["started_at"])), cell(duration(r["duration_s"])),
-            cell("-" if r["exit_code"] is None else r["exit_code"]), cell(r["reason"] or ""),
+            cell("-" if exit_code(r) is None else exit_code(r)), cell(r["reason"] or ""),
         )
     console().print(table)
 
@@ -150,11 +159,22 @@ def history_table(rows: list[Any]) -> None:
 ACTION_STYLE = {"add": "green", "change": "yellow", "remove": "red", "unchanged": "dim"}
 
 
+ACTION_STYLE["timer"] = "cyan"
+
+
 def _change_line(c: Any) -> Any:
     from rich.text import Text
 
     detail = f" ({', '.join(c.fields)})" if c.fields else ""
-    return Text.assemble("  ", cell(f"{c.action:<9}", ACTION_STYLE[c.action]), " ", cell(c.name + detail))
+    line = Text.assemble("  ", cell(f"{c.action:<9}", ACTION_STYLE[c.action]), " ", cell(c.name + detail))
+    if c.note:
+        line.append_text(cell(f": {c.note}", "yellow"))
+    return line
+
+
+def jobs_dir_line(directory: str, origin: str, jobs: int) -> None:
+    """The first line of plan and apply: which jobs directory they read, and why that one."""
+    console().print(cell(f"jobs directory: {directory} ({origin}; {jobs} job{'s' if jobs != 1 else ''})"))
 
 
 def plan_summary(plan: Any) -> None:
@@ -167,6 +187,29 @@ def plan_summary(plan: Any) -> None:
     verdict = "in sync" if not plan.pending else "apply would change the crontab"
     out.print(cell(f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove, "
                    f"{counts['unchanged']} unchanged: {verdict}"))
+    refusal = plan.refusal()
+    if refusal:
+        out.print(cell(f"apply will refuse: {refusal}", "bold red"))
+    if plan.timers:
+        out.print(cell("systemd timers (jobctl export systemd --record wrote what they run; apply does not change "
+                       "it):"))
+        for c in plan.timers:
+            out.print(_change_line(c).append_text(cell(": its job file differs; jobctl export systemd --record "
+                                                        "updates it")))
+    inherited_settings(plan.inherited, plan.target.label)
+
+
+def inherited_settings(settings: list[tuple[str, str, int]], label: str) -> None:
+    """Once per plan: what each setting above jobctl's block means for its lines."""
+    from .crontab import meaning
+
+    if not settings:
+        return
+    out = console()
+    out.print(cell(f"settings above jobctl's block in {label}, which cron applies to its lines too:"))
+    for name, value, number in settings:
+        text, problem = meaning(name, value)
+        out.print(cell(f"  line {number}: {text}", "yellow" if problem else ""))
 
 
 def diff(text: str) -> None:
@@ -190,7 +233,10 @@ def apply_summary(outcome: Any) -> None:
     for c in plan.changes:
         if c.action != "unchanged":
             out.print(_change_line(c))
-    if outcome.wrote:
+    if outcome.wrote and plan.created and not plan.new_text:
+        out.print(cell(f"removed {plan.target.label}: there was none before jobctl; previous crontab saved as "
+                       f"{outcome.backup}"))
+    elif outcome.wrote:
         out.print(cell(f"applied to {plan.target.label}: {counts['add']} added, {counts['change']} changed, "
                        f"{counts['remove']} removed, {counts['unchanged']} unchanged; previous crontab saved "
                        f"as {outcome.backup}"))
@@ -201,7 +247,9 @@ def apply_summary(outcome: Any) -> None:
 def uninstall_summary(outcome: Any) -> None:
     plan = outcome.plan
     if outcome.wrote:
-        print(f"removed jobctl's block ({len(plan.changes)} jobs) from {plan.target.label}; run log kept; "
+        after = ("; nothing else was in it, and there was none before jobctl, so it is removed (crontab -r)"
+                 if plan.created and not plan.new_text else "")
+        print(f"removed jobctl's block ({len(plan.changes)} jobs) from {plan.target.label}{after}; run log kept; "
               f"previous crontab saved as {outcome.backup}")
     else:
         print(f"no jobctl block in {plan.target.label}; nothing to remove")
@@ -220,38 +268,120 @@ def status_json(s: Any) -> dict[str, Any]:
         "paused": s.paused,
         "late": s.late,
         "missed": s.missed,
+        "last_started_run": run_json(s.last_started_run) if s.last_started_run is not None else None,
+        "jobs_dir": s.jobs_dir,
     }
 
 
-STATE_STYLE = {"ok": "green", "changed": "yellow", "not applied": "yellow", "orphaned": "red", "disabled": "dim"}
+STATE_STYLE = {"ok": "green", "changed": "yellow", "edited": "bold yellow", "not applied": "yellow",
+               "timer": "cyan", "orphaned": "red", "disabled": "dim"}
 
 
-def status_table(rows: list[Any]) -> None:
+# --- the status table ----------------------------------------------------------------
+#
+# One line per job.  The job name is never cut.  When the table is wider than
+# the terminal, columns go in this order until it fits: first every column
+# takes its short form (times without the year, a success without "(0)"),
+# then WHEN, DURATION, DESCRIPTION (cut with "..." before it goes), LAST RUN,
+# FAILS (the count then follows the result, "x3"), NEXT RUN and SCHEDULE.
+# JOB, STATE and RESULT always stay.  --wide shows every column in full.
+
+#: columns in display order: (header, justify, drop rank: 0 never, lower goes first)
+_COLUMNS = (("JOB", "left", 0), ("SCHEDULE", "left", 7), ("WHEN", "left", 1), ("NEXT RUN", "left", 6),
+            ("STATE", "left", 0), ("LAST RUN", "left", 4), ("RESULT", "left", 0), ("DURATION", "right", 2),
+            ("FAILS", "right", 5), ("DESCRIPTION", "left", 3))
+_GAP = 2  # padding between two columns (rich: one on each side)
+_MIN_DESCRIPTION = 12
+
+
+def _result(s: Any, short: bool, fails: bool) -> Any:
+    last = s.last_started_run
+    if last is None:
+        text = cell("-")
+    else:
+        text = status_text(last["status"])
+        code = exit_code(last)
+        if code is not None and not (short and code == 0):
+            text.append_text(cell(f" ({code})"))
+    if fails and s.consecutive_failures > 1:
+        text.append_text(cell(f" x{s.consecutive_failures}", "red"))
+    if s.paused and not short:  # short: STATE, which always stays, says "paused"
+        text.append_text(cell(" (paused)", "yellow"))
+    return text
+
+
+def _status_cells(s: Any, short: bool, fails_in_result: bool) -> dict[str, Any]:
+    last = s.last_started_run
+    stamp = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M %Z"
+    state = cell(s.state, STATE_STYLE.get(s.state, ""))
+    for flag, style in (("paused", "yellow"), ("late", "yellow"), ("missed", "bold red")):
+        if getattr(s, flag):
+            state.append(f" {flag}", style=style)
+    if last is None:
+        when = "never"
+    else:
+        when = time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
+    return {
+        "JOB": cell(s.name),
+        "SCHEDULE": cell(s.schedule or "-"),
+        "WHEN": cell(s.schedule_description or "", "dim"),
+        "NEXT RUN": cell(s.next_run.strftime(stamp) if s.next_run else "-"),
+        "STATE": state,
+        "LAST RUN": cell(when),
+        "RESULT": _result(s, short, fails_in_result),
+        "DURATION": cell(duration(last["duration_s"]) if last is not None else "-"),
+        "FAILS": cell(s.consecutive_failures, "red" if s.consecutive_failures else ""),
+        "DESCRIPTION": cell(s.description or "", "dim"),
+    }
+
+
+def _layout(rows: list[Any], width: int | None) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
+    """The columns to show, their widths and the cells: full when it fits in ``width`` (None: no limit)."""
+    shown = [h for h, _, _ in _COLUMNS if h != "DESCRIPTION" or any(s.description for s in rows)]
+
+    def measure(cells: list[dict[str, Any]], columns: list[str]) -> dict[str, int]:
+        return {h: max([len(h)] + [c[h].cell_len for c in cells]) for h in columns}
+
+    def total(widths: dict[str, int]) -> int:
+        return sum(widths.values()) + _GAP * (len(widths) - 1)
+
+    cells = [_status_cells(s, False, False) for s in rows]
+    widths = measure(cells, shown)
+    if width is None or total(widths) <= width:
+        return shown, widths, cells
+    cells = [_status_cells(s, True, False) for s in rows]
+    for rank in range(1, 8):
+        widths = measure(cells, shown)
+        if total(widths) <= width:
+            break
+        victim = next(h for h, _, r in _COLUMNS if r == rank)
+        if victim not in shown:
+            continue
+        if victim == "DESCRIPTION":
+            room = width - (total(widths) - widths[victim])
+            if room >= _MIN_DESCRIPTION:
+                widths[victim] = room
+                return shown, widths, cells
+        if victim == "FAILS":
+            cells = [_status_cells(s, True, True) for s in rows]
+        shown.remove(victim)
+    return shown, measure(cells, shown), cells
+
+
+def status_table(rows: list[Any], wide: bool = False, out: Any = None) -> None:
     from rich.table import Table
 
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("JOB", "SCHEDULE", "NEXT RUN", "STATE", "LAST RUN", "RESULT", "DURATION", "FAILS"):
-        table.add_column(col, justify="right" if col in ("FAILS", "DURATION") else "left")
-    for s in rows:
-        last = s.last_run
-        schedule = cell(s.schedule or "-")
-        if s.schedule_description:
-            schedule.append("\n")
-            schedule.append_text(cell(s.schedule_description, "dim"))
-        nxt = s.next_run.strftime("%Y-%m-%d %H:%M %Z") if s.next_run else "-"
-        result = cell("-")
-        if last is not None:
-            result = status_text(last["status"])
-            if last["exit_code"] is not None:
-                result.append_text(cell(f" ({last['exit_code']})"))
-        state = cell(s.state, STATE_STYLE.get(s.state, ""))
-        for flag, style in (("paused", "yellow"), ("late", "yellow"), ("missed", "bold red")):
-            if getattr(s, flag):
-                state.append(f" {flag}", style=style)
-        table.add_row(
-            cell(s.name), schedule, cell(nxt), state,
-            cell(local(last["started_at"]) if last is not None else "never"), result,
-            cell(duration(last["duration_s"]) if last is not None else "-"),
-            cell(s.consecutive_failures, "red" if s.consecutive_failures else ""),
-        )
-    console().print(table)
+    out = out or console()
+    width = None if wide or not out.is_terminal and out.width >= 1000 else out.width
+    shown, widths, cells = _layout(rows, width)
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
+    for header, justify, _ in _COLUMNS:
+        if header in shown:
+            table.add_column(header, justify=justify, no_wrap=True, overflow="ellipsis", width=widths[header])
+    for c in cells:
+        table.add_row(*(c[h] for h in shown))
+    needed = sum(widths[h] for h in shown) + _GAP * (len(shown) - 1)
+    if needed > out.width:
+        # Never cut a job name: a line longer than the terminal wraps there instead.
+        out.width = needed
+    out.print(table)

@@ -19,8 +19,9 @@ class JobStatus:
     schedule: str | None
     schedule_description: str | None
     next_run: datetime | None
-    state: str  # ok | changed | not applied | orphaned | disabled
-    last_run: Any  # a run row or None
+    #: ok | changed | edited | not applied | timer | orphaned | disabled (STATES)
+    state: str
+    last_run: Any  # the latest run row (a skip too) or None
     consecutive_failures: int
     changed_fields: list[str]
     paused: bool = False
@@ -29,11 +30,28 @@ class JobStatus:
     #: the latest scheduled minute has no run at all: the local dead-man's switch
     missed: bool = False
     timezone: str | None = None
+    #: the latest run that started the job (not a skip), or None
+    last_started_run: Any = None
+    #: the jobs directory the job is defined in (its file's, or the one it was last applied from)
+    jobs_dir: str | None = None
+    #: shown from its applied definition: no job file for it in the jobs directory read
+    from_applied: bool = False
+
+
+STATES = ("ok", "changed", "edited", "not applied", "timer", "orphaned", "disabled")
 
 
 def consecutive_failures(log: Store | None, name: str) -> int:
     # Skipped runs neither break nor extend a failure streak.
     return log.failure_streak(name) if log is not None else 0
+
+
+def last_started(log: Store | None, name: str) -> Any:
+    """The latest run that started the job: skips (paused, forbid) are not results."""
+    if log is None:
+        return None
+    return log.db.execute("SELECT * FROM runs WHERE job = ? AND status != 'skipped' ORDER BY id DESC LIMIT 1",
+                          (name,)).fetchone()
 
 
 def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
@@ -59,40 +77,88 @@ def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tupl
     return row[0] - ts > grace, False
 
 
+def _installed_state(entry: crontab.Entry, current: dict | None, state: str, system: bool) -> str:
+    """ok, or edited when the line in jobctl's block is not the one apply wrote for the applied definition."""
+    if current is not None and entry.line != crontab.render_line(current, state, system):
+        return "edited"
+    return "ok"
+
+
 def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], log: Store | None,
-            now: datetime) -> list[JobStatus]:
+            now: datetime, system: bool = False, jobs_dir: str | None = None,
+            dir_readable: bool = True) -> list[JobStatus]:
+    """One row per job of the files, then per job only the crontab or a systemd timer has.
+
+    A job installed from another jobs directory (or when ``jobs_dir`` could
+    not be read) is shown from its applied definition, as cron runs it; one
+    whose job file is gone from the directory it was applied from is
+    ``orphaned``.
+    """
     from . import pause
     from .schedule import describe
 
-    out: list[JobStatus] = []
     descriptions: dict[str, str] = {}
+    rows: list[tuple[JobSpec, str, list[str], bool]] = []
     for job in sorted(jobs, key=lambda j: j.name):
         defn = job.to_applied()
         entry = entries.get(job.name)
+        current = applied.read(state, job.name)
         fields: list[str] = []
         if not job.enabled:
             state_ = "changed" if entry else "disabled"
             fields = ["enabled"] if entry else []
         elif entry is None:
-            state_ = "not applied"
+            state_ = "timer" if applied.SYSTEMD in applied.recorded_for(current) else "not applied"
         else:
-            fields = applied.differs(applied.read(state, job.name), defn)
+            fields = applied.differs(current, defn)
             if entry.hash != crontab.definition_hash(defn) and not fields:
                 fields = ["(crontab line)"]
-            state_ = "changed" if fields else "ok"
+            edited = current is not None and entry.hash == crontab.definition_hash(current) and \
+                _installed_state(entry, current, state, system) == "edited"
+            state_ = "edited" if edited else "changed" if fields else "ok"
+        rows.append((job, state_, fields, False))
+
+    known = {j.name for j in jobs}
+    others = {n for n in entries if not n.startswith("_")}
+    others |= {n for n in applied.names(state) if applied.SYSTEMD in applied.recorded_for(applied.read(state, n))}
+    orphans: list[str] = []
+    for name in sorted(others - known):
+        current = applied.read(state, name)
+        came_from = applied.jobs_dir_of(current)
+        elsewhere = not dir_readable or (came_from is not None and jobs_dir is not None
+                                         and not applied.same_dir(came_from, jobs_dir))
+        job = applied.to_spec(current) if current is not None and elsewhere else None
+        if job is None:
+            orphans.append(name)
+            continue
+        entry = entries.get(name)
+        if entry is None:
+            state_ = "timer"
+        elif entry.hash != crontab.definition_hash(current):
+            state_ = "changed"
+        else:
+            state_ = _installed_state(entry, current, state, system)
+        rows.append((job, state_, [], True))
+
+    out: list[JobStatus] = []
+    for job, state_, fields, from_applied in rows:
         cron = job.schedule.cron
         if cron not in descriptions:
             descriptions[cron] = describe(cron)
-        installed = job.enabled and entry is not None and not job.schedule.is_reboot
+        installed = job.enabled and state_ not in ("not applied", "disabled") and not job.schedule.is_reboot
         # the wrapper's own decision (clock.due's rules), in the job's zone or cron's
         nxt = job.schedule.next_runs(now, 1, job.timezone)[0] if installed else None
         paused = pause.is_paused(state, job.name)
         late, missed = lateness(job, state, log, now) if installed and not paused else (False, False)
+        where = applied.jobs_dir_of(applied.read(state, job.name)) if from_applied else \
+            (os.path.abspath(jobs_dir) if jobs_dir else None)
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
                              log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields,
-                             paused, late, missed, job.timezone))
-    known = {j.name for j in jobs}
-    for name in sorted(n for n in set(entries) - known if not n.startswith("_")):
+                             paused, late, missed, job.timezone, last_started(log, job.name), where, from_applied))
+    for name in orphans:
         out.append(JobStatus(name, None, None, None, None, "orphaned", log.latest(name) if log else None,
-                             consecutive_failures(log, name), [], pause.is_paused(state, name)))
+                             consecutive_failures(log, name), [], pause.is_paused(state, name),
+                             last_started_run=last_started(log, name),
+                             jobs_dir=applied.jobs_dir_of(applied.read(state, name))))
+    out.sort(key=lambda s: (s.state == "orphaned", s.name))
     return out

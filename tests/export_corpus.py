@@ -129,6 +129,7 @@ notify:
   webhook: https://hooks.example.com/jobctl
   email: ops@example.com
 history: {keep: 30, max_age: 14d}
+cron_mail: always
 """,
     "argv.yaml": """\
 schedule: "@every 15m"

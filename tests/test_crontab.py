@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -15,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jobctl import crontab, loader, runner
+from jobctl import applied, crontab, loader, paths, runner
 from jobctl.cli import app
 
 JOB = """\
@@ -153,10 +154,15 @@ def test_disabled_jobs_are_not_installed_and_removed_jobs_go(jobs):
     assert invoke("apply").exit_code == 0
     jobs("beta.yaml", JOB.format(name="beta") + "enabled: false\n")
     os.unlink(Path(os.environ["JOBCTL_JOBS_DIR"]) / "alpha.yaml")
-    result = invoke("apply")
+    # removing both installed jobs is more than half of them: refused without --prune-others (issue 11)
+    refused = invoke("apply")
+    assert refused.exit_code == 1 and "--prune-others" in refused.stderr and "nothing was changed" in refused.stderr
+    assert "# BEGIN jobctl" in crontab_path().read_text()
+    result = invoke("apply", "--prune-others")
     assert result.exit_code == 0, result.output
     assert "remove    alpha" in result.output and "remove    beta" in result.output
-    assert "# BEGIN jobctl" not in crontab_path().read_text()
+    # there was no crontab before the first apply: none is left (issue 11)
+    assert not crontab_path().exists()
     assert os.listdir(os.path.join(state_dir(), "applied")) == []
 
 
@@ -232,7 +238,7 @@ def test_missing_crontab_command_is_an_environment_error(jobs, monkeypatch, tmp_
     monkeypatch.setenv("PATH", str(empty))
     result = invoke("apply")
     assert result.exit_code == 3
-    assert result.output.strip() == ("jobctl: no crontab command on this host; install cron (apt-get install cron) "
+    assert result.stderr.strip() == ("jobctl: no crontab command on this host; install cron (apt-get install cron) "
                                      "or set JOBCTL_CRONTAB to manage a crontab file")
     assert not (Path(state_dir()) / "applied").exists()
 
@@ -241,8 +247,8 @@ def test_unwritable_target_is_a_clear_error(jobs, monkeypatch):
     monkeypatch.setenv("JOBCTL_CRONTAB", "/proc/jobctl-test-crontab")
     result = invoke("apply")
     assert result.exit_code == 3
-    assert result.output.startswith("jobctl: cannot write /proc/jobctl-test-crontab:")
-    assert len(result.output.strip().splitlines()) == 1
+    assert result.stderr.startswith("jobctl: cannot write /proc/jobctl-test-crontab:")
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_system_format_has_a_user_field_and_cron_d_file_rules(write_job, tmp_path, monkeypatch):
@@ -520,3 +526,217 @@ def test_a_tab_or_escape_in_the_state_directory_is_refused_too(jobs, tmp_path, m
         result = invoke("apply")
         assert result.exit_code == 3 and "contains a control character" in result.stderr
     assert not crontab_path().exists()
+
+
+# --- issue 11: an operator's first day ----------------------------------------------------------
+
+def _crontab_l(user: str) -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("crontab", path="/usr/bin:/bin") or "crontab", "-u", user, "-l"],
+                          capture_output=True, text=True)
+
+
+def _fixture_user() -> str:
+    return f"jobctl-t{os.getpid()}"
+
+
+def test_a_hand_edited_line_shows_edited_in_status_plan_and_doctor(jobs, user_crontab):
+    """Item 4: the installed line is compared too, with the real crontab(1)."""
+    listed, install = user_crontab
+    assert invoke("apply").exit_code == 0
+    text = listed().decode()
+    alpha = next(line for line in text.splitlines() if "# jobctl:alpha " in line)
+    install(text.replace(alpha, alpha.replace("*/5 * * * *", "*/7 * * * *", 1)).encode())
+    rows = {r["name"]: r for r in json.loads(invoke("status", "--json").stdout)}
+    assert (rows["alpha"]["state"], rows["beta"]["state"]) == ("edited", "ok")
+    assert "edited" in invoke("status").stdout
+    assert "  change    alpha (crontab line edited)" in invoke("plan").stdout.splitlines()
+    doctor = invoke("doctor").stdout
+    assert "line of alpha edited in the crontab" in doctor and "jobctl apply (it writes the edited lines back" in doctor
+    assert invoke("apply").exit_code == 0
+    assert listed().decode() == text
+    assert {r["state"] for r in json.loads(invoke("status", "--json").stdout)} == {"ok"}
+
+
+def test_no_crontab_before_apply_means_none_after_uninstall(jobs, user_crontab):
+    """Item 5: crontab -r, not an empty crontab, when the user had none (real crontab(1), a test user)."""
+    listed, install = user_crontab
+    user = _fixture_user()
+    before = _crontab_l(user)
+    assert before.returncode == 1 and "no crontab for" in before.stderr
+    assert invoke("apply").exit_code == 0
+    assert " crontab-created state=" in listed().decode().splitlines()[0]
+    result = invoke("uninstall")
+    assert result.exit_code == 0, result.output
+    assert "there was none before jobctl, so it is removed (crontab -r)" in result.stdout
+    after = _crontab_l(user)
+    assert (after.returncode, after.stdout) == (1, "") and "no crontab for" in after.stderr
+    # a line the user added meanwhile is theirs: the crontab stays, with exactly that line
+    assert invoke("apply").exit_code == 0
+    install(listed() + b"0 4 * * * /usr/local/bin/mine\n")
+    assert invoke("uninstall").exit_code == 0
+    assert listed() == b"0 4 * * * /usr/local/bin/mine\n"
+    # an empty crontab that existed before stays an (existing) empty crontab: byte for byte what it was
+    install(b"")
+    assert invoke("apply").exit_code == 0 and invoke("uninstall").exit_code == 0
+    kept = _crontab_l(user)
+    assert (kept.returncode, kept.stdout) == (0, "")
+
+
+def test_apply_removing_every_job_removes_a_crontab_it_created(jobs, user_crontab):
+    _, _ = user_crontab
+    assert invoke("apply").exit_code == 0
+    os.unlink(Path(os.environ["JOBCTL_JOBS_DIR"]) / "alpha.yaml")
+    os.unlink(Path(os.environ["JOBCTL_JOBS_DIR"]) / "beta.yaml")
+    assert invoke("apply", "--prune-others").exit_code == 0
+    assert _crontab_l(_fixture_user()).returncode == 1
+
+
+INHERITED = '''\
+# my old crontab
+MAILTO=""
+SHELL=/bin/bash
+CRON_TZ=Europe/Paris
+PATH=/usr/bin:/bin
+ GREETING = "hello world"
+0 * * * * echo not a setting
+'''
+
+
+def test_plan_and_doctor_say_once_what_each_setting_above_the_block_means(jobs):
+    """Item 8."""
+    crontab_path().write_text(INHERITED)
+    out = invoke("plan").stdout
+    assert out.count("settings above jobctl's block") == 1
+    lines = [line for line in out.splitlines() if line.startswith("  line ")]
+    assert [line.split(":")[0] for line in lines] == ["  line 2", "  line 3", "  line 4", "  line 5", "  line 6"]
+    assert lines[0].startswith('  line 2: MAILTO="": cron mails nothing, so the failure summary')
+    assert "SHELL=/bin/bash: cron starts jobctl's lines with it; jobs run with their own shell: key" in lines[1]
+    assert "CRON_TZ=Europe/Paris: ignored by Debian's cron" in lines[2] and "timezone: Europe/Paris" in lines[2]
+    assert "PATH=/usr/bin:/bin: no effect on jobctl's lines" in lines[3]
+    assert "GREETING=hello world: cron sets it for jobctl's lines, but jobs do not see it" in lines[4]
+    assert invoke("apply").exit_code == 0
+    doctor = invoke("doctor")
+    assert doctor.exit_code == 1
+    assert '\nnote  crontab line 2: MAILTO="": cron mails nothing' in doctor.stdout
+    assert "\nFAIL  crontab line 4: CRON_TZ=Europe/Paris: ignored by Debian's cron" in doctor.stdout
+    assert "fix: remove the CRON_TZ= line (Debian's cron ignores it) and set timezone:" in doctor.stdout
+    # below the block they do not reach jobctl's lines: not mentioned
+    crontab_path().write_text(crontab_path().read_text().replace(INHERITED, "") + "MAILTO=\"\"\n")
+    assert "settings above" not in invoke("plan").stdout
+
+
+@pytest.mark.parametrize(("line", "setting"), [
+    ('MAILTO=""', ("MAILTO", "")),
+    ("MAILTO=ops@example.com", ("MAILTO", "ops@example.com")),
+    ("  SHELL = /bin/bash  ", ("SHELL", "/bin/bash")),
+    ("'A B'=c", ("A B", "c")),
+    ("X='quoted value'", ("X", "quoted value")),
+    ("0 * * * * FOO=bar cmd", None),
+    ("@daily A=b", None),
+    ("# MAILTO=x", None),
+    ("", None),
+    ("SHELL /bin/sh", None),
+])
+def test_settings_are_read_as_debians_cron_reads_them(line, setting):
+    assert crontab._cron_env(line) == setting
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=" \t=\"'#ABx0*/@-", max_size=16))
+def test_setting_parser_agrees_with_the_debian_oracle(line):
+    import cron_oracle
+
+    status, text = cron_oracle._load_env(cron_oracle._Stream(line.encode() + b"\n"))
+    ours = crontab._cron_env(line)
+    if status == cron_oracle.TRUE and not text.startswith(b"="):
+        assert ours is not None and f"{ours[0]}={ours[1]}".encode() == text
+    elif status != cron_oracle.TRUE:
+        assert ours is None
+
+
+def _copy_jobs(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_apply_refuses_to_replace_jobs_applied_from_another_directory(jobs, tmp_path, monkeypatch):
+    """Item 9: a stray ./jobs.d (jobctl init) must not replace the block."""
+    home = Path(os.environ["JOBCTL_JOBS_DIR"])
+    jobs("gamma.yaml", JOB.format(name="gamma"))
+    assert invoke("apply").exit_code == 0
+    before = crontab_path().read_bytes()
+    assert applied.read(state_dir(), "alpha")["jobs_dir"] == str(home)
+    stray = tmp_path / "elsewhere" / "jobs.d"
+    stray.mkdir(parents=True)
+    (stray / "example.yaml").write_text(JOB.format(name="example"))
+    monkeypatch.delenv("JOBCTL_JOBS_DIR")
+    monkeypatch.chdir(stray.parent)
+    planned = invoke("plan")
+    lines = planned.stdout.splitlines()
+    assert lines[0] == f"jobs directory: {stray} (./jobs.d of the current directory; 1 job)"
+    assert f"  remove    alpha: last applied from {home}" in lines
+    assert any(line.startswith("apply will refuse: apply would remove alpha, beta, gamma, last applied from")
+               for line in lines)
+    result = invoke("apply")
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == lines[0]
+    assert result.stderr == (f"jobctl: apply would remove alpha, beta, gamma, last applied from {home}; this apply "
+                             f"reads {stray}. Run it with --jobs-dir {home} (or from that directory), or pass "
+                             "--prune-others to remove them; nothing was changed\n")
+    assert crontab_path().read_bytes() == before
+    assert sorted(applied.names(state_dir())) == ["alpha", "beta", "gamma"]
+    # status, run and logs still work from here, from the applied definitions
+    rows = {r["name"]: r for r in json.loads(invoke("status", "--json").stdout)}
+    assert rows["alpha"]["state"] == "ok" and rows["alpha"]["jobs_dir"] == str(home)
+    assert rows["example"]["state"] == "not applied"
+    ran = invoke("run", "alpha")
+    assert ran.exit_code == 0 and ran.stdout == "alpha\n"
+    assert f"has no job alpha; running the applied definition of alpha (applied from {home})" in ran.stderr
+    assert invoke("logs", "alpha").stdout == "alpha\n"
+    # asked for explicitly, it goes
+    assert invoke("apply", "--prune-others").exit_code == 0
+    assert sorted(applied.names(state_dir())) == ["example"]
+
+
+def test_status_and_run_work_where_no_jobs_directory_is(jobs, tmp_path, monkeypatch):
+    """Item 9: from a directory without job files, status and run use the applied definitions."""
+    assert invoke("apply").exit_code == 0
+    monkeypatch.setenv("JOBCTL_JOBS_DIR", str(tmp_path / "nowhere"))
+    status = invoke("status", "--json")
+    assert status.exit_code == 0, status.output
+    assert [(r["name"], r["state"]) for r in json.loads(status.stdout)] == [("alpha", "ok"), ("beta", "ok")]
+    assert "does not exist" in status.stderr and "showing the applied jobs" in status.stderr
+    ran = invoke("run", "beta")
+    assert ran.exit_code == 0 and ran.stdout == "beta\n" and "cannot be read; running the applied" in ran.stderr
+    unknown = invoke("run", "alpah")
+    assert unknown.exit_code == 125 and "does not exist" in unknown.stderr
+
+
+def test_apply_refuses_to_remove_more_than_half_of_the_installed_jobs(jobs):
+    for name in ("gamma", "delta"):
+        jobs(f"{name}.yaml", JOB.format(name=name))
+    assert invoke("apply").exit_code == 0
+    directory = Path(os.environ["JOBCTL_JOBS_DIR"])
+    for name in ("alpha", "beta", "gamma"):
+        os.unlink(directory / f"{name}.yaml")
+    result = invoke("apply")
+    assert result.exit_code == 1
+    assert "apply would remove 3 of the 4 installed jobs (alpha, beta, gamma)" in result.stderr
+    jobs("gamma.yaml", JOB.format(name="gamma"))
+    result = invoke("apply")  # 2 of 4 is not more than half
+    assert result.exit_code == 0, result.output
+    assert sorted(applied.names(state_dir())) == ["delta", "gamma"]
+
+
+def test_the_jobs_directory_is_recorded_outside_the_definition_hash(jobs, tmp_path, monkeypatch):
+    assert invoke("apply").exit_code == 0
+    before = crontab_path().read_bytes()
+    applied_at = os.stat(paths.applied_file(state_dir(), "alpha")).st_mtime_ns
+    copy = _copy_jobs(Path(os.environ["JOBCTL_JOBS_DIR"]), tmp_path / "checkout" / "jobs.d")
+    result = invoke("apply", "--jobs-dir", str(copy))
+    assert result.exit_code == 0, result.output
+    assert f"{crontab_path()} already in sync" in result.stdout  # the same lines: nothing written
+    assert crontab_path().read_bytes() == before
+    assert applied.read(state_dir(), "alpha")["jobs_dir"] == str(copy)
+    # where a job came from is not a new definition: missed-run detection keeps counting from the apply
+    assert os.stat(paths.applied_file(state_dir(), "alpha")).st_mtime_ns == applied_at

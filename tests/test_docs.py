@@ -66,13 +66,41 @@ def test_man_page_renders_without_warnings():
     assert "EXIT STATUS" in result.stdout
 
 
-def test_readme_opens_with_the_two_quick_start_commands():
-    blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
-    assert blocks[0].strip() == "./install.sh && jobctl apply && jobctl status"
-    assert blocks[1].strip() == "./install.sh --dev && .venv/bin/python -m pytest"
+def test_readme_opens_with_the_quick_start_commands():
+    blocks = [b.strip() for b in re.findall(r"```sh\n(.*?)```", README, re.S)]
+    # two commands: install and run the main job on the shipped examples -- plan (which changes
+    # nothing) shown before apply changes a real crontab --, then the whole test suite
+    first = blocks[0]
+    assert first.startswith("./install.sh && ") and first.endswith("jobctl apply && jobctl status")
+    assert first.index("jobctl plan") < first.index("jobctl apply")
+    assert blocks[1] == "./install.sh --dev && .venv/bin/python -m pytest"
     assert README.index("## Quick start") < README.index("## What jobctl is")
 
 
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./install.sh --dev" in ci and ".venv/bin/python -m pytest" in ci
+
+
+@pytest.mark.parametrize("text", [
+    # issue 11: new states, --json fields, flags and files are interfaces, so documented
+    ".B edited", ".B timer", ".B last_started_run", ".B jobs_dir", ".BR recorded_for", "\\-\\-prune\\-others",
+    "\\-\\-record", "\\-\\-strict", "\\-\\-wide", "\\-\\-run latest", "crontab \\-r", ".B warnings",
+    "Settings above the block", "ttlSecondsAfterFinished", "exit_code\nis null",
+])
+def test_issue_11_interfaces_are_in_the_man_page(text):
+    assert text in MAN, text
+
+
+@pytest.mark.parametrize(("command", "flag"), [("validate", "--strict"), ("plan", "--strict"),
+                                              ("apply", "--prune-others"), ("status", "--wide"), ("logs", "--run"),
+                                              ("run", "--quiet")])
+def test_issue_11_flags_have_help(command, flag):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and flag in result.output
+
+
+def test_export_systemd_help_says_printing_changes_nothing():
+    result = CliRunner().invoke(app, ["export", "systemd", "--help"])
+    text = " ".join(result.output.split())
+    assert "--record" in text and "printing or writing units changes no state" in text

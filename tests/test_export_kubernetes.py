@@ -252,9 +252,9 @@ def check_cronjob(doc: dict) -> None:
         assert spec["timeZone"] in zoneinfo.available_timezones()
     assert spec["concurrencyPolicy"] in ("Allow", "Forbid", "Replace")
     assert spec["startingDeadlineSeconds"] >= 10  # the controller looks every 10 s
-    assert spec["successfulJobsHistoryLimit"] >= 0 and spec["failedJobsHistoryLimit"] >= 0
+    assert spec.get("successfulJobsHistoryLimit", 0) >= 0 and spec.get("failedJobsHistoryLimit", 0) >= 0
     job = spec["jobTemplate"]["spec"]
-    assert job["backoffLimit"] >= 0 and job["ttlSecondsAfterFinished"] >= 0
+    assert job["backoffLimit"] >= 0 and job.get("ttlSecondsAfterFinished", 0) >= 0
     pod = job["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod.get("activeDeadlineSeconds", 1) >= 1 and pod["terminationGracePeriodSeconds"] >= 0
@@ -361,7 +361,9 @@ def test_argv_every_disabled_and_defaults(corpus):
     assert argv["metadata"]["annotations"] == {"jobctl/schedule": "@every 15m"}
     assert argv["spec"]["concurrencyPolicy"] == "Allow"
     assert argv["spec"]["startingDeadlineSeconds"] == k8s.NO_CATCH_UP_DEADLINE
-    assert argv["spec"]["successfulJobsHistoryLimit"] == 200  # history.keep's default
+    # no history in the job file: Kubernetes' own defaults, not jobctl's run-log retention (issue 11)
+    assert "successfulJobsHistoryLimit" not in argv["spec"] and "failedJobsHistoryLimit" not in argv["spec"]
+    assert "ttlSecondsAfterFinished" not in argv["spec"]["jobTemplate"]["spec"]
     pod = argv["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["command"] == ["rsync", "-a", "--exclude=*.tmp", "/srv/data/",
                                                "backup:/srv/data with space/"]
@@ -410,6 +412,8 @@ def test_warnings_name_everything_kubernetes_does_not_carry(corpus):
         "jobctl: warning: full: user: root is not carried: set securityContext.runAsUser to its uid in the image",
         "jobctl: warning: full: output_limit 64KiB is not carried: the pod's log keeps all output (the kubelet "
         "rotates it)",
+        "jobctl: warning: full: cron_mail: always is not carried: Kubernetes mails nothing; the pod's log keeps the "
+        "output",
     ]
     images = {d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
               for d in yaml.safe_load_all(result.stdout)}

@@ -256,7 +256,7 @@ After=remote-fs.target nss-user-lookup.target
 
 [Service]
 Type=oneshot
-# The wrapper runs the job as defined in {state()}/applied/full.json (written by this export):
+# The wrapper runs the job as defined in {state()}/applied/full.json (recorded by jobctl export systemd --record):
 # lock, retries, timeout, run log and notifications as under cron.
 ExecStart={python} -I -m jobctl.runner --timer --state-dir {state()} full
 # user: root: the wrapper starts the job as root, as under /etc/cron.d/jobctl; no User= here, or the wrapper \
@@ -329,7 +329,7 @@ def test_reboot_disabled_and_argv_jobs(units):
 
 
 def test_warnings_name_everything_systemd_does_not_carry(corpus, tmp_path):
-    result = export("--out", str(tmp_path / "units"))
+    result = export("--out", str(tmp_path / "units"), "--record")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
         "jobctl: warning: argv: concurrency: allow is not carried: systemd does not start a service that is still "
@@ -344,11 +344,14 @@ def test_warnings_name_everything_systemd_does_not_carry(corpus, tmp_path):
         "the window is not carried",
         "jobctl: warning: full: concurrency: replace is not carried: systemd does not start a service that is still "
         "running, so a run due meanwhile is skipped (as forbid)",
+        "jobctl: warning: full: cron_mail: always is not carried: systemd mails nothing; the run log (jobctl logs) and "
+        "the journal keep the output",
     ]
     units = tmp_path / "units"
     timers = " ".join(f"jobctl-{n}.timer" for n in ("argv", "boot", "db.nightly_vacuum", "either-day", "full"))
     assert result.stdout == (f"wrote 12 files to {units}\n"
-                             f"next: systemctl daemon-reload && systemctl enable --now {timers}\n")
+                             f"next: systemctl daemon-reload && systemctl enable --now {timers}\n"
+                             f"recorded 6 definitions for the timers in {state()}/applied (0 unchanged)\n")
     assert sorted(p.name for p in units.iterdir()) == sorted(
         f"jobctl-{n}.{kind}" for n in corpus for kind in ("service", "timer"))
 
@@ -358,7 +361,7 @@ def test_paused_job_keeps_its_install_section_and_is_named(write_job, tmp_path):
 
     write_job("p.yaml", "schedule: '0 3 * * *'\ncommand: x\n")
     pause.pause(state(), "p")
-    result = export("--out", str(tmp_path / "u"))
+    result = export("--out", str(tmp_path / "u"), "--record")
     assert result.exit_code == 0, result.output
     assert result.stderr == ("jobctl: warning: p: paused: the timer starts it and the wrapper skips the run until "
                              "jobctl resume\n")
@@ -424,14 +427,100 @@ def test_stdout_shows_every_unit_as_systemctl_cat_does(write_job):
     assert result.stdout.startswith(f"# jobctl-a.service\n{service}\n# jobctl-a.timer\n{MARK} systemd")
 
 
-def test_export_records_the_applied_definitions_and_touches_no_crontab(corpus, tmp_path):
+# --- issue 11: printing an export changes nothing; --record is the one step that records ------------
+
+def _snapshot(path: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``path``: its bytes and mtime (what "nothing changed" means for the state directory)."""
+    if not path.exists():
+        return {}
+    return {str(p.relative_to(path)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(path.rglob("*"))
+            if p.is_file()}
+
+
+def test_printing_or_writing_units_changes_no_state(write_job, tmp_path):
+    write_job("a.yaml", "schedule: '@daily'\ncommand: echo one\n")
+    write_job("b.yaml", "schedule: '@hourly'\ncommand: echo b\n")
+    export("--out", str(tmp_path / "first"))
+    assert not os.path.exists(state())  # not even the state directory is created
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    write_job("a.yaml", "schedule: '@daily'\ncommand: echo two\n")  # an edit that was never applied
     crontab_file = Path(os.environ["JOBCTL_CRONTAB"])
-    result = export("--out", str(tmp_path / "u"))
+    before, crontab_before = _snapshot(Path(state())), crontab_file.read_bytes()
+    printed = export()
+    assert printed.exit_code == 0, printed.output
+    written = export("--out", str(tmp_path / "units"))
+    assert written.exit_code == 0, written.output
+    # what cron runs is still what apply installed, and missed-run detection still counts from apply
+    assert _snapshot(Path(state())) == before and crontab_file.read_bytes() == crontab_before
+    assert applied.read(state(), "a")["command"] == "echo one"
+    assert json.loads(cli.invoke(app, ["status", "a", "--json"]).stdout)[0]["state"] == "changed"
+    # the units it wrote need a record: it says which jobs lack one, and how to make it
+    assert (f"jobctl: warning: not recorded: the timers run {state()}/applied/NAME.json, which --record keeps for "
+            "them; it is missing, differs from the job file or is kept for cron only for a, b; record them with "
+            f"jobctl export systemd --out {tmp_path / 'units'} --record\n") in written.stderr
+
+
+def test_record_writes_what_the_timers_run_and_plan_shows_it(write_job, tmp_path):
+    write_job("t.yaml", "schedule: '@daily'\ncommand: echo timer\n")
+    result = export("--out", str(tmp_path / "u"), "--record")
     assert result.exit_code == 0, result.output
-    assert not crontab_file.exists()
-    for name, job in corpus.items():
-        assert applied.read(state(), name) == json.loads(json.dumps(job.to_applied()))
-    assert oct(os.stat(paths.applied_file(state(), "full")).st_mode & 0o777) == "0o600"
+    assert result.stdout.endswith(f"recorded 1 definition for the timers in {state()}/applied (0 unchanged)\n")
+    job = loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])[0]
+    recorded = applied.read(state(), "t")
+    assert {k: v for k, v in recorded.items() if k not in ("jobs_dir", "recorded_for")} == \
+        json.loads(json.dumps(job.to_applied()))
+    assert recorded["recorded_for"] == ["systemd"] and recorded["jobs_dir"] == os.environ["JOBCTL_JOBS_DIR"]
+    assert oct(os.stat(paths.applied_file(state(), "t")).st_mode & 0o777) == "0o600"
+    assert not Path(os.environ["JOBCTL_CRONTAB"]).exists()
+    assert json.loads(cli.invoke(app, ["status", "--json"]).stdout)[0]["state"] == "timer"
+    # recording again changes nothing, not even the time missed-run detection counts from
+    mtime = os.stat(paths.applied_file(state(), "t")).st_mtime_ns
+    again = export("--record")
+    assert again.exit_code == 0 and "recorded 0 definitions for the timers" in again.stderr
+    assert os.stat(paths.applied_file(state(), "t")).st_mtime_ns == mtime
+    # plan shows what the record means: a timer running an old definition, and a job that would run twice
+    write_job("t.yaml", "schedule: '@daily'\ncommand: echo edited\n")
+    lines = cli.invoke(app, ["plan"]).stdout.splitlines()
+    assert "  add       t: also recorded for its systemd timer (export systemd --record): it would run twice" in lines
+    assert ("  timer     t (command): its job file differs; jobctl export systemd --record updates it") in lines
+
+
+def test_uninstall_and_apply_keep_what_a_timer_runs(write_job):
+    write_job("t.yaml", "schedule: '@daily'\ncommand: echo timer\n")
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    applied_at = os.stat(paths.applied_file(state(), "t")).st_mtime_ns
+    result = export("--record")
+    assert result.exit_code == 0, result.output
+    # the same definition cron runs: only who runs it is added, and the time it was applied stays
+    assert applied.read(state(), "t")["recorded_for"] == ["cron", "systemd"]
+    assert os.stat(paths.applied_file(state(), "t")).st_mtime_ns == applied_at
+    write_job("t.yaml", "schedule: '@daily'\ncommand: echo new\n")
+    assert ("  change    t (command): its systemd timer runs the new definition too"
+            in cli.invoke(app, ["plan"]).stdout.splitlines())
+    write_job("t.yaml", "schedule: '@daily'\ncommand: echo timer\n")
+    assert cli.invoke(app, ["uninstall"]).exit_code == 0  # as the "would run twice" warning advises
+    assert applied.read(state(), "t")["recorded_for"] == ["systemd"]  # the timer still has its definition
+    assert applied.read(state(), "t")["command"] == "echo timer"
+
+
+def test_record_refuses_to_change_what_cron_runs(write_job):
+    write_job("a.yaml", "schedule: '@daily'\ncommand: echo one\n")
+    write_job("b.yaml", "schedule: '@daily'\ncommand: echo b\n")
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    write_job("a.yaml", "schedule: '@daily'\ncommand: echo two\n")
+    crontab_file = Path(os.environ["JOBCTL_CRONTAB"])
+    before, crontab_before = _snapshot(Path(state())), crontab_file.read_bytes()
+    result = export("--record")
+    assert result.exit_code == 1
+    assert (f"jobctl: a: cron runs it from {crontab_file} with another definition (command); recording this one "
+            "for its timer would change what cron runs. Run jobctl apply first (cron and timer then run the same "
+            "definition), or jobctl uninstall to leave it to the timer\n") in result.stderr
+    assert result.stderr.endswith("jobctl: 1 definition not recorded; nothing was recorded or written\n")
+    assert result.stdout == ""
+    assert _snapshot(Path(state())) == before and crontab_file.read_bytes() == crontab_before
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    assert export("--record").exit_code == 0
+    assert applied.read(state(), "a")["command"] == "echo two"
 
 
 def test_jobs_also_installed_in_cron_are_named(write_job, tmp_path):
@@ -440,13 +529,29 @@ def test_jobs_also_installed_in_cron_are_named(write_job, tmp_path):
     assert cli.invoke(app, ["apply"]).exit_code == 0
     crontab_file = Path(os.environ["JOBCTL_CRONTAB"])
     before = crontab_file.read_bytes()
-    result = export("--out", str(tmp_path / "u"))
+    result = export()
     assert result.exit_code == 0, result.output
     assert crontab_file.read_bytes() == before
+    # one summary line, not one per job (issue 11: 21 identical warnings)
     assert result.stderr.splitlines() == [
-        f"jobctl: warning: {n}: also installed in {crontab_file} by jobctl apply: it would run twice, from cron and "
-        "from the timer; jobctl uninstall removes jobctl's block there" for n in ("a", "b")
-    ]
+        f"jobctl: warning: 2 jobs (a, b) are also installed in {crontab_file} by jobctl apply: they would run "
+        "twice, from cron and from their timers; jobctl uninstall removes jobctl's block there"]
+    os.unlink(Path(os.environ["JOBCTL_JOBS_DIR"]) / "b.yaml")
+    assert export().stderr.splitlines() == [
+        f"jobctl: warning: a: also installed in {crontab_file} by jobctl apply: it would run twice, from cron and "
+        "from the timer; jobctl uninstall removes jobctl's block there"]
+
+
+def test_many_jobs_in_cron_give_one_warning(write_job):
+    for n in range(21):
+        write_job(f"j{n:02d}.yaml", "schedule: '@daily'\ncommand: x\n")
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    result = export()
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == [
+        f"jobctl: warning: 21 jobs (j00, j01, j02, j03, j04 and 16 more) are also installed in "
+        f"{os.environ['JOBCTL_CRONTAB']} by jobctl apply: they would run twice, from cron and from their timers; "
+        "jobctl uninstall removes jobctl's block there"]
 
 
 def test_a_missing_crontab_command_does_not_fail_the_export(write_job, monkeypatch, tmp_path):
@@ -592,7 +697,7 @@ def test_odd_state_directory_survives_systemd_quoting(write_job, tmp_path, monke
     odd = tmp_path / "state dir with 'quotes', \"double\", $dollar, %percent and back\\slash"
     monkeypatch.setenv("JOBCTL_STATE_DIR", str(odd))
     write_job("a.yaml", "schedule: '@daily'\ncommand: x\n")
-    result = export("--out", str(tmp_path / "u"))
+    result = export("--out", str(tmp_path / "u"), "--record")
     assert result.exit_code == 0, result.output
     [command] = dumped(dump(tmp_path / "u" / "jobctl-a.service"), "Command Line")
     assert unquote_command_line(command) == sd.wrapper_argv(str(odd), "a")
@@ -627,7 +732,7 @@ def test_systemd_analyze_verify_accepts_every_unit(corpus, tmp_path, user_mode):
 def test_working_dir_as_systemd_reads_it_or_left_to_the_wrapper(write_job, tmp_path):
     write_job("pct.yaml", "schedule: '@daily'\ncommand: x\nworking_dir: /srv/50%/x y\n")
     write_job("dots.yaml", "schedule: '@daily'\ncommand: x\nworking_dir: /srv/app/../data\n")
-    result = export("--out", str(tmp_path / "u"))
+    result = export("--out", str(tmp_path / "u"), "--record")
     assert result.exit_code == 0, result.output
     assert "\nWorkingDirectory=-/srv/50%%/x y\n" in (tmp_path / "u" / "jobctl-pct.service").read_text()
     assert dumped(dump(tmp_path / "u" / "jobctl-pct.service"), "WorkingDirectory") == ["/srv/50%/x y"]

@@ -299,3 +299,125 @@ def test_applied_definition_carries_the_compiled_fields(write_job):
     assert cli.invoke(app, ["apply"]).exit_code == 0
     d = applied.read(state(), "a")
     assert d["fields"]["minute"] == [30] and d["fields"]["dow"] == [1, 2, 3, 4, 5] and d["fields"]["fixed"]
+
+
+# --- issue 11, item 10: doctor words each fix for the case at hand ---------------------------------
+
+def _doctor_lines(jobs_dir: str | None = None) -> list[str]:
+    args = ["doctor"] + (["--jobs-dir", jobs_dir] if jobs_dir else [])
+    return cli.invoke(app, args).stdout.splitlines()
+
+
+def _check(lines: list[str], name: str) -> tuple[str, str]:
+    """(the check's line, its fix line or "")."""
+    i = next(i for i, line in enumerate(lines) if f"  {name}: " in line)
+    fix = lines[i + 1].strip() if i + 1 < len(lines) and lines[i + 1].startswith("      fix: ") else ""
+    return lines[i], fix
+
+
+def test_doctor_does_not_ask_for_an_absolute_path_it_was_given(write_job, tmp_path):
+    script = tmp_path / "not-executable.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    write_job("gone.yaml", 'schedule: "@hourly"\ncommand: /opt/nowhere/bin/report --daily\n')
+    write_job("noexec.yaml", f'schedule: "@hourly"\ncommand: [{script}]\n')
+    write_job("bare.yaml", 'schedule: "@hourly"\ncommand: no-such-program-anywhere\n')
+    lines = _doctor_lines()
+    line, fix = _check(lines, "command of gone")
+    assert line == "FAIL  command of gone: /opt/nowhere/bin/report does not exist"
+    assert fix.startswith("fix: install the program at /opt/nowhere/bin/report, or correct the command in ")
+    assert "absolute path" not in line + fix and "run PATH" not in line + fix
+    line, fix = _check(lines, "command of noexec")
+    assert line == f"FAIL  command of noexec: {script} is not executable by root"
+    assert fix.startswith(f"fix: chmod +x {script}, or run it through its interpreter")
+    line, fix = _check(lines, "command of bare")
+    assert "is not found on the run PATH" in line
+    assert fix.startswith("fix: install no-such-program-anywhere on this host, or correct the command in ")
+
+
+def test_doctor_names_the_absolute_path_of_a_program_only_the_operator_finds(write_job, tmp_path, monkeypatch):
+    bindir = tmp_path / "opt-bin"
+    bindir.mkdir()
+    tool = bindir / "mytool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    write_job("t.yaml", 'schedule: "@hourly"\ncommand: mytool --flag\n')
+    _, fix = _check(_doctor_lines(), "command of t")
+    assert fix.startswith(f"fix: use its absolute path ({tool}) in the command, or add {bindir} to env: PATH in ")
+
+
+def test_doctor_checks_the_working_directory(write_job, tmp_path):
+    ok_dir = tmp_path / "work"
+    ok_dir.mkdir()
+    write_job("gone.yaml", 'schedule: "@hourly"\ncommand: "true"\nworking_dir: /srv/no-such-dir\n')
+    write_job("file.yaml", f'schedule: "@hourly"\ncommand: "true"\nworking_dir: {tmp_path / "state"}x\n')
+    (tmp_path / "statex").write_text("")
+    write_job("fine.yaml", f'schedule: "@hourly"\ncommand: "true"\nworking_dir: {ok_dir}\n')
+    lines = _doctor_lines()
+    line, fix = _check(lines, "working directory of gone")
+    assert line == ("FAIL  working directory of gone: working_dir /srv/no-such-dir does not exist: every run would "
+                    "fail (exit 125)")
+    assert fix.startswith("fix: mkdir -p /srv/no-such-dir, or correct working_dir in ")
+    line, _ = _check(lines, "working directory of file")
+    assert line.startswith("FAIL") and "is not a directory" in line
+    line, _ = _check(lines, "working directory of fine")
+    assert line.startswith(f"ok    working directory of fine: {ok_dir} (as ")
+
+
+@pytest.fixture
+def job_user():
+    """A fresh Unix user, removed afterwards (the checks are made with its rights)."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("useradd"):
+        pytest.skip("needs root and useradd to check paths as another user")
+    user = f"jobctl-d{os.getpid()}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent-home-" + user,
+                    "--shell", "/usr/sbin/nologin", user], check=True, capture_output=True)
+    try:
+        yield user
+    finally:
+        subprocess.run(["userdel", user], capture_output=True)
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user may enter (pytest's own tmp_path is root's alone)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="jobctl-doctor-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def test_doctor_checks_paths_as_the_jobs_user(write_job, open_dir, job_user):
+    private = open_dir / "private"
+    private.mkdir(mode=0o700)  # root's: the job's user may not enter it
+    (private / "work").mkdir()
+    tool = private / "tool"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    write_job("locked.yaml", f'schedule: "@hourly"\ncommand: [{tool}]\nuser: {job_user}\n'
+                             f'working_dir: {private / "work"}\n')
+    write_job("homeless.yaml", f'schedule: "@hourly"\ncommand: "true"\nuser: {job_user}\n')
+    lines = _doctor_lines()
+    line, fix = _check(lines, "working directory of locked")
+    assert line == (f"FAIL  working directory of locked: {job_user} cannot enter working_dir {private / 'work'}: no "
+                    "search (x) permission on it or a directory above; every run would fail (exit 125)")
+    assert fix.startswith(f"fix: give {job_user} access (chown {job_user}: {private / 'work'}")
+    line, fix = _check(lines, "command of locked")
+    assert line == (f"FAIL  command of locked: {job_user} cannot reach {tool}: a directory above it is not "
+                    "searchable by that user")
+    line, fix = _check(lines, "working directory of homeless")
+    assert line == (f"FAIL  working directory of homeless: /nonexistent-home-{job_user}, the home of {job_user} "
+                    "(working_dir is not set) does not exist: every run would fail (exit 125)")
+    assert fix.startswith("fix: set working_dir: to an existing directory in ")
+    private.chmod(0o755)
+    lines = _doctor_lines()
+    assert _check(lines, "working directory of locked")[0].startswith("ok    ")
+    assert _check(lines, "command of locked")[0] == f"ok    command of locked: {tool} (executable by {job_user})"

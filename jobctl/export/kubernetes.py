@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from .. import schedule as schedule_mod
-from ..spec import JobSpec, Notify, Retries, format_duration
+from ..spec import History, JobSpec, Notify, Retries, format_duration
 from . import Export, Output, consecutive_runs, header
 
 #: used when --image is not given; the job's programs must exist in it
@@ -41,6 +41,9 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
 POLICY = {"forbid": "Forbid", "allow": "Allow", "replace": "Replace", "wait": "Forbid"}
 _DEFAULT_OUTPUT_LIMIT = JobSpec.__dataclass_fields__["output_limit"].default
+_DEFAULT_HISTORY = History()
+#: cron_mail is about cron's mail: only a setting other than the default is worth a warning
+_DEFAULT_CRON_MAIL = JobSpec.__dataclass_fields__["cron_mail"].default
 
 
 class Unexportable(ValueError):
@@ -167,11 +170,13 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
     pod_spec["terminationGracePeriodSeconds"] = job.kill_grace
     pod_spec["containers"] = [container]
 
-    job_spec: dict[str, Any] = {
-        "backoffLimit": job.retries.attempts,
-        "ttlSecondsAfterFinished": job.history.max_age,
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
-    }
+    job_spec: dict[str, Any] = {"backoffLimit": job.retries.attempts}
+    # history is jobctl's run-log retention; only a value the job file sets
+    # (not jobctl's default of 200 runs and 90 days) becomes the CronJob's,
+    # else Kubernetes' defaults apply: 3 successful and 1 failed Job kept, no TTL.
+    if job.history.max_age != _DEFAULT_HISTORY.max_age:
+        job_spec["ttlSecondsAfterFinished"] = job.history.max_age
+    job_spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
     spec: dict[str, Any] = {"schedule": schedule}
     if job.timezone:
         spec["timeZone"] = job.timezone
@@ -179,10 +184,11 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
         "concurrencyPolicy": POLICY[job.concurrency],
         "suspend": not job.enabled or paused,
         "startingDeadlineSeconds": job.catch_up if job.catch_up is not None else NO_CATCH_UP_DEADLINE,
-        "successfulJobsHistoryLimit": job.history.keep,
-        "failedJobsHistoryLimit": job.history.keep,
-        "jobTemplate": {"metadata": {"labels": dict(labels)}, "spec": job_spec},
     })
+    if job.history.keep != _DEFAULT_HISTORY.keep:
+        spec["successfulJobsHistoryLimit"] = job.history.keep
+        spec["failedJobsHistoryLimit"] = job.history.keep
+    spec["jobTemplate"] = {"metadata": {"labels": dict(labels)}, "spec": job_spec}
     metadata: dict[str, Any] = {"name": name}
     if namespace:
         metadata["namespace"] = namespace
@@ -209,6 +215,9 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
     if job.output_limit != _DEFAULT_OUTPUT_LIMIT:
         notes.append(f"output_limit {_size(job.output_limit)} is not carried: the pod's log keeps all output "
                      "(the kubelet rotates it)")
+    if job.cron_mail != _DEFAULT_CRON_MAIL:
+        notes.append(f"cron_mail: {job.cron_mail} is not carried: Kubernetes mails nothing; the pod's log keeps "
+                     "the output")
     return doc, notes
 
 

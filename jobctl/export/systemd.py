@@ -1,7 +1,8 @@
 """Job specs → a systemd service and timer per job, run through the jobctl wrapper.
 
 The service runs ``python -m jobctl.runner --timer`` on the applied
-definition (written by the export, as apply writes it), so locks, retries,
+definition (recorded by ``export systemd --record`` only: printing or writing
+units changes no state), so locks, retries,
 the timeout, the run log and notifications behave as under cron; systemd only
 decides when.  The timer's ``OnCalendar=`` lines are computed from the value
 sets jobctl's cron parser produces, so they mean what Debian's cron means,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
@@ -209,8 +211,8 @@ def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[s
         "",
         "[Service]",
         "Type=oneshot",
-        f"# The wrapper runs the job as defined in {one_line(state)}/applied/{job.name}.json (written by this "
-        "export):",
+        f"# The wrapper runs the job as defined in {one_line(state)}/applied/{job.name}.json (recorded by "
+        "jobctl export systemd --record):",
         "# lock, retries, timeout, run log and notifications as under cron.",
         "ExecStart=" + " ".join(exec_arg(a) for a in wrapper_argv(state, job.name)),
     ]
@@ -283,6 +285,9 @@ def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str
     if job.concurrency != "forbid":
         notes.append(f"concurrency: {job.concurrency} is not carried: systemd does not start a service that "
                      "is still running, so a run due meanwhile is skipped (as forbid)")
+    if job.cron_mail != JobSpec.__dataclass_fields__["cron_mail"].default:
+        notes.append(f"cron_mail: {job.cron_mail} is not carried: systemd mails nothing; the run log (jobctl logs) "
+                     "and the journal keep the output")
     return "\n".join(lines) + "\n", notes
 
 
@@ -337,25 +342,113 @@ def export(jobs: list[JobSpec], state: str, user_mode: bool, paused: frozenset[s
     elif os.geteuid() != 0:
         result.warnings.append(f"system units start the wrapper as root with your state directory {state}; "
                                "export them as root (state in /var/lib/jobctl), or use --user")
+    twice: dict[tuple[str, bool], list[str]] = {}
     for job in sorted(jobs, key=lambda j: j.name):
         service, notes = service_unit(job, state, user_mode)
         timer, timer_notes = timer_unit(job, job.name in paused, now)
         if in_cron and job.name in in_cron:
-            where, system = in_cron[job.name]
-            notes.append(f"also installed in {where} by jobctl apply: it would run twice, from cron and from the "
-                         f"timer; jobctl uninstall{' --system' if system else ''} removes jobctl's block there")
+            twice.setdefault(in_cron[job.name], []).append(job.name)
         result.warnings.extend(f"{job.name}: {n}" for n in notes + timer_notes)
         result.outputs.append(Output(f"jobctl-{job.name}.service", service))
         result.outputs.append(Output(f"jobctl-{job.name}.timer", timer))
+    # one warning per crontab, however many jobs: the same fix for all of them
+    for (where, system), names in twice.items():
+        fix = f"jobctl uninstall{' --system' if system else ''} removes jobctl's block there"
+        if len(names) == 1:
+            result.warnings.append(f"{names[0]}: also installed in {where} by jobctl apply: it would run twice, "
+                                   f"from cron and from the timer; {fix}")
+        else:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            result.warnings.append(f"{len(names)} jobs ({shown}) are also installed in {where} by jobctl apply: "
+                                   f"they would run twice, from cron and from their timers; {fix}")
     return result
 
 
-def record_applied(jobs: list[JobSpec], state: str) -> None:
-    """Write the applied definitions the services' wrapper reads, as apply does; no crontab is touched."""
+@dataclass
+class Record:
+    """What ``export systemd --record`` writes: the definitions the timers' wrapper reads."""
+
+    #: {name: definition to write}
+    write: dict[str, dict]
+    #: names whose definition is unchanged (nothing written)
+    unchanged: list[str]
+    #: names rewritten only for their metadata: they keep the time they were applied
+    meta_only: list[str]
+    #: "NAME: why not" for jobs cron also runs with another definition: nothing is recorded then
+    conflicts: list[str]
+
+
+def plan_record(jobs: list[JobSpec], state: str, in_cron: dict[str, tuple[str, bool]],
+                jobs_dir: str | None) -> Record:
+    """The applied definitions the timers need, and the jobs cron runs differently (refused).
+
+    A definition cron also runs (a line in jobctl's block) is the one apply
+    wrote; recording another one for the timer would change what cron runs
+    behind the crontab's back, so that is refused until apply (or uninstall)
+    has been run.
+    """
     from .. import applied
 
-    for job in jobs:
-        applied.write(state, job.to_applied())
+    rec = Record({}, [], [], [])
+    for job in sorted(jobs, key=lambda j: j.name):
+        old = applied.read(state, job.name)
+        cron = job.name in in_cron
+        users = [applied.SYSTEMD] + ([applied.CRON] if cron else [])
+        where = (applied.jobs_dir_of(old) if cron else None) or jobs_dir
+        new = applied.with_meta(job.to_applied(), where, users)
+        if cron and (old is None or applied.differs(old, new)):
+            fields = ", ".join(applied.differs(old, new)) if old is not None else "no applied definition"
+            label, system = in_cron[job.name]
+            rec.conflicts.append(
+                f"{job.name}: cron runs it from {label} with another definition ({fields}); recording this one "
+                f"for its timer would change what cron runs. Run jobctl apply{' --system' if system else ''} first "
+                f"(cron and timer then run the same definition), or jobctl uninstall{' --system' if system else ''} "
+                "to leave it to the timer")
+        elif old == new:
+            rec.unchanged.append(job.name)
+        else:
+            rec.write[job.name] = new
+            if old is not None and not applied.differs(old, new):
+                rec.meta_only.append(job.name)
+    return rec
+
+
+def outdated(jobs: list[JobSpec], state: str) -> list[str]:
+    """Enabled jobs whose timer would find no definition recorded for it, or one that differs from the job file.
+
+    A definition apply wrote for cron alone serves the timer only until
+    uninstall removes it with the crontab block.
+    """
+    from .. import applied
+
+    out = []
+    for job in sorted(jobs, key=lambda j: j.name):
+        current = applied.read(state, job.name)
+        if job.enabled and (applied.SYSTEMD not in applied.recorded_for(current)
+                            or applied.differs(current, job.to_applied())):
+            out.append(job.name)
+    return out
+
+
+def record_applied(rec: Record, state: str) -> None:
+    """Write the recorded definitions, all or none, under apply's lock; no crontab is touched."""
+    from .. import applied, crontab
+    from ..files import Batch
+
+    with crontab._apply_lock(state):
+        applied.sweep(state)
+        times = {name: applied.mtime(state, name) for name in rec.meta_only}
+        batch = Batch()
+        try:
+            for defn in rec.write.values():
+                applied.stage(batch, state, defn)
+            batch.commit()
+        except BaseException:
+            batch.discard()
+            raise
+        batch.finish()
+        for name, when in times.items():
+            applied.keep_mtime(state, name, when)
 
 
 def stream(result: Export) -> str:
