@@ -271,23 +271,92 @@ link_command() {
     ln -sfn "$target" "$link"
     say "linked $link -> $target"
 
-    case ":$PATH:" in
-        *":$bin_dir:"*)
-            found=$(type -P jobctl || true)
-            if [ -n "$found" ] && [ "$found" != "$link" ]; then
-                warn "$found comes before $link on PATH; remove it or reorder PATH"
-            fi
-            ;;
-        *)
-            if [ "$is_root" -eq 1 ]; then
-                warn "$bin_dir is not on PATH; run jobctl as $link"
-            else
-                warn "$bin_dir is not on PATH; add this line to ~/.profile (or your shell's rc file) and log in again:"
-                # shellcheck disable=SC2016  # printed for the user's profile, unexpanded
-                printf '    export PATH="$HOME/.local/bin:$PATH"\n' >&2
-            fi
-            ;;
+    if on_path "$bin_dir"; then
+        found=$(type -P jobctl || true)
+        if [ -n "$found" ] && [ "$found" != "$link" ]; then
+            warn "$found comes before $link on PATH; remove it or reorder PATH"
+        fi
+    fi
+}
+
+# $1 with a leading $HOME written as $2 (default ~), for messages.
+home_short() {
+    case $1 in
+        "$HOME"/*) printf '%s%s\n' "${2:-"~"}" "${1#"$HOME"}" ;;
+        *) printf '%s\n' "$1" ;;
     esac
+}
+
+on_path() {
+    case ":$PATH:" in *":$1:"*) return 0 ;; esac
+    return 1
+}
+
+# The file a login shell of this user reads first, where a PATH line belongs.
+login_file() {
+    local shell=${SHELL:-}
+    [ -n "$shell" ] || shell=$(getent passwd "$(id -un)" 2>/dev/null | cut -d: -f7)
+    case $shell in
+        */bash)
+            for f in .bash_profile .bash_login .profile; do
+                [ -e "$HOME/$f" ] && { echo "$HOME/$f"; return; }
+            done
+            echo "$HOME/.profile"
+            ;;
+        */zsh) echo "$HOME/.zprofile" ;;
+        *) echo "$HOME/.profile" ;;
+    esac
+}
+
+# What to type next, true for the shell that ran install.sh: a shell cannot
+# change its parent's PATH, so when $bin_dir is not on it yet (a non-root user
+# on a fresh Debian: ~/.profile adds ~/.local/bin only once it exists, at the
+# next login) say how to reach jobctl now and from the next login, and the
+# same for its man page.
+next_steps() {
+    local link=$bin_dir/jobctl file shown
+    if on_path "$bin_dir"; then
+        say "next: jobctl plan  (what jobctl apply would change in your crontab; then jobctl apply)"
+    elif [ "$is_root" -eq 1 ]; then
+        say "$bin_dir is not on PATH; run jobctl by its path, next: $link plan"
+    else
+        file=$(login_file)
+        shown=$(home_short "$file")
+        say "$bin_dir is not on this shell's PATH yet, so \`jobctl\` alone is not found. Next, either put it on PATH for this shell:"
+        # shellcheck disable=SC2016  # printed for the user to type, unexpanded
+        printf '    export PATH="$HOME/.local/bin:$PATH"\n    jobctl plan\n'
+        say "or run it by its path:"
+        printf '    %s plan\n' "$link"
+        if [ -f "$file" ] && grep -q '\.local/bin' "$file"; then
+            say "from your next login $bin_dir is on PATH: $shown adds it (once it exists, as now)"
+        else
+            say "to have it on PATH from your next login, add the export line above to $shown"
+        fi
+    fi
+    man_steps
+}
+
+# How `man jobctl` finds the page installed in $man_dir, checked with man itself.
+man_steps() {
+    local root=${man_dir%/man1} manpath
+    have man || return 0
+    if man -w jobctl >/dev/null 2>&1; then
+        return 0
+    fi
+    # man-db derives a man directory from each PATH entry (~/.local/bin -> ~/.local/share/man)
+    if [ -z "${MANPATH:-}" ] && PATH="$bin_dir:$PATH" man -w jobctl >/dev/null 2>&1; then
+        say "man jobctl finds the page once $bin_dir is on PATH (man looks in $root beside it)"
+        return 0
+    fi
+    # A MANPATH ending in ':' keeps the system's directories after ours.
+    manpath="$root:${MANPATH:-}"
+    if MANPATH=$manpath man -w jobctl >/dev/null 2>&1; then
+        say "man jobctl needs $root on MANPATH; for this shell (and in $(home_short "$(login_file)") for later logins):"
+        # shellcheck disable=SC2016  # printed for the user to type, unexpanded
+        printf '    export MANPATH="%s:${MANPATH:-}"\n' "$(home_short "$root" '$HOME')"
+    else
+        say "man jobctl: read the page with: man -l $man_dir/jobctl.1"
+    fi
 }
 
 do_install() {
@@ -341,7 +410,8 @@ do_install() {
     if [ "$is_root" -eq 1 ] && [ -x /usr/sbin/cron ] && ! cron_running; then
         say "note: the cron daemon is not running; start it (systemctl start cron, or service cron start) for jobs to run"
     fi
-    say "done: $("$venv/bin/jobctl" --version) in $venv; try: jobctl validate"
+    say "done: $("$venv/bin/jobctl" --version) in $venv"
+    next_steps
 }
 
 do_dev() {
@@ -398,7 +468,13 @@ do_uninstall() {
 
     [ "$removed" -eq 1 ] || say "jobctl was not installed for this user; nothing to remove"
 
-    say "kept the run log and state directory $state_dir and the jobs directory $jobs_dir (remove them by hand if you want them gone)"
+    # Name only what exists: "kept" a directory that was never made misleads.
+    if [ -e "$state_dir" ]; then
+        say "kept the run log and state directory $state_dir (remove it by hand if you want it gone)"
+    fi
+    if [ -e "$jobs_dir" ]; then
+        say "kept the jobs directory $jobs_dir (remove it by hand if you want it gone)"
+    fi
     if [ "$is_root" -eq 1 ] && [ -e /etc/cron.d/jobctl ]; then
         warn "/etc/cron.d/jobctl still exists and its jobs call jobctl; remove it"
     elif [ "$is_root" -eq 0 ] && have crontab && crontab -l 2>/dev/null | grep -q jobctl; then
@@ -407,9 +483,14 @@ do_uninstall() {
     if [ -d "$dev_venv" ]; then
         say "kept the development environment $dev_venv"
     fi
-    say "kept Debian packages (python3, cron, man-db) that may have been installed"
+    if [ "$is_root" -eq 1 ]; then  # only root's install asks apt-get for packages
+        say "kept Debian packages (python3, cron, man-db) that may have been installed"
+    fi
     return 0
 }
+
+# Sourced (tests call the functions above), install.sh stops here.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case $mode in
     install) do_install ;;

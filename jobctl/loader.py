@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import shlex
 import stat
 from dataclasses import dataclass, field
@@ -154,6 +155,9 @@ class LoadResult:
     jobs: list[spec.JobSpec] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: located findings that do not make a job invalid: what is almost always
+    #: a mistake (a crontab's \% kept in a command) yet still runs
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def _pos(node: Node) -> tuple[int, int]:
@@ -186,6 +190,11 @@ class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
         self.counts: dict[str, int] = {}
+        self.warnings: list[Problem] = []
+        self.warning_counts: dict[str, int] = {}
+        #: the text of each file composed, for what needs the source as written
+        self.texts: dict[str, str] = {}
+        self._lines: dict[str, list[str]] = {}
 
     def add(self, path: str, node: Node | None, message: str, job: str | None = None,
             line: int = 1, column: int = 1) -> None:
@@ -200,6 +209,31 @@ class _Collector:
             raise _TooMany
         self.problems.append(Problem(_clean(path, 4096), line, column, _clean(message, 1000),
                                      _clean(job, 80) if job else job))
+
+    def warn(self, path: str, node: Node | None, message: str, job: str | None = None,
+             line: int = 1, column: int = 1) -> None:
+        """A warning: bounded per file like problems, but never stops the checks."""
+        if node is not None:
+            line, column = _pos(node)
+        count = self.warning_counts.get(path, 0) + 1
+        self.warning_counts[path] = count
+        if count > MAX_PROBLEMS:
+            if count == MAX_PROBLEMS + 1:
+                self.warnings.append(Problem(_clean(path, 4096), line, column,
+                                             f"more than {MAX_PROBLEMS} warnings in this file; the rest are not "
+                                             "listed"))
+            return
+        self.warnings.append(Problem(_clean(path, 4096), line, column, _clean(message, 1000),
+                                     _clean(job, 80) if job else job))
+
+    def warned_enough(self, path: str) -> bool:
+        return self.warning_counts.get(path, 0) >= MAX_PROBLEMS
+
+    def lines(self, path: str) -> list[str]:
+        """The lines of a file's text, split once per file (a job file may hold thousands of commands)."""
+        if path not in self._lines:
+            self._lines[path] = self.texts.get(path, "").split("\n")
+        return self._lines[path]
 
     def has(self, path: str) -> bool:
         return path in self.counts
@@ -563,6 +597,7 @@ def _read_documents(jobs: _Dir, name: str, path: str, out: _Collector) -> list[N
 
 
 def _compose_text(text: str, path: str, out: _Collector) -> list[Node]:
+    out.texts[path] = text
     # The check PyYAML's reader makes, made first: libyaml's message for it
     # names no character.
     bad = Reader.NON_PRINTABLE.search(text)
@@ -618,8 +653,15 @@ def _report_yaml(exc: yaml.YAMLError, text: str, path: str, out: _Collector) -> 
                 line=line, column=col)
     elif isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        hint = _syntax_hint(text, mark)
+        tab = _tab_indent(text, mark, exc.problem or "")
+        if tab is not None:
+            # PyYAML says "found character '\t' that cannot start any token",
+            # libyaml speaks of violated indentation: the cause is the same
+            out.add(path, None, tab[2], line=tab[0], column=tab[1])
+            return
+        problem = exc.problem or exc.context or ""
+        message = f"YAML syntax error: {problem}"
+        hint = _syntax_hint(text, mark, problem)
         out.add(path, None, message + hint, line=(mark.line + 1) if mark else 1,
                 column=(mark.column + 1) if mark else 1)
     else:
@@ -639,14 +681,92 @@ def _compose(text: str, cls: type) -> list[Node]:
         loader.dispose()
 
 
-def _syntax_hint(text: str, mark: yaml.Mark | None) -> str:
-    """The classic mistakes: unquoted cron values starting with * or @."""
+def _line_of(text: str, number: int) -> str | None:
+    """Line ``number`` (0-based) of ``text``, splitting no further than needed."""
+    lines = text.split("\n", number + 1)
+    return lines[number] if number < len(lines) else None
+
+
+def _tab_indent(text: str, mark: yaml.Mark | None, problem: str) -> tuple[int, int, str] | None:
+    """(line, column, message) when a tab in a line's indentation is what YAML refused, else None."""
+    if mark is None:
+        return None
+    line = _line_of(text, mark.line)
+    if line is None:
+        return None
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" not in indent:
+        return None
+    # PyYAML names the tab; libyaml sometimes only points at it
+    at_tab = line[mark.column:mark.column + 1] == "\t"
+    if not (at_tab or "tab" in problem or "'\\t'" in problem):
+        return None
+    # A converted crontab or a tab-indenting editor leaves more than one such
+    # line; naming them saves a validate per line.
+    others = [str(i + 1) for i, other in enumerate(text.split("\n"))
+              if other.startswith("\t") and i != mark.line and other.strip()]
+    more = ""
+    if others:
+        listed = ", ".join(others[:10]) + (", ..." if len(others) > 10 else "")
+        more = f" (line{'s' if len(others) > 1 else ''} {listed} also start{'' if len(others) > 1 else 's'} with a tab)"
+    return (mark.line + 1, indent.index("\t") + 1,
+            f"YAML indentation uses spaces, not tabs: line {mark.line + 1} is indented with a tab; "
+            f"replace it with spaces{more}")
+
+
+#: ``key: value`` on one line, a list item's dash allowed before the key
+_KEY_VALUE = re.compile(r"(?P<indent>[ ]*)(?:-[ ]+)?(?P<key>[A-Za-z0-9_.-]+):[ \t]+(?P<value>\S.*)\Z")
+
+
+def _quote(value: str) -> str:
+    """``value`` as a YAML single-quoted scalar: taken as written, ' doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _colon_hint(text: str, mark: yaml.Mark) -> str:
+    """Why YAML found a key in the middle of a value: a ': ' in an unquoted command, mostly."""
+    line = _line_of(text, mark.line)
+    if line is None:
+        return ""
+    m = _KEY_VALUE.match(line)
+    if m and mark.column > m.start("value"):
+        key, value = m.group("key"), m.group("value").rstrip()
+        what = "the command" if key == "command" else "the value"
+        example = f", e.g. {key}: {_quote(value)}" if len(line) <= 100 and " #" not in value else ""
+        colon = "ends in ':'" if not line[mark.column + 1:].strip() else "contains ': ' (a colon and a space)"
+        return f"; the value of {key} {colon}, which YAML reads as a new key: quote {what}{example}"
+    # A line indented more than a key above it continues that key's plain value.
+    indent = len(line) - len(line.lstrip(" "))
+    lines = text.split("\n", mark.line)  # once: a line at a time would be quadratic
+    for number in range(mark.line - 1, -1, -1):
+        above = lines[number]
+        if not above.strip() or above.lstrip().startswith("#"):
+            continue
+        if len(above) - len(above.lstrip(" ")) >= indent:
+            continue
+        m = _KEY_VALUE.match(above)
+        if not m or m.group("value")[:1] in ("|", ">", "'", '"', "[", "{", "&", "*", "!"):
+            return ""
+        key = m.group("key")
+        return (f"; line {mark.line + 1} is indented more than {key} (line {number + 1}), so it continues "
+                f"{key}'s value, and its ': ' (a colon and a space) reads as a new key: if it is a key of its "
+                f"own, indent it like {key}; otherwise quote the value, or write it as a block scalar "
+                f"({key}: >- and the text on the lines below, indented)")
+    return ""
+
+
+def _syntax_hint(text: str, mark: yaml.Mark | None, problem: str = "") -> str:
+    """The classic mistakes: unquoted cron values starting with * or @, a ': ' in a command, \\%."""
     if mark is None:
         return ""
-    lines = text.split("\n", mark.line + 1)
-    if mark.line >= len(lines):
+    line = _line_of(text, mark.line)
+    if line is None:
         return ""
-    line = lines[mark.line]
+    if problem.startswith("mapping values are not allowed"):
+        return _colon_hint(text, mark)
+    if "unknown escape" in problem and "\\%" in line:
+        return ("; \\% is how a crontab escapes %, not a YAML escape: jobctl needs no % escaping, so write % "
+                "(in double quotes a backslash starts an escape; single quotes take the text as written)")
     _, colon, value = line.partition(":")
     value = value.strip()
     if colon and value[:1] in ("*", "@", "%", "`"):
@@ -729,7 +849,9 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
             values = []
             for item in node.value:
                 if not isinstance(item, ScalarNode):
-                    out.add(path, item, f"{key}: list items must be plain values, not {_node_kind(item)}", job)
+                    hint = _colon_item_hint(item, out.texts.get(path, ""))
+                    out.add(path, item, f"{key}: list items must be plain values, not {_node_kind(item)}{hint}",
+                            job)
                     return False, None
                 values.append(_item(item, field_))
             return True, values
@@ -760,6 +882,74 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
     allowed = " or ".join({"scalar": "a value", "list": "a list", "map": "a mapping"}[s] for s in field_.shapes)
     out.add(path, node, f"{key} must be {allowed}, not {_node_kind(node)}", job)
     return False, None
+
+
+def _colon_item_hint(item: Node, text: str) -> str:
+    """A list item YAML read as a one-key mapping was, nearly always, text with ': ' in it."""
+    if not (isinstance(item, MappingNode) and len(item.value) == 1
+            and all(isinstance(n, ScalarNode) and not n.style for n in item.value[0])):  # plain: None or ""
+        return ""
+    written = ""
+    start, end = item.start_mark, item.value[0][1].end_mark  # a block mapping ends on the next line
+    if start.line == end.line:
+        written = (_line_of(text, start.line) or "")[start.column:end.column].strip()
+    example = f", e.g. {_quote(written)}" if written and ": " in written and len(written) <= 80 else ""
+    return (": the item contains ': ' (a colon and a space), which YAML reads as a key and its value; "
+            f"quote the item{example}")
+
+
+def _schedule_list(node: SequenceNode, path: str, job: str | None, out: _Collector) -> None:
+    """A crontab's several lines for one command, converted to a list: one job per schedule."""
+    texts = [i.value for i in node.value if isinstance(i, ScalarNode)]
+    fix = ""
+    if len(texts) == len(node.value) == 1:
+        if _valid_schedule(texts[0]):
+            fix = f"; for one schedule, write it without the list: schedule: {_quote(texts[0])}"
+    elif len(texts) == len(node.value) > 1:
+        merged = _merge_schedules(texts)
+        if merged:
+            fix = (f"; these differ only in the {merged[1]}, so one schedule runs when any of them does: "
+                   f"schedule: {_quote(merged[0])}")
+    out.add(path, node, "schedule is a list, but a job has one schedule: one job per schedule. Give each schedule "
+            "its own job (a file each, or jobs separated by --- in one file, each with its own name:)" + fix, job)
+
+
+def _valid_schedule(text: str) -> bool:
+    try:
+        spec.FIELDS_BY_KEY["schedule"].parse(text)
+    except ValueError:
+        return False
+    return True
+
+
+_FIELD_NAMES = ("minute", "hour", "day of month", "month", "day of week")
+
+
+def _merge_schedules(texts: list[str]) -> tuple[str, str] | None:
+    """One cron expression running exactly when any of ``texts`` does, and the field merged; or None.
+
+    Only for 5-field expressions that differ in one field, none of whose
+    differing values has a ``*``: a list then is the union of the runs, and
+    neither cron's day rule (a day field starting with ``*``) nor the DST
+    class (minute or hour starting with ``*``) changes.
+    """
+    if len(texts) > 24:  # a crontab converted by hand, not a file built to make validate slow
+        return None
+    fields = [t.split() for t in texts]
+    if any(len(f) != 5 for f in fields):  # @daily and friends are one or two words
+        return None
+    if not all(_valid_schedule(t) for t in texts):
+        return None
+    differing = [i for i in range(5) if len({f[i] for f in fields}) > 1]
+    if len(differing) != 1:
+        return None
+    i = differing[0]
+    values = list(dict.fromkeys(f[i] for f in fields))
+    if any("*" in v for v in values):
+        return None
+    merged = fields[0][:i] + [",".join(values)] + fields[0][i + 1:]
+    text = " ".join(merged)
+    return (text, _FIELD_NAMES[i]) if _valid_schedule(text) else None
 
 
 def _sub_node(node: Node, err: spec.FieldError) -> Node:
@@ -796,6 +986,10 @@ def _parse_keys(node: MappingNode, path: str, job: str | None, out: _Collector,
             out.add(path, value_node, f"{key} is empty; give it a value or remove the key", job)
             ok = False
             continue
+        if key == "schedule" and isinstance(value_node, SequenceNode):
+            _schedule_list(value_node, path, job, out)
+            ok = False
+            continue
         shaped, raw = _shape(value_node, field_, path, job, out)
         if not shaped:
             ok = False
@@ -803,6 +997,8 @@ def _parse_keys(node: MappingNode, path: str, job: str | None, out: _Collector,
         try:
             values[key] = field_.parse(raw)
             nodes[key] = value_node
+            if key == "command":
+                _warn_crontab_escape(values[key], value_node, path, job, out)
         except spec.FieldError as exc:
             out.add(path, _sub_node(value_node, exc), str(exc), job)
             ok = False
@@ -813,6 +1009,54 @@ def _parse_keys(node: MappingNode, path: str, job: str | None, out: _Collector,
             out.add(path, value_node, message, job)
             ok = False
     return values, nodes, ok
+
+
+def _escape_at(node: Node, lines: list[str]) -> tuple[int, int] | None:
+    """Line and column (1-based) of the first ``\\%`` written inside ``node``, if found in the source."""
+    start, end = node.start_mark, node.end_mark
+    for number in range(start.line, min(end.line + 1, len(lines))):
+        line = lines[number]
+        first = start.column if number == start.line else 0
+        last = end.column if number == end.line else len(line)
+        at = line.find("\\%", first, max(first, last))
+        if at >= 0:
+            return number + 1, at + 1
+    return None
+
+
+def _warn_crontab_escape(command: str | tuple[str, ...], node: Node, path: str, job: str | None,
+                         out: _Collector) -> None:
+    """Warn about a ``\\%`` kept from a crontab line.
+
+    cron ends a command at a bare % (the rest becomes its input), so crontab
+    lines write \\% for %.  jobctl never puts the command into a crontab
+    line: the backslash reaches the shell, which drops it outside quotes but
+    keeps it inside them (date '+\\%F' prints \\2024-...), or, for a list,
+    the program itself.
+    """
+    if isinstance(command, str):
+        if "\\%" not in command:
+            return
+        where: Node = node
+        message = ("command has \\%, a crontab escape: jobctl never writes the command into the crontab, so % "
+                   "needs no escaping, and the shell keeps the backslash inside quotes ('+\\%F' stays +\\%F); "
+                   "write % instead of \\%")
+    else:
+        index = next((i for i, arg in enumerate(command) if "\\%" in arg), None)
+        if index is None:
+            return
+        where = node.value[index] if isinstance(node, SequenceNode) and index < len(node.value) else node
+        message = (f"command argument {index + 1} has \\%, a crontab escape: a command list runs without a "
+                   "shell, so the program gets the backslash as written; % needs no escaping in jobctl: write % "
+                   "instead of \\%")
+    if out.warned_enough(path):
+        out.warn(path, where, message, job)  # counted, not listed: no need to find where
+        return
+    at = _escape_at(where, out.lines(path))
+    if at is None:
+        out.warn(path, where, message, job)
+    else:
+        out.warn(path, None, message, job, line=at[0], column=at[1])
 
 
 def _job_label(node: MappingNode, fallback: str | None) -> str | None:
@@ -878,6 +1122,8 @@ def _load(jobs: _Dir) -> LoadResult:
         except _TooMany:
             continue
     result.problems = out.problems
+    # job is None for _defaults.yaml: never compared with a name
+    result.warnings = sorted(out.warnings, key=lambda p: (p.path, p.line, p.column, p.message))
     return result
 
 

@@ -22,6 +22,11 @@ ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}\Z")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?\Z", re.IGNORECASE)
 CONCURRENCY = ("forbid", "allow", "replace", "wait")
+#: what a run started by cron prints (cron mails whatever a job prints):
+#: failure — one summary line and the output's tail when the run failed,
+#: nothing on success, as ``cronic`` does; always — that summary after every
+#: run; never — nothing (``MAILTO=""`` for jobctl's lines)
+CRON_MAIL = ("failure", "always", "never")
 RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT")
 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
@@ -270,6 +275,7 @@ class JobSpec:
     catch_up: int | None = None
     notify: Notify | None = None
     history: History = History()
+    cron_mail: str = "failure"
     #: where the job was defined: "path:line"
     source: str = ""
 
@@ -304,6 +310,8 @@ class JobSpec:
             "catch_up": self.catch_up,
             "notify": self.notify.to_dict() if self.notify else None,
             "history": {"keep": self.history.keep, "max_age": self.history.max_age},
+            # definitions applied before the key existed lack it: read them as "failure"
+            "cron_mail": self.cron_mail,
             "source": self.source,
             # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
             "tz_offsets": _offsets(self.timezone),
@@ -473,6 +481,24 @@ def _concurrency(value: Any) -> str:
     text = _string(value)
     if text not in CONCURRENCY:
         raise ValueError(f"{text!r} is not a concurrency policy; use one of {', '.join(CONCURRENCY)}")
+    return text
+
+
+def _cron_mail(value: Any) -> str:
+    if isinstance(value, bool):
+        # YAML 1.1 reads no/off/false and yes/on/true as booleans
+        word = "never" if not value else "always"
+        raise ValueError(f"must be one of {', '.join(CRON_MAIL)}, not a boolean (YAML reads "
+                         f"{'no, off and false' if not value else 'yes, on and true'} as one); write {word}")
+    if not isinstance(value, str):
+        raise ValueError(f"must be one of {', '.join(CRON_MAIL)}, not {_kind(value)}")
+    text = _string(value)
+    if text not in CRON_MAIL:
+        import difflib
+
+        close = difflib.get_close_matches(text.lower(), CRON_MAIL, n=1, cutoff=0.6) if len(text) <= 40 else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{show(text)} is not a cron_mail setting; use one of {', '.join(CRON_MAIL)}{hint}")
     return text
 
 
@@ -765,6 +791,9 @@ FIELDS += (
            "properties": {"keep": {"type": "integer", **_bounds("history.keep")},
                           "max_age": _duration_schema("history.max_age")}},
           "Run-log retention: {keep: runs, max_age: duration} (default 200 runs, 90d)."),
+    Field("cron_mail", _cron_mail, ("scalar",), {"enum": list(CRON_MAIL)},
+          "What a run started by cron prints, for cron to mail (MAILTO): failure (default: a summary line and "
+          "the output's tail when a run fails, nothing on success), always, or never."),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}

@@ -98,7 +98,7 @@ def test_validate_json_ok(write_job: WriteJob, jobs_dir: Path) -> None:
     result = runner.invoke(app, ["validate", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {
-        "ok": True, "jobs_dir": str(jobs_dir), "jobs": ["a", "b"], "files": 3, "problems": [],
+        "ok": True, "jobs_dir": str(jobs_dir), "jobs": ["a", "b"], "files": 3, "problems": [], "warnings": [],
     }
 
 
@@ -119,6 +119,7 @@ def test_validate_json_problems(write_job: WriteJob, jobs_dir: Path) -> None:
             {"path": f"{jobs_dir}/c.yaml", "line": 1, "column": 1, "job": None,
              "message": "no job in this file; add a job mapping or delete the file"},
         ],
+        "warnings": [],
     }
 
 
@@ -242,3 +243,67 @@ def test_entry_point_refuses_a_world_writable_jobs_directory(write_job: WriteJob
         f"replace files in it could run commands as root: chown root: {jobs_dir}; chmod go-w {jobs_dir}",
         f"jobctl: 1 problem in {jobs_dir}; nothing was changed",
     ]
+
+
+# --- conversion traps end to end: the loader's warnings and hints as validate prints them --------------------
+
+KEPT_ESCAPE = "schedule: '@daily'\ncommand: tar -czf /b/etc-$(date +\\%F).tgz /etc\n"
+
+
+def test_validate_prints_a_warning_and_passes(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", KEPT_ESCAPE)
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"ok: 1 job in 1 file ({jobs_dir})\n"
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"{jobs_dir}/a.yaml:2:34: warning: job a: command has \\%, a crontab escape")
+    assert line.endswith("write % instead of \\%")
+
+
+def test_validate_strict_fails_on_a_warning(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", KEPT_ESCAPE)
+    result = runner.invoke(app, ["validate", "--strict"])
+    assert result.exit_code == ExitCode.NOT_OK, result.output
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[0].startswith(f"{jobs_dir}/a.yaml:2:34: warning: job a: command has \\%")
+
+
+def test_validate_json_lists_warnings(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", KEPT_ESCAPE)
+    result = runner.invoke(app, ["validate", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["problems"], report["jobs"]) == (True, [], ["a"])
+    (warning,) = report["warnings"]
+    assert {k: warning[k] for k in ("path", "line", "column", "job")} == {
+        "path": f"{jobs_dir}/a.yaml", "line": 2, "column": 34, "job": "a"}
+    assert warning["message"].startswith("command has \\%")
+
+
+def test_validate_names_the_fix_for_each_conversion_trap(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("colon.yaml", "schedule: '@daily'\ncommand: curl -H Accept: text/plain http://localhost/\n")
+    write_job("list.yaml", "schedule: ['0 1 * * *', '0 13 * * *']\ncommand: x\n")
+    write_job("tab.yaml", "schedule: '@daily'\ncommand: x\nenv:\n\tA: b\n")
+    result = runner.invoke(app, ["validate"])
+    assert result.exit_code == ExitCode.NOT_OK, result.output
+    assert [line.replace(f"{jobs_dir}/", "") for line in result.stderr.splitlines()] == [
+        "colon.yaml:2:24: YAML syntax error: mapping values are not allowed here; the value of command contains ': ' "
+        "(a colon and a space), which YAML reads as a new key: quote the command, e.g. "
+        "command: 'curl -H Accept: text/plain http://localhost/'",
+        "list.yaml:1:11: job list: schedule is a list, but a job has one schedule: one job per schedule. Give each "
+        "schedule its own job (a file each, or jobs separated by --- in one file, each with its own name:); these "
+        "differ only in the hour, so one schedule runs when any of them does: schedule: '0 1,13 * * *'",
+        "tab.yaml:4:1: YAML indentation uses spaces, not tabs: line 4 is indented with a tab; replace it with spaces",
+        f"jobctl: 3 problems in {jobs_dir}; nothing was changed",
+    ]
+
+
+def test_plan_prints_the_warning_and_strict_refuses(write_job: WriteJob, jobs_dir: Path) -> None:
+    write_job("a.yaml", KEPT_ESCAPE)
+    result = runner.invoke(app, ["plan"])
+    assert result.exit_code == 0, result.output
+    assert "add a" in " ".join(result.stdout.split())  # the plan itself, unaffected
+    assert f"{jobs_dir}/a.yaml:2:34: warning: job a: command has \\%" in result.stderr
+    strict = runner.invoke(app, ["plan", "--strict"])
+    assert strict.exit_code == ExitCode.NOT_OK, strict.output
+    assert f"{jobs_dir}/a.yaml:2:34: warning: job a: command has \\%" in strict.stderr

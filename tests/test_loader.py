@@ -105,6 +105,10 @@ def job_text(snippet: str) -> str:
                                ping="https://hc-ping.com/u", command="/usr/local/bin/alert")),
         ("history: {keep: 100, max_age: 30d}", "history", spec.History(keep=100, max_age=30 * 86400)),
         ("history: {keep: 5}", "history", spec.History(keep=5)),
+        ("cron_mail: failure", "cron_mail", "failure"),
+        ("cron_mail: always", "cron_mail", "always"),
+        ("cron_mail: never", "cron_mail", "never"),
+        ("cron_mail: 'never'", "cron_mail", "never"),
     ],
 )
 def test_valid_value(write_job: WriteJob, jobs_dir: Path, snippet: str, attr: str, expected: object) -> None:
@@ -184,7 +188,9 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("schedule: ''", "1:11: job backup: schedule is empty; write a cron expression such as '*/15 * * * *'"),
         ("schedule: 5", "1:11: job backup: schedule must be a cron expression in quotes, e.g. '*/15 * * * *', "
                         "not a number (quote it)"),
-        ("schedule: [a]", "1:11: job backup: schedule must be a value, not a list"),
+        ("schedule: [a]", "1:11: job backup: schedule is a list, but a job has one schedule: one job per schedule. "
+                          "Give each schedule its own job (a file each, or jobs separated by --- in one file, each "
+                          "with its own name:)"),
         ("schedule:", "1:10: job backup: schedule is empty; give it a value or remove the key"),
         # command
         ("command: ''", "1:10: job backup: command is empty"),
@@ -313,6 +319,17 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("history: {max_age: forever}",
          f"1:20: job backup: history max_age: 'forever' {NOT_A_DURATION}"),
         ("history: {keepp: 3}", "1:11: job backup: unknown history key 'keepp'; use keep and max_age"),
+        # cron_mail: YAML 1.1 reads no/off and yes/on as booleans
+        ("cron_mail: no", "1:12: job backup: cron_mail must be one of failure, always, never, not a boolean (YAML "
+                          "reads no, off and false as one); write never"),
+        ("cron_mail: on", "1:12: job backup: cron_mail must be one of failure, always, never, not a boolean (YAML "
+                          "reads yes, on and true as one); write always"),
+        ("cron_mail: Failure", "1:12: job backup: cron_mail: 'Failure' is not a cron_mail setting; use one of "
+                               "failure, always, never; did you mean 'failure'?"),
+        ("cron_mail: errors", "1:12: job backup: cron_mail: 'errors' is not a cron_mail setting; use one of "
+                              "failure, always, never"),
+        ("cron_mail: [failure]", "1:12: job backup: cron_mail must be a value, not a list"),
+        ("cron_mail: 1", "1:12: job backup: cron_mail must be one of failure, always, never, not a number"),
     ],
 )
 def test_invalid_value(write_job: WriteJob, jobs_dir: Path, snippet: str, error: str) -> None:
@@ -341,7 +358,7 @@ def test_every_key_has_valid_and_invalid_cases() -> None:
         ("workdir: /srv", "1:1: job backup: unknown key 'workdir'; did you mean 'working_dir'?"),
         ("colour: red", "1:1: job backup: unknown key 'colour'; known keys: name, description, schedule, command, "
                         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, "
-                        "tags, user, timezone, jitter, catch_up, notify, history"),
+                        "tags, user, timezone, jitter, catch_up, notify, history, cron_mail"),
         ("[a]: 1", "1:1: job backup: job keys must be plain names, not a list"),
         ("<<: {timeout: 5m}", "1:1: job backup: YAML merge keys (<<) are not supported; put shared values in "
                               "_defaults.yaml"),
@@ -382,7 +399,7 @@ def test_every_error_of_a_job_is_reported(write_job: WriteJob, jobs_dir: Path) -
         "backup.yaml:4:10: job backup: timeout 0 would kill the job at once; remove the key for no timeout",
         "backup.yaml:5:1: job backup: unknown key 'color'; known keys: name, description, schedule, command, "
         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user, "
-        "timezone, jitter, catch_up, notify, history",
+        "timezone, jitter, catch_up, notify, history, cron_mail",
     ]
 
 
@@ -649,7 +666,8 @@ def test_yaml_syntax_error(write_job: WriteJob, jobs_dir: Path) -> None:
 def test_tab_indentation(write_job: WriteJob, jobs_dir: Path) -> None:
     write_job("backup.yaml", "schedule: '@daily'\ncommand: x\nenv:\n\tA: b\n")
     assert load(jobs_dir)[1] == [
-        "backup.yaml:4:1: YAML syntax error: found character '\\t' that cannot start any token",
+        "backup.yaml:4:1: YAML indentation uses spaces, not tabs: line 4 is indented with a tab; replace it with "
+        "spaces",
     ]
 
 

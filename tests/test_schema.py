@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +59,25 @@ def test_there_are_shipped_examples() -> None:
 @pytest.mark.parametrize(("name", "doc"), SHIPPED_DOCS, ids=[name for name, _ in SHIPPED_DOCS])
 def test_shipped_examples_match_the_schema(name: str, doc: object) -> None:
     assert [e.message for e in VALIDATOR.iter_errors(doc)] == []
+
+
+def test_shipped_examples_point_to_where_the_readme_writes_the_schema() -> None:
+    """The README's `jobctl schema > PATH` (run beside jobs.d/) and every `$schema=` name one file."""
+    readme = (SHIPPED.parent / "README.md").read_text(encoding="utf-8")
+    (target,) = re.findall(r"^jobctl schema > (\S+)$", readme, re.M)
+    written = (SHIPPED.parent / target).resolve()
+    (example,) = re.findall(r"^# yaml-language-server: \$schema=(\S+)$", readme, re.M)
+    assert (SHIPPED / example).resolve() == written
+    for path in sorted(SHIPPED.glob("[!_]*.yaml")):
+        # relative to the job file, as yaml-language-server resolves it
+        (pointer,) = re.findall(r"^# yaml-language-server: \$schema=(\S+)$", path.read_text(encoding="utf-8"), re.M)
+        assert (path.parent / pointer).resolve() == written, path.name
+
+
+def test_shipped_examples_load_without_problems_or_warnings() -> None:
+    result = loader.load_dir(str(SHIPPED))
+    assert (result.problems, result.warnings) == ([], [])
+    assert [j.name for j in result.jobs] == ["backup", "disk-usage", "tmp-cleanup"]
 
 
 def test_init_example_matches_the_schema(tmp_path: Path) -> None:
@@ -157,6 +177,10 @@ AGREE = [
     ("history max_age over ten years", JOB + "history: {max_age: 315360001}\n", False),
     ("timezone too long", JOB + "timezone: " + "A" * 256 + "\n", False),
     ("history unknown key", JOB + "history: {keepp: 3}\n", False),
+    ("cron_mail always", JOB + "cron_mail: always\n", True),
+    ("cron_mail never", JOB + "cron_mail: never\n", True),
+    ("cron_mail unknown", JOB + "cron_mail: errors\n", False),
+    ("cron_mail boolean", JOB + "cron_mail: no\n", False),
 ]
 
 # Documents the loader refuses for reasons beyond JSON Schema: cron semantics, the host, reserved names.

@@ -16,14 +16,25 @@
 #                    only PyPI (with PIP_CERT) is used
 #   --stub-man-page  when man/jobctl.1 is not in the checkout yet, put a stub
 #                    in the copy so the man page path is exercised
+#   --no-suite       run the README's test command with pytest --collect-only
+#                    (installs and collects everything, runs no test)
+#
+# The README's quick start is run as written: its first two ```sh blocks
+# (install, plan, apply and status; the test suite), taken from the copy.
 #
 # Steps, each timed, all as root inside the chroot unless said:
 #   0. (fresh chroot only) as a user: ./install.sh must fail, naming apt-get
-#   1. ./install.sh && jobctl apply && jobctl status (the README's first command), man -w jobctl
+#   1. the README's first command, then crontab -l, validate,
+#      doctor, man -w jobctl, jobctl uninstall
 #   2. ./install.sh again (idempotent) after a change in the copy that keeps
 #      the version number: the change must reach the installed package
-#   3. ./install.sh --dev && .venv/bin/python -m pytest -q, then --dev again
-#   4. as a user: ./install.sh into ~/.local, jobctl and man -w as that user
+#   3. the README's second command (./install.sh --dev && .venv/bin/python -m
+#      pytest), then ./install.sh --dev again
+#   4. as a user whose PATH lacks ~/.local/bin (a fresh login): the README's
+#      first command and man -w jobctl; ./install.sh alone
+#      prints a command by absolute path that works; a login shell finds
+#      jobctl and its page; jobctl uninstall; ./install.sh --uninstall names
+#      only directories that exist
 #   5. ./install.sh --uninstall (twice): the state directory is kept
 #   6. (--ci) CI=true bash .ci/run in a fresh copy
 #
@@ -39,10 +50,11 @@ PROG=quickstart.sh
 say() { printf '\n%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 
-fresh=0 head=0 ci=0 pypi_only=0 stub_man=0 root_dir=
+fresh=0 head=0 ci=0 pypi_only=0 stub_man=0 no_suite=0 root_dir=
 while [ $# -gt 0 ]; do
     case $1 in
         --fresh) fresh=1 ;;
+        --no-suite) no_suite=1 ;;
         --head) head=1 ;;
         --ci) ci=1 ;;
         --pypi-only) pypi_only=1 ;;
@@ -53,7 +65,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-[ -n "$root_dir" ] || die "usage: $0 [--fresh] [--head] [--ci] [--pypi-only] [--stub-man-page] CHROOT_DIR"
+[ -n "$root_dir" ] || die "usage: $0 [--fresh] [--head] [--ci] [--pypi-only] [--stub-man-page] [--no-suite] CHROOT_DIR"
 [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap, mount, chroot)"
 case $root_dir in /*) ;; *) root_dir=$PWD/$root_dir ;; esac
 root_dir=${root_dir%/}
@@ -217,7 +229,10 @@ copy_repo() {  # copy_repo DEST (inside the chroot)
     rm -rf --one-file-system "${root_dir:?}$1"
     mkdir -p "$root_dir$1"
     if [ "$head" -eq 1 ]; then
-        git -C "$src" archive HEAD | tar -x -C "$root_dir$1"
+        # git archive writes files 0664 (its tar.umask is 0002) and tar as root
+        # keeps that; a clone on Debian is 0644, and as root jobctl refuses a
+        # group-writable job file
+        git -C "$src" -c tar.umask=0022 archive HEAD | tar -x -C "$root_dir$1"
     else
         (cd "$src" && git ls-files -z -co --exclude-standard \
             | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
@@ -231,6 +246,17 @@ copy_repo() {  # copy_repo DEST (inside the chroot)
 
 say "copying $src into $root_dir/repo ($([ "$head" -eq 1 ] && echo 'git archive HEAD' || echo 'work tree'))"
 copy_repo /repo
+
+readme_block() {  # readme_block N: the Nth ```sh block of the copy's README, one line
+    awk -v n="$1" '/^```sh$/ { if (++k == n) { on = 1; next } } on && /^```$/ { exit } on' "$root_dir/repo/README.md"
+}
+quick_install=$(readme_block 1)
+quick_apply=true  # the README's first command installs, plans and applies in one line
+quick_tests=$(readme_block 2)
+printf 'README quick start:\n  1: %s\n  2: %s\n' "$quick_install" "$quick_tests"
+case $quick_install in ./install.sh*) ;; *) die "the README's first command does not start with ./install.sh" ;; esac
+[ "$quick_tests" = "./install.sh --dev && .venv/bin/python -m pytest" ] \
+    || die "the README's second command is not the test command .ci/run runs"
 in_chroot 'id tester >/dev/null 2>&1 || useradd --create-home --shell /bin/bash tester'
 
 if [ "$new_chroot" -eq 1 ] || [ ! -x "$root_dir/usr/bin/python3" ]; then
@@ -247,17 +273,17 @@ fi
 
 # Step functions run where `set -e` is off (under ||): each line returns on failure.
 install_and_check() {
-    # the README's first command, exactly
-    in_chroot 'cd /repo && ./install.sh && jobctl apply && jobctl status' || return
+    # the README's first two commands, exactly, in one shell as an operator types them
+    in_chroot "cd /repo && $quick_install && $quick_apply" || return
     in_chroot 'crontab -l | grep -c "# jobctl:" && jobctl validate && jobctl --version && jobctl doctor; true' || return
-    in_chroot 'cd /repo && jobctl uninstall' || return
     if [ -f "$root_dir/repo/man/jobctl.1" ]; then
         in_chroot 'man -w jobctl' || return
     else
         echo "man/jobctl.1 is not in the checkout yet: man -w jobctl not checked (try --stub-man-page)"
     fi
+    in_chroot 'cd /repo && jobctl uninstall'
 }
-step "./install.sh && jobctl apply && jobctl status (as root), then man -w jobctl" install_and_check
+step "as root: README quick start ($quick_install; $quick_apply), man -w jobctl" install_and_check
 
 rerun_picks_up_change() {
     local f=$root_dir/repo/jobctl/__init__.py marker
@@ -272,22 +298,38 @@ rerun_picks_up_change() {
 }
 step "./install.sh again (idempotent; same version, changed file is reinstalled)" rerun_picks_up_change
 
-step "./install.sh --dev" in_chroot 'cd /repo && ./install.sh --dev'
-step ".venv/bin/python -m pytest -q" in_chroot 'cd /repo && .venv/bin/python -m pytest -q'
+if [ "$no_suite" -eq 1 ]; then
+    step "$quick_tests --collect-only (--no-suite)" in_chroot "cd /repo && $quick_tests --collect-only -q | tail -n 1"
+else
+    step "$quick_tests" in_chroot "cd /repo && $quick_tests -q"
+fi
 step "./install.sh --dev again (idempotent)" in_chroot 'cd /repo && ./install.sh --dev'
 
 user_install() {
+    local out by_path
     copy_repo /home/tester/jobctl || return
     chroot "$root_dir" chown -R tester: /home/tester/jobctl || return
-    as_user 'cd jobctl && ./install.sh' || return
-    as_user 'export PATH=$HOME/.local/bin:$PATH && cd jobctl && jobctl validate && jobctl --version && readlink -f "$(command -v jobctl)"' || return
-    if [ -f "$root_dir/home/tester/jobctl/man/jobctl.1" ]; then
-        as_user 'export PATH=$HOME/.local/bin:$PATH && man -w jobctl' || return
-    fi
-    as_user 'cd jobctl && ./install.sh --uninstall' || return
+    # a fresh login's PATH has no ~/.local/bin: the README's commands, in one shell
+    as_user 'case ":$PATH:" in *":$HOME/.local/bin:"*) echo "PATH already has ~/.local/bin"; exit 1 ;; esac' || return
+    as_user "cd jobctl && $quick_install && $quick_apply && man -w jobctl" || return
+    as_user 'crontab -l | grep -c "# jobctl:"' || return
+    # install.sh on its own says how to reach jobctl from this shell: the absolute path works
+    out=$(as_user 'cd jobctl && ./install.sh') || { printf '%s\n' "$out"; return 1; }
+    printf '%s\n' "$out"
+    by_path=$(awk '/or run it by its path:/ { getline; sub(/^ +/, ""); print; exit }' <<<"$out")
+    [ -n "$by_path" ] || { echo "install.sh printed no command by absolute path"; return 1; }
+    as_user "cd jobctl && $by_path" || return
+    # from the next login, Debian's ~/.profile puts ~/.local/bin on PATH (and man follows PATH)
+    as_user "bash --login -c 'command -v jobctl && man -w jobctl'" || return
+    as_user 'cd jobctl && ~/.local/bin/jobctl uninstall' || return
+    out=$(as_user 'cd jobctl && ./install.sh --uninstall') || { printf '%s\n' "$out"; return 1; }
+    printf '%s\n' "$out"
+    # only what is true: apply made the state directory, nothing made ~/.config/jobctl/jobs.d
+    grep -q 'kept the run log and state directory /home/tester/.local/state/jobctl' <<<"$out" || return
+    if grep -q 'jobs directory' <<<"$out"; then echo "uninstall names a jobs directory that does not exist"; return 1; fi
     as_user '! test -e ~/.local/share/jobctl && ! test -e ~/.local/bin/jobctl'
 }
-step "as a user: ./install.sh into ~/.local, then --uninstall" user_install
+step "as a user: README quick start, install.sh's advice, next login, then --uninstall" user_install
 
 uninstall_keeps_state() {
     in_chroot 'mkdir -p /var/lib/jobctl && touch /var/lib/jobctl/runs.db' || return
