@@ -337,10 +337,61 @@ def _walk_up(fd: int, real: str) -> list[tuple[str, os.stat_result]]:
     return chain
 
 
+def _foreign_links(path: str) -> list[tuple[str, int]]:
+    """The symbolic links not owned by root met while resolving ``path``, as (link, uid).
+
+    Whoever owns a link decides where it points, however root-owned its
+    target is (fs.protected_symlinks stops root following such links in
+    sticky directories only, and only where it is enabled), so as root every
+    link on the way to a job file must be root's.  Resolved component by
+    component, as the kernel does; at most 40 links, as the kernel allows.
+    """
+    from collections import deque
+
+    parts = deque(os.path.abspath(path).split("/"))
+    cur, found, hops = "/", [], 0
+    while parts:
+        part = parts.popleft()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            cur = os.path.dirname(cur) or "/"
+            continue
+        nxt = os.path.join(cur, part)
+        try:
+            st = os.lstat(nxt)
+        except OSError:
+            break  # opening it will say what is wrong
+        if not stat.S_ISLNK(st.st_mode):
+            cur = nxt
+            continue
+        hops += 1
+        if hops > 40:
+            break
+        if st.st_uid != 0:
+            found.append((nxt, st.st_uid))
+        target = os.readlink(nxt)
+        if target.startswith("/"):
+            cur = "/"
+        parts.extendleft(reversed(target.split("/")))
+    return found
+
+
+def _link_unsafe(path: str, what: str) -> list[Unsafe]:
+    out = []
+    for link, uid in _foreign_links(path):
+        message = (f"{what} is reached through {link}, a symbolic link owned by {_owner(uid)} (uid {uid}), not "
+                   f"root; whoever owns a link decides where it points, so jobctl runs as root and refuses it: "
+                   f"replace the link with one root owns (ln -sfn TARGET {shlex.quote(link)} as root) or use the "
+                   "real path")
+        out.append(Unsafe(Problem(path, 1, 1, message), link, f"link owned by {_owner(uid)}"))
+    return out
+
+
 def _dir_unsafe(directory: str, dir_fd: int) -> list[Unsafe]:
     """As root: the jobs directory and every directory above it must be root's alone."""
     real = _fd_path(dir_fd, directory)
-    found = []
+    found = _link_unsafe(directory, f"jobs directory {directory}")
     try:
         chain = _walk_up(dir_fd, real)
     except OSError as exc:
@@ -381,6 +432,9 @@ def _file_unsafe(fd: int, st: os.stat_result, path: str, link: bool, dir_real: s
                    f"as root: {_fix(path)}")
         return [Unsafe(Problem(path, 1, 1, message), path, short)]
     real = _fd_path(fd, os.path.join(dir_real, name))
+    links = _link_unsafe(os.path.join(dir_real, name), f"job file {path}")
+    if links:
+        return links
     long, short = _issues(st, sticky_ok=False)
     if long:
         message = (f"links to {real}, which is {long}; jobctl runs as root and refuses it, since whoever can "

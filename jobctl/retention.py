@@ -23,7 +23,11 @@ def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: flo
 
     ``keep`` counts real runs (started jobs) and, separately, skipped ones:
     a long pause or a stream of ``forbid`` skips never pushes a real run and
-    its output out.  Anything older than ``max_age`` goes either way.
+    its output out.  A run is all its attempts: the cut falls before the
+    first attempt (a row that is not a retry) of the keep-th newest run, so
+    retries are kept or dropped with their run.  Anything older than
+    ``max_age`` goes either way, except the newest real run: whatever
+    ``max_age`` says, the run just recorded stays.
     ``keep`` and ``max_age`` are clamped to what SQLite's 64-bit integers and
     a float can hold: a hand-edited definition or an old release's value must
     not make every run or ``jobctl prune`` fail (validate bounds them too).
@@ -33,13 +37,15 @@ def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: flo
     rows = db.execute(
         "SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped') AND ("
         " id < coalesce((SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
-        "  ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR started_at < ?)"
+        "  AND trigger != 'retry' ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR (started_at < ?"
+        "  AND id < (SELECT max(id) FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+        "   AND trigger != 'retry')))"
         " UNION ALL "
         "SELECT id FROM runs WHERE job = ? AND status = 'skipped' AND ("
         " id < coalesce((SELECT id FROM runs WHERE job = ? AND status = 'skipped'"
         "  ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR started_at < ?)"
         " ORDER BY id",
-        (job, job, keep - 1, cutoff, job, job, keep - 1, cutoff),
+        (job, job, keep - 1, cutoff, job, job, job, keep - 1, cutoff),
     ).fetchall()
     return [r[0] for r in rows]
 

@@ -63,7 +63,10 @@ MAX_SECONDS = 100 * 366 * 86400.0
 MAX_POLL_MS = 86_400_000
 #: SQLite integers are signed 64-bit
 SQLITE_MAX_INT = (1 << 63) - 1
-MAX_ATTEMPTS = 1_000_000
+#: retries.attempts' maximum in spec.RANGES (the wrapper does not import spec; a test checks they agree)
+MAX_RETRIES = 100
+#: likewise notify.after_failures
+MAX_AFTER_FAILURES = 10_000
 
 
 def _number(value: Any, default: float, high: float = MAX_SECONDS) -> float:
@@ -621,6 +624,8 @@ class Attempt:
                 os.dup2(devnull, 0)
                 os.dup2(out_w, 1)
                 os.dup2(out_w, 2)
+                # the job gets 0, 1, 2 and the read-only lock; err_w and go_r close at exec
+                _close_descriptors(err_w, go_r, *((self.lock.fd,) if self.lock is not None else ()))
                 os.write(err_w, b"R")  # ready: in its own session, as its user
                 if os.read(go_r, 1) != b"G":
                     os._exit(EX_JOBCTL)  # the wrapper died before recording the run: do not run unrecorded
@@ -813,7 +818,7 @@ class _Notifier:
                 null = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):  # cron reads the wrapper's output until every copy of it is closed
                     os.dup2(null, fd)
-                _close_descriptors(keep=w)  # the job's lock, the run log
+                _close_descriptors(w)  # the job's lock, the run log
                 if ids is not None:
                     _become(ids)
                 try:
@@ -873,14 +878,19 @@ class _Notifier:
         return lines + [note] if note else lines
 
 
-def _close_descriptors(keep: int) -> None:
-    """Close every descriptor above 2 but ``keep`` (in a child that will not exec)."""
+def _close_descriptors(*keep: int) -> None:
+    """Close every descriptor above 2 but ``keep``.
+
+    In a job's child before exec (and in the notifier): whatever the wrapper
+    inherited -- from cron (its pipes), from a root shell running `jobctl run`
+    (an open file) -- must not reach a job that runs as another user.
+    """
     try:
         fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
     except OSError:
         fds = list(range(3, 1024))
     for fd in fds:
-        if fd > 2 and fd != keep:
+        if fd > 2 and fd not in keep:
             try:
                 os.close(fd)
             except OSError:
@@ -919,7 +929,7 @@ class Wrapper:
         retries = defn.get("retries")
         if not isinstance(retries, dict):
             retries = {"attempts": retries}  # a bare count
-        self.attempts = 1 + _integer(retries.get("attempts"), 0, MAX_ATTEMPTS)
+        self.attempts = 1 + _integer(retries.get("attempts"), 0, MAX_RETRIES)
         self.delay = _number(retries.get("delay"), 10.0)
         self.backoff = _number(retries.get("backoff"), 2.0)
         self.max_delay = _number(retries.get("max_delay"), 600.0)
@@ -929,9 +939,13 @@ class Wrapper:
         self.keep = _integer(history.get("keep"), 200)
         self.max_age = _number(history.get("max_age"), 90 * 86400.0)
         notify_cfg = defn.get("notify")
-        self.notify_cfg: dict[str, Any] = notify_cfg if isinstance(notify_cfg, dict) else {}
+        self.notify_cfg: dict[str, Any] = dict(notify_cfg) if isinstance(notify_cfg, dict) else {}
+        if self.notify_cfg:
+            self.notify_cfg["after_failures"] = max(1, _integer(self.notify_cfg.get("after_failures"), 1,
+                                                                MAX_AFTER_FAILURES))
         #: (run id, status, exit code, started, finished, attempt, reason, output) of the last attempt
         self.final: tuple[int, str, int | None, float, float, int, str, bytes] | None = None
+        self.first_started = 0.0
         #: `jobctl run` on a terminal: a line between attempts and a summary at the end
         self.progress = stream and _isatty(2)
         #: under cron (scheduled, not streamed): cron_mail decides what reaches cron's mail
@@ -967,6 +981,7 @@ class Wrapper:
     def _summary(self) -> str:
         """One line: job, status, exit code, duration, run id (and attempt of how many)."""
         run_id, status, code, started, finished, attempt, _, _ = self.final or (0, "?", None, 0, 0, 1, "", b"")
+        started = self.first_started or started  # the whole run, retries and their delays included
         of = f", attempt {attempt} of {self.attempts}" if self.attempts > 1 else ""
         return (f"{status}, exit code {code}, {_fmt_duration(finished - started)}, run {run_id or '?'}{of}"
                 f" ({self.final[6] if self.final else ''})")
@@ -989,7 +1004,8 @@ class Wrapper:
         text = b"\n".join(lines)[-MAIL_TAIL_BYTES:]
         body = f"jobctl: job {self.name}: {self._summary()}\n".encode("utf-8", "replace")
         if text:
-            body += f"--- last {len(text.splitlines())} lines of output (jobctl logs {self.final[0]}) ---\n".encode()
+            n = len(text.splitlines())
+            body += f"--- last {n} line{'s' if n != 1 else ''} of output (jobctl logs {self.final[0]}) ---\n".encode()
             body += text + b"\n"
         try:
             os.write(1, body)
@@ -1014,6 +1030,7 @@ class Wrapper:
             # a skip has no exit code in the run log (the process still exits 75)
             run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
                               os.getpid(), self.host, reason, None, default=0)
+            log.call("prune", self.name, self.keep, self.max_age, time.time())  # skips are bounded too
             self._started(run_id)
             if self.stream:
                 self.error(reason)
@@ -1217,6 +1234,8 @@ class Wrapper:
                  umask: int) -> tuple[str, int]:
         trigger = self.trigger if attempt == 1 else "retry"
         started = time.time()
+        if attempt == 1:
+            self.first_started = started
         run_id = log.call("start_run", self.name, trigger, attempt, self.scheduled_for, started,
                           os.getpid(), self.host, self.boot_id, self.jitter if attempt == 1 and self.jitter else None,
                           self.final[0] if attempt > 1 and self.final else 0, default=0)
@@ -1355,7 +1374,7 @@ def load_json(data: bytes) -> Any:
             obj, end = make_scanner(_JsonContext)(text, 0)
             if not text[end:].strip(" \t\n\r"):
                 return obj
-        except (ImportError, ValueError, StopIteration):
+        except Exception:  # noqa: BLE001 - the C scanner raises SystemError on some truncations: json.loads says why
             pass
     import json
 
@@ -1400,6 +1419,9 @@ def _record_paused(defn: dict[str, Any], state: str, trigger: str, scheduled_for
     log = RunLog(state, error)
     log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
              os.uname().nodename, "skipped: paused (jobctl resume to run again)", None)
+    history = defn.get("history") if isinstance(defn.get("history"), dict) else {}
+    log.call("prune", defn["name"], _integer(history.get("keep"), 200), _number(history.get("max_age"), 90 * 86400.0),
+             time.time())
     if log.store is not None:
         log.store.close()
 
@@ -1469,7 +1491,10 @@ def main(argv: list[str] | None = None) -> int:
         error(f"not applied: no {os.path.join(state, 'applied', name + '.json')}; run jobctl apply")
         return EX_JOBCTL
     except (OSError, ValueError) as exc:
-        error(f"cannot read the applied definition: {exc}")
+        error(f"cannot read the applied definition: {exc}; jobctl apply rewrites it")
+        return EX_JOBCTL
+    if not isinstance(defn, dict) or defn.get("name") != name:
+        error("cannot read the applied definition: not a JSON object naming this job; jobctl apply rewrites it")
         return EX_JOBCTL
     if from_stdin:
         # A detached run: our stdin was the definition; nothing else is read.
@@ -1497,9 +1522,13 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     mail = (defn.get("cron_mail") or "failure") if mode in ("schedule", "timer") and not stream else None
-    code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
-    for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
-        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
+    try:
+        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
+        for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
+            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
+    except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
+        error(f"internal error on the applied definition ({type(exc).__name__}: {exc}); jobctl apply rewrites it")
+        return EX_JOBCTL
     return code
 
 

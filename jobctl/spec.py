@@ -92,7 +92,7 @@ class Range:
             return format_duration(value)
         if self.kind == "size":
             return format_size(int(value))
-        return f"{value:g}" if isinstance(value, float) else str(value)
+        return repr(value) if isinstance(value, float) else str(value)  # 10.000001, not 10
 
     @property
     def text(self) -> str:

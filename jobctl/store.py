@@ -89,6 +89,9 @@ def _m3_retried(db: sqlite3.Connection) -> None:
     # attempt.  Earlier logs are marked from what they hold (only failed or
     # timed-out attempts are ever retried, so the scan is short).
     db.execute("ALTER TABLE runs ADD COLUMN retried INTEGER NOT NULL DEFAULT 0")
+    # The failure streak as of each finished run, kept on the run: retention
+    # may prune the runs that made it (history.keep under after_failures).
+    db.execute("ALTER TABLE runs ADD COLUMN failures INTEGER")
     db.execute("""
         UPDATE runs SET retried = 1
         WHERE status IN ('failed', 'timeout') AND EXISTS (
@@ -101,7 +104,7 @@ def _m3_retried(db: sqlite3.Connection) -> None:
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
     ("runs.jitter_s and runs.notify", _m2_jitter_notify),
-    ("runs.retried", _m3_retried),
+    ("runs.retried and runs.failures", _m3_retried),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -160,30 +163,60 @@ class Store:
             db.execute("UPDATE runs SET notify = ? WHERE id = ?", (text, run_id))
 
     def after_run(self, job: str, keep: int, max_age: float, now: float) -> tuple[int, int]:
-        """Retention for one job, then hand a few freed pages back; and the failure streak.
+        """Record the failure streak on the run just finished, apply retention, hand a few pages back.
 
-        Returns (runs pruned, consecutive failures up to now) in one visit.
+        Returns (runs pruned, consecutive failures up to now).  The streak is
+        stored on the run's last attempt before retention runs, so pruning
+        never lowers it (a keep smaller than after_failures would otherwise
+        cap it and the alert would never come).
         """
+        from . import retention
+
+        with self.write() as db:
+            streak = self._count_streak(job)
+            last = db.execute("SELECT id FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
+                              " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+            if last is not None:
+                db.execute("UPDATE runs SET failures = ? WHERE id = ?", (streak, last[0]))
+            pruned = retention.prune_job(db, job, keep, max_age, now)
+        if pruned:
+            retention.vacuum(self.db, retention.VACUUM_PAGES_AFTER_RUN)
+        return pruned, streak
+
+    def prune(self, job: str, keep: int, max_age: float, now: float) -> int:
+        """Retention alone (after a skip: a long pause must not pile up rows until the next real run)."""
         from . import retention
 
         with self.write() as db:
             pruned = retention.prune_job(db, job, keep, max_age, now)
         if pruned:
             retention.vacuum(self.db, retention.VACUUM_PAGES_AFTER_RUN)
-        return pruned, self.failure_streak(job)
+        return pruned
 
     def failure_streak(self, job: str) -> int:
         """Failed runs in a row, newest first; a run with its retries counts once, by its last attempt.
 
-        Skips and runs in progress neither break nor extend the streak.
+        The streak recorded on the latest finished run (after_run), else
+        counted from the log.  Skips and runs in progress neither break nor
+        extend it.
         """
+        row = self.db.execute("SELECT status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
+                              " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+        if row is not None and row[1] is not None and row[0] in FAILED_STATUSES:
+            return int(row[1])
+        return self._count_streak(job)
+
+    def _count_streak(self, job: str) -> int:
+        """The streak from the log alone: failed last attempts in a row, each extending a streak it recorded."""
         count = 0
-        for (status,) in self.db.execute(
-            "SELECT status FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') AND retried = 0"
+        for status, failures in self.db.execute(
+            "SELECT status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') AND retried = 0"
             " ORDER BY id DESC LIMIT 1000", (job,)
         ):
             if status not in FAILED_STATUSES:
                 break
+            if failures is not None:  # a run older than this one recorded the streak up to it
+                return count + int(failures)
             count += 1
         return count
 

@@ -397,3 +397,9 @@ def test_a_long_schedule_is_refused_before_parsing(write_job: WriteJob, jobs_dir
     assert load(jobs_dir)[1] == [
         "backup.yaml:1:11: job backup: schedule is 800009 characters long; a cron expression needs at most 1000: "
         "use ranges and steps (1-5, */10) instead of long lists"]
+
+
+def test_a_value_just_past_a_float_maximum_is_shown_as_written() -> None:
+    """From the attack review: 10.000001 was reported as "backoff 10 is out of range (1 to 10)"."""
+    with pytest.raises(ValueError, match=r"^retries backoff 10\.000001 is out of range \(1 to 10\)"):
+        spec.check_range("retries.backoff", 10.000001)

@@ -392,3 +392,35 @@ def test_doctor_reports_each_unsafe_path_with_a_fix(mallory, jobs_dir: Path) -> 
     assert result.exit_code == 1
     assert f"FAIL  job file permissions: {check.detail}" in result.stdout
     assert f"      fix: {check.fix}" in result.stdout
+
+
+def test_a_link_the_user_owns_decides_nothing_even_to_root_files(mallory, jobs_dir: Path, tmp_path: Path,
+                                                                   proof: Path) -> None:
+    """From the attack review: a user-owned link in sticky /tmp chosen as the jobs directory, or in a job file's
+    chain, let the user pick which root-owned tree root installs.  Every link on the way must be root's."""
+    sticky = Path(tempfile.mkdtemp(prefix="jobctl-sticky-", dir="/tmp"))
+    sticky.chmod(0o1777)
+    try:
+        root_file(jobs_dir / "a.yaml", attack_job(proof))
+        link = sticky / "evelink"
+        as_user(mallory, "ln", "-s", str(jobs_dir), str(link))
+        result = runner.invoke(app, ["apply", "--system", "--jobs-dir", str(link)])
+        assert result.exit_code == 1, result.output
+        assert f"reached through {link}, a symbolic link owned by {mallory.pw_name}" in result.stderr
+        # a job file whose chain passes through the user's link
+        other = Path(tempfile.mkdtemp(prefix="jobctl-priv2-", dir="/tmp"))
+        other.chmod(0o755)
+        try:
+            target = root_file(other / "b.yaml", attack_job(proof))
+            hop = sticky / "hop"
+            as_user(mallory, "ln", "-s", str(target), str(hop))
+            (jobs_dir / "a.yaml").unlink()
+            (jobs_dir / "b.yaml").symlink_to(hop)
+            result = apply_system(jobs_dir)
+            assert result.exit_code == 1, result.output
+            assert f"reached through {hop}, a symbolic link owned by {mallory.pw_name}" in result.stderr
+            assert not proof.exists()
+        finally:
+            shutil.rmtree(other)
+    finally:
+        shutil.rmtree(sticky)

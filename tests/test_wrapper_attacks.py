@@ -445,8 +445,8 @@ def test_extreme_values_in_an_applied_definition_never_crash_the_wrapper(state, 
     out, err = proc.communicate(timeout=120)
     assert (proc.returncode, err) == (code, b"")
     recorded = rows(state)
-    if statuses is None:  # 1 + 400 attempts, every one run and recorded; retention keeps the last 200
-        assert [r["attempt"] for r in recorded] == list(range(202, 402))
+    if statuses is None:  # 400 retries are clamped to the documented 100: 101 attempts, one run, all kept
+        assert [r["attempt"] for r in recorded] == list(range(1, 2 + runner.MAX_RETRIES))
         assert {r["status"] for r in recorded} == {"failed"}
     else:
         assert [r["status"] for r in recorded] == statuses
@@ -551,3 +551,68 @@ def test_sqlite_is_untouched_by_notifier_children(state, tmp_path):
         assert db.execute("SELECT notify FROM runs").fetchone()[0] == "command ok"
     finally:
         db.close()
+
+
+# --- from the attack review of the fix ------------------------------------------------
+
+def test_a_job_inherits_no_descriptor_but_its_lock_and_the_standard_three(state: str, tmp_path: Path) -> None:
+    """A root shell's open file (or cron's pipe) must not reach the job: sudo closes them, so does the wrapper."""
+    secret = tmp_path / "root-only"
+    secret.write_text("root's\n")
+    os.chmod(secret, 0o600)
+    fd = os.open(secret, os.O_WRONLY | os.O_APPEND)  # inherited by the wrapper, as a root shell's 7>>FILE
+    try:
+        probe = ("import os, sys\n"
+                 "try:\n    os.write(int(sys.argv[1]), b'leaked\\n'); print('open')\n"
+                 "except OSError as e:\n    print('closed', e.errno)\n")
+        defn = job("fds", command=[sys.executable, "-c", probe, str(fd)])
+        proc = subprocess.Popen([*runner_argv(), "--state-dir", state, "--definition-stdin", "--quiet", "fds"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(fd,))
+        proc.communicate(json.dumps(defn).encode(), timeout=60)
+    finally:
+        os.close(fd)
+    assert output(state, rows(state)[-1]["id"])[0] == b"closed 9\n"  # EBADF
+    assert secret.read_text() == "root's\n"
+
+
+def runner_argv() -> list[str]:
+    return [sys.executable, "-m", "jobctl.runner"]
+
+
+def test_hand_edited_counts_and_ages_are_clamped_not_fatal(state: str) -> None:
+    # after_failures NaN: the job's own exit code, no traceback
+    code = run(state, job("nan", command="exit 3", notify={"after_failures": float("nan"), "command": "true"}))
+    assert code.returncode == 3 and b"Traceback" not in code.stderr
+    # attempts infinite: the documented maximum (100 retries), not forever
+    inf = run(state, job("inf", command="exit 1",
+                         retries={"attempts": float("inf"), "delay": 0, "backoff": 1, "max_delay": 0}), timeout=300)
+    assert inf.returncode == 1
+    assert len(rows(state, "inf")) == 1 + runner.MAX_RETRIES
+    # max_age 0 or negative: the run just recorded stays
+    for age in (0, -1, 1e-9):
+        name = f"age{abs(hash(age)) % 1000}"
+        run(state, job(name, command="echo kept", history={"keep": 5, "max_age": age}))
+        [r] = rows(state, name)
+        assert output(state, r["id"])[0] == b"kept\n"
+
+
+def test_the_wrappers_bounds_are_the_validated_ranges() -> None:
+    from jobctl import spec
+
+    assert spec.RANGE["retries.attempts"].maximum == runner.MAX_RETRIES
+    assert spec.RANGE["notify.after_failures"].maximum == runner.MAX_AFTER_FAILURES
+
+
+@pytest.mark.parametrize("text", [b"{not json", b'{"name": "x"', b"[]", b"{}", b'{"name": "other"}'])
+def test_a_corrupt_applied_definition_is_one_line_and_logged(state: str, text: bytes) -> None:
+    os.makedirs(os.path.join(state, "applied"))
+    with open(os.path.join(state, "applied", "x.json"), "wb") as fh:
+        fh.write(text)
+    done = subprocess.run([sys.executable, "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir", state, "x"],
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == runner.EX_JOBCTL
+    assert b"Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert b"cannot read the applied definition" in done.stderr
+    with open(os.path.join(state, "jobctl-errors.log"), "rb") as fh:
+        assert b"cannot read the applied definition" in fh.read()
