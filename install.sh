@@ -22,7 +22,7 @@ die()  { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
 
 usage() {
     cat <<EOF
-Usage: ./install.sh [--dev | --uninstall | --help]
+Usage: ./install.sh [--dev | --uninstall [--force] | --help]
 
 Install jobctl from this checkout ($repo).
 
@@ -42,6 +42,12 @@ Install jobctl from this checkout ($repo).
   --uninstall   Remove the virtual environment, the jobctl command and the
                 man page.  The run log (state directory) and the jobs
                 directory are kept.
+                It refuses while jobctl's jobs are installed (a jobctl
+                block in your crontab, or /etc/cron.d/jobctl as root):
+                their lines run this environment's python3, so they would
+                fail on every run.  Run \`jobctl uninstall\` (and
+                \`jobctl uninstall --system\`) first.
+  --force       With --uninstall: remove it even so.
   -h, --help    Show this help.
 
 Environment:
@@ -51,18 +57,24 @@ EOF
 }
 
 mode=install
-case $# in
-    0) ;;
-    1)
-        case $1 in
-            --dev) mode=dev ;;
-            --uninstall) mode=uninstall ;;
-            -h|--help) usage; exit 0 ;;
-            *) printf '%s: error: unknown option %s (see ./install.sh --help)\n' "$PROG" "$1" >&2; exit 2 ;;
-        esac
-        ;;
-    *) printf '%s: error: give at most one option (see ./install.sh --help)\n' "$PROG" >&2; exit 2 ;;
-esac
+force=0
+for arg in "$@"; do
+    case $arg in
+        --dev|--uninstall)
+            if [ "$mode" != install ]; then
+                printf '%s: error: give at most one of --dev and --uninstall (see ./install.sh --help)\n' "$PROG" >&2
+                exit 2
+            fi
+            mode=${arg#--} ;;
+        --force) force=1 ;;
+        -h|--help) usage; exit 0 ;;
+        *) printf '%s: error: unknown option %s (see ./install.sh --help)\n' "$PROG" "$arg" >&2; exit 2 ;;
+    esac
+done
+if [ "$force" -eq 1 ] && [ "$mode" != uninstall ]; then
+    printf '%s: error: --force goes with --uninstall (see ./install.sh --help)\n' "$PROG" >&2
+    exit 2
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
     is_root=1
@@ -82,6 +94,8 @@ else
     jobs_dir=$HOME/.config/jobctl/jobs.d
 fi
 dev_venv=$repo/.venv
+#: the system crontab `jobctl apply --system` writes (mirrors jobctl/paths.py)
+cron_d=/etc/cron.d/jobctl
 man_src=$repo/man/jobctl.1
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -435,8 +449,37 @@ do_dev() {
 
 # -------------------------------------------------------------- uninstall
 
+# jobctl's crontab lines run this environment's python3: removing it under them
+# leaves lines that fail on every run.  Refuse (exit 1, nothing changed) while
+# there are any, unless --force.
+check_no_jobs_installed() {
+    local where=() how=() text=""
+    # read whole before grep: with pipefail, grep -q ending first could make the pipe fail
+    if have crontab; then text=$(crontab -l 2>/dev/null) || text=""; fi
+    if grep -q '^# BEGIN jobctl ' <<<"$text"; then
+        where+=("your crontab (crontab -l)")
+        how+=("jobctl uninstall")
+    fi
+    if [ "$is_root" -eq 1 ] && [ -e "$cron_d" ]; then
+        where+=("$cron_d")
+        how+=("jobctl uninstall --system")
+    fi
+    [ "${#where[@]}" -eq 0 ] && return 0
+    die "jobctl's jobs are still installed in $(join_and "${where[@]}"); their lines run $venv's python3, which" \
+        "--uninstall removes, so every run would fail. Run $(join_and "${how[@]}") first (or" \
+        "./install.sh --uninstall --force to remove jobctl anyway); nothing was changed"
+}
+
+join_and() {
+    local out=$1 x
+    shift
+    for x in "$@"; do out="$out and $x"; done
+    printf '%s' "$out"
+}
+
 do_uninstall() {
     local link=$bin_dir/jobctl page=$man_dir/jobctl.1 removed=0
+    [ "$force" -eq 1 ] || check_no_jobs_installed
     if [ -L "$link" ]; then
         if [ "$(readlink "$link")" = "$venv/bin/jobctl" ]; then
             rm -f "$link"
@@ -475,8 +518,8 @@ do_uninstall() {
     if [ -e "$jobs_dir" ]; then
         say "kept the jobs directory $jobs_dir (remove it by hand if you want it gone)"
     fi
-    if [ "$is_root" -eq 1 ] && [ -e /etc/cron.d/jobctl ]; then
-        warn "/etc/cron.d/jobctl still exists and its jobs call jobctl; remove it"
+    if [ "$is_root" -eq 1 ] && [ -e "$cron_d" ]; then
+        warn "$cron_d still exists and its jobs call jobctl; remove it"
     elif [ "$is_root" -eq 0 ] && have crontab && crontab -l 2>/dev/null | grep -q jobctl; then
         warn "your crontab still mentions jobctl; edit it with crontab -e"
     fi

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 from . import paths
@@ -52,12 +53,72 @@ def sweep(state: str) -> list[str]:
     return remove_stale_temps(paths.applied_dir(state))
 
 
-def read(state: str, name: str) -> dict[str, Any] | None:
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false",
+               type(None): "null"}
+#: files already warned about in this process (one warning per file)
+_warned: set[str] = set()
+
+
+def load(state: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(definition, None); (None, None) when there is none; (None, why) when the file is not a usable definition.
+
+    Usable: a JSON object whose ``name`` is the file's name.  A truncated or
+    hand-edited file must not stop the read commands: they treat it as not
+    applied, and apply rewrites it.
+    """
     try:
         with open(paths.applied_file(state, name), "rb") as fh:
-            return json.loads(fh.read())
+            data = fh.read()
     except FileNotFoundError:
-        return None
+        return None, None
+    except OSError as exc:
+        return None, f"cannot read it: {exc.strerror or exc}"
+    try:
+        defn = json.loads(data)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except (ValueError, RecursionError) as exc:
+        return None, f"not JSON: {type(exc).__name__}"
+    if not isinstance(defn, dict):
+        return None, f"{_JSON_TYPES.get(type(defn), 'a JSON value')}, not an object"
+    if "name" not in defn:
+        return None, "no name"
+    if defn["name"] != name:
+        return None, f"its name is {_printable(json.dumps(defn['name']))[:80]}, not {json.dumps(name)}"
+    return defn, None
+
+
+def _printable(text: str) -> str:
+    """One line for a message: control characters escaped (file names and names come from the disk)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def warning(state: str, name: str, why: str) -> str:
+    return (f"jobctl: warning: {_printable(paths.applied_file(state, name))} is not a usable definition ({why}); "
+            "jobctl apply rewrites it")
+
+
+def read(state: str, name: str) -> dict[str, Any] | None:
+    """NAME's applied definition; None when there is none or it is not usable (warned once per file on stderr)."""
+    defn, why = load(state, name)
+    if why is not None:
+        path = paths.applied_file(state, name)
+        if path not in _warned:
+            _warned.add(path)
+            print(warning(state, name, why), file=sys.stderr)
+    return defn
+
+
+def unusable(state: str) -> list[tuple[str, str, str]]:
+    """(name, file, why) of every applied file that is not a usable definition (doctor); nothing printed."""
+    out = []
+    for name in names(state):
+        _, why = load(state, name)
+        if why is not None:
+            out.append((name, paths.applied_file(state, name), why))
+    return out
 
 
 def names(state: str) -> list[str]:

@@ -41,8 +41,16 @@ app = typer.Typer(
 
 
 
+def render_printable(text: str) -> str:
+    """A path or message for a summary line: control characters escaped (render.printable)."""
+    from .render import printable
+
+    return printable(text)
+
+
 def _fail(exc: JobctlError) -> NoReturn:
-    print(f"jobctl: {exc.message}", file=sys.stderr)
+    # messages quote paths and names an operator's files control: never raw escapes
+    print(f"jobctl: {render_printable(exc.message)}", file=sys.stderr)
     raise typer.Exit(int(exc.code))
 
 
@@ -126,13 +134,13 @@ def validate(jobs_dir: JobsDir = None, json_out: Json = False, strict: Strict = 
         for w in warnings:
             print(_warning_line(w), file=sys.stderr)
         n = len(problems)
-        print(f"jobctl: {n} problem{'s' if n != 1 else ''} in {directory}; nothing was changed",
+        print(f"jobctl: {n} problem{'s' if n != 1 else ''} in {render_printable(directory)}; nothing was changed",
               file=sys.stderr)
         raise typer.Exit(int(ExitCode.NOT_OK))
     _print_warnings(warnings, strict, directory)
     n = len(result.jobs)
     print(f"ok: {n} job{'s' if n != 1 else ''} in {len(result.files)} file{'s' if len(result.files) != 1 else ''}"
-          f" ({directory})")
+          f" ({render_printable(directory)})")
 
 
 @app.command(epilog="Examples:\n\n  jobctl schema > jobctl.schema.json")
@@ -342,7 +350,9 @@ def run(
         defn = job.to_applied()
         current = applied.read(state, name)
         if current is None:
-            print(f"jobctl: note: {name} is not applied; running the definition in {job.source}", file=sys.stderr)
+            unusable = applied.load(state, name)[1] is not None  # warned about by read
+            print(f"jobctl: note: {name} {'has no usable applied definition' if unusable else 'is not applied'}; "
+                  f"running the definition in {job.source}", file=sys.stderr)
         elif applied.differs(current, defn):
             changed = ", ".join(applied.differs(current, defn))
             print(f"jobctl: note: running the definition in {job.source}, which differs from the applied one "
@@ -546,7 +556,10 @@ def logs(
         if log is not None and log.latest(target) is not None:  # only skips: they have no output
             row = log.latest(target)
         else:
-            _fail(UnknownJob(f"no runs of {target!r}{_did_you_mean(target, _known_jobs(log))}"))
+            known = _known_jobs(log)
+            # a job it knows (applied, or with runs of other kinds) has simply not run yet: suggest nothing
+            _fail(UnknownJob(f"no runs of {target!r} yet" if target in known
+                             else f"no runs of {target!r}{_did_you_mean(target, known)}"))
     if run_id is None and which == "output":
         newest = log.latest(target)
         if newest is not None and newest["id"] != row["id"]:
@@ -738,6 +751,10 @@ def status(
         entries = crontab.installed(state, _target(system))
     except JobctlError as exc:
         _fail(exc)
+    if crontab.FOREIGN in entries:  # cron runs these too, and no job file says so
+        n = entries[crontab.FOREIGN].lines
+        print(f"jobctl: warning: jobctl's block holds {n} line{'s' if n != 1 else ''} jobctl did not write; "
+              "jobctl plan shows them, jobctl apply removes them", file=sys.stderr)
     log = _open_log(state)
     rows = status_mod.collect(jobs, state, entries, log, datetime.now().astimezone(), system, directory, readable)
     if name is not None:
@@ -878,12 +895,15 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
     except JobctlError as exc:
         checks.append(doc.Check("job files", False, exc.message, f"jobctl init {directory}"))
         result = None
+    checks.append(doc.applied_readable(state, result.jobs if result is not None and not result.problems else None))
     if result is not None:
         if result.problems:
-            checks.append(doc.Check("job files", False, f"{len(result.problems)} problems in {directory}",
+            n = len(result.problems)
+            checks.append(doc.Check("job files", False, f"{n} problem{'s' if n != 1 else ''} in {directory}",
                                     "jobctl validate"))
         else:
-            checks.append(doc.Check("job files", True, f"{len(result.jobs)} valid jobs in {directory}"))
+            n = len(result.jobs)
+            checks.append(doc.Check("job files", True, f"{n} valid job{'s' if n != 1 else ''} in {directory}"))
             checks.append(doc.crontab_in_sync(result.jobs, state, system, directory))
         if os.path.isdir(directory):
             checks.append(doc.job_files_safe(directory))
@@ -892,11 +912,11 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
     checks.extend(doc.inherited_settings(state, system))
     failed = notes = 0
     for c in checks:
-        print(f"{'note' if c.note and c.ok else 'ok  ' if c.ok else 'FAIL'}  {c.name}: {c.detail}")
+        print(f"{'note' if c.note and c.ok else 'ok  ' if c.ok else 'FAIL'}  {c.name}: {render_printable(c.detail)}")
         if not c.ok:
             failed += 1
             if c.fix:
-                print(f"      fix: {c.fix}")
+                print(f"      fix: {render_printable(c.fix)}")
         elif c.note:
             notes += 1
     print(f"{len(checks) - failed - notes} ok, " + (f"{notes} note{'s' if notes != 1 else ''}, " if notes else "")

@@ -215,6 +215,32 @@ class Entry:
     name: str
     hash: str
     line: str
+    #: lines in the block carrying this job's marker (more than one: someone copied it)
+    lines: int = 1
+    #: lines in the block that run this job, whatever their marker says (not one: edited)
+    runs: int = 1
+
+    @property
+    def tampered(self) -> bool:
+        """Copied, or made to run another job, or run by another job's line: cron runs it otherwise."""
+        return self.lines != 1 or self.runs != 1
+
+
+#: the pseudo-entry for lines inside the block that jobctl did not write (no marker)
+FOREIGN = "_foreign"
+
+
+def _job_run_by(line: str) -> str | None:
+    """The job a crontab line's wrapper command runs (its last word), or None for any other line."""
+    import shlex
+
+    if "jobctl.runner" not in line or not ("--scheduled" in line or "--timer" in line):
+        return None
+    try:
+        words = shlex.split(line, comments=True)
+    except ValueError:
+        return None
+    return words[-1] if words else None
 
 
 @dataclass
@@ -283,10 +309,24 @@ def split(text: str, instance: str, label: str) -> Split:
     if begin["eol"] and result.before.endswith("\n") and _eol_hash(result.before) == begin["eol"]:
         result.before = result.before[:-1]
         result.eol_added = True
+    runs: dict[str, int] = {}
+    foreign: list[str] = []
     for line in lines[b + 1:e]:
+        bare = line.rstrip("\n")
         m = _MARKER.search(line)
         if m:
-            result.entries[m["name"]] = Entry(m["name"], m["hash"], line.rstrip("\n"))
+            seen = result.entries.get(m["name"])
+            result.entries[m["name"]] = Entry(m["name"], m["hash"], bare, (seen.lines + 1) if seen else 1)
+        elif bare.strip() and not bare.lstrip().startswith("#"):
+            foreign.append(bare)
+        target = _job_run_by(bare)
+        if target is not None:
+            runs[target] = runs.get(target, 0) + 1
+    for entry in result.entries.values():
+        if not entry.name.startswith("_"):
+            entry.runs = runs.get(entry.name, 0)
+    if foreign:
+        result.entries[FOREIGN] = Entry(FOREIGN, "", "\n".join(foreign), len(foreign), 0)
     return result
 
 
@@ -514,10 +554,13 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
                 note = "; ".join(filter(None, [note, "its systemd timer runs the new definition too"]))
             if entry.hash != definition_hash(wanted[name]) or fields:
                 changes.append(Change(name, "change", fields or ["(crontab line)"], note))
-            elif entry.line != render_line(wanted[name], state, tgt.system):
+            elif entry.tampered or entry.line != render_line(wanted[name], state, tgt.system):
                 changes.append(Change(name, "change", [EDITED], note))
             else:
                 changes.append(Change(name, "unchanged", note=note))
+    if FOREIGN in parts.entries:  # lines pasted into the block: apply rewrites it without them
+        n = parts.entries[FOREIGN].lines
+        changes.append(Change(f"({n} line{'s' if n != 1 else ''} in the block jobctl did not write)", "remove"))
     timers = []
     for j in jobs:
         old = current.get(j.name)

@@ -109,6 +109,31 @@ def run_log(state: str) -> Check:
     return Check("run log", True, f"{path}: quick_check ok")
 
 
+def applied_readable(state: str, jobs: list | None = None) -> Check:
+    """Every STATE/applied/NAME.json is a usable definition (a JSON object named NAME)."""
+    from . import applied
+
+    directory = paths.applied_dir(state)
+    try:
+        bad = applied.unusable(state)
+    except OSError as exc:
+        return Check("applied definitions readable", False, f"cannot list {directory}: {exc.strerror}",
+                     "fix its ownership")
+    if not bad:
+        count = len(applied.names(state))
+        return Check("applied definitions readable", True,
+                     f"{count} definition{'s' if count != 1 else ''} in {directory}" if count else "none yet")
+    detail = "; ".join(f"{applied._printable(path)}: {why}" for _, path, why in bad)
+    fix = "jobctl apply"
+    if jobs is not None:
+        known = {j.name for j in jobs}
+        gone = [path for name, path, _ in bad if name not in known]
+        if gone:
+            # apply rewrites the definitions of its jobs only
+            fix += f" (and remove what no job file defines: rm {' '.join(shlex.quote(p) for p in gone)})"
+    return Check("applied definitions readable", False, detail, fix)
+
+
 def crontab_in_sync(jobs: list, state: str, system: bool, jobs_dir: str | None = None) -> Check:
     from . import crontab
     from .errors import JobctlError
@@ -125,7 +150,8 @@ def crontab_in_sync(jobs: list, state: str, system: bool, jobs_dir: str | None =
         if edited:
             fix += " (it writes the edited lines back: change a job in its job file, not in the crontab)"
         return Check("crontab in sync", False, f"{plan.target.label}: {', '.join(changed) or 'block differs'}", fix)
-    return Check("crontab in sync", True, f"{plan.target.label}: {len(plan.changes)} jobs as applied")
+    n = len(plan.changes)
+    return Check("crontab in sync", True, f"{plan.target.label}: {n} job{'s' if n != 1 else ''} as applied")
 
 
 def job_files_safe(directory: str) -> Check:

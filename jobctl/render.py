@@ -119,6 +119,11 @@ def run_json(row: Any) -> dict[str, Any]:
     }
 
 
+def plural(n: int, word: str) -> str:
+    """``word`` for a count of ``n``: "1 job", "2 jobs"."""
+    return word if n == 1 else word + "s"
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2) + "\n")
 
@@ -139,23 +144,6 @@ def status_text(status: str) -> Any:
     return cell(status, STATUS_STYLE.get(status, ""))
 
 
-def history_table(rows: list[Any]) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for col in ("ID", "JOB", "STATUS", "TRIGGER", "STARTED", "DURATION", "EXIT", "REASON"):
-        table.add_column(col, justify="right" if col in ("ID", "EXIT", "DURATION") else "left",
-                         no_wrap=col != "REASON")
-    for r in rows:
-        table.add_row(
-            cell(r["id"]), cell(r["job"]), status_text(r["status"]),
-            cell(r["trigger"] + (f" #{r['attempt']}" if r["attempt"] > 1 else "")),
-            cell(local(r["started_at"])), cell(duration(r["duration_s"])),
-            cell("-" if exit_code(r) is None else exit_code(r)), cell(r["reason"] or ""),
-        )
-    console().print(table)
-
-
 ACTION_STYLE = {"add": "green", "change": "yellow", "remove": "red", "unchanged": "dim"}
 
 
@@ -165,7 +153,9 @@ ACTION_STYLE["timer"] = "cyan"
 def _change_line(c: Any) -> Any:
     from rich.text import Text
 
-    detail = f" ({', '.join(c.fields)})" if c.fields else ""
+    # a field list in parentheses; a lone note that is one already ("(not applied)") stands as it is
+    detail = f" {c.fields[0]}" if len(c.fields) == 1 and c.fields[0].startswith("(") else \
+        f" ({', '.join(c.fields)})" if c.fields else ""
     line = Text.assemble("  ", cell(f"{c.action:<9}", ACTION_STYLE[c.action]), " ", cell(c.name + detail))
     if c.note:
         line.append_text(cell(f": {c.note}", "yellow"))
@@ -240,8 +230,14 @@ def apply_summary(outcome: Any) -> None:
         out.print(cell(f"applied to {plan.target.label}: {counts['add']} added, {counts['change']} changed, "
                        f"{counts['remove']} removed, {counts['unchanged']} unchanged; previous crontab saved "
                        f"as {outcome.backup}"))
+    elif rewritten := [c.name for c in plan.changes if c.action != "unchanged"]:
+        # the crontab already had these lines; only the definitions they run were written
+        out.print(cell(f"{plan.target.label} already had these lines, not written; rewrote the applied "
+                       f"definition{'s' if len(rewritten) != 1 else ''} of {', '.join(rewritten)} "
+                       f"({counts['unchanged']} {plural(counts['unchanged'], 'job')} unchanged)"))
     else:
-        out.print(cell(f"{plan.target.label} already in sync: {counts['unchanged']} jobs unchanged, nothing written"))
+        out.print(cell(f"{plan.target.label} already in sync: {counts['unchanged']} "
+                       f"{plural(counts['unchanged'], 'job')} unchanged, nothing written"))
 
 
 def uninstall_summary(outcome: Any) -> None:
@@ -249,7 +245,8 @@ def uninstall_summary(outcome: Any) -> None:
     if outcome.wrote:
         after = ("; nothing else was in it, and there was none before jobctl, so it is removed (crontab -r)"
                  if plan.created and not plan.new_text else "")
-        print(f"removed jobctl's block ({len(plan.changes)} jobs) from {plan.target.label}{after}; run log kept; "
+        n = len(plan.changes)
+        print(f"removed jobctl's block ({n} {plural(n, 'job')}) from {plan.target.label}{after}; run log kept; "
               f"previous crontab saved as {outcome.backup}")
     else:
         print(f"no jobctl block in {plan.target.label}; nothing to remove")
@@ -335,53 +332,107 @@ def _status_cells(s: Any, short: bool, fails_in_result: bool) -> dict[str, Any]:
     }
 
 
-def _layout(rows: list[Any], width: int | None) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
-    """The columns to show, their widths and the cells: full when it fits in ``width`` (None: no limit)."""
-    shown = [h for h, _, _ in _COLUMNS if h != "DESCRIPTION" or any(s.description for s in rows)]
+def _fit(columns: tuple, shown: list[str], make: Any, width: int | None,
+         cut: str | None = None) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
+    """The columns to show, their widths and the cells: full when they fit in ``width`` (None: no limit).
 
-    def measure(cells: list[dict[str, Any]], columns: list[str]) -> dict[str, int]:
-        return {h: max([len(h)] + [c[h].cell_len for c in cells]) for h in columns}
+    ``columns`` are (header, justify, drop rank: 0 never, lower goes first);
+    ``make(short, shown)`` gives the cells of every row.  When the full table
+    is too wide, every cell takes its short form, then columns go by rank; the
+    ``cut`` column is first cut with an ellipsis (while it keeps
+    _MIN_DESCRIPTION characters) before it goes.
+    """
+    shown = list(shown)
+
+    def measure(cells: list[dict[str, Any]], headers: list[str]) -> dict[str, int]:
+        return {h: max([len(h)] + [c[h].cell_len for c in cells]) for h in headers}
 
     def total(widths: dict[str, int]) -> int:
         return sum(widths.values()) + _GAP * (len(widths) - 1)
 
-    cells = [_status_cells(s, False, False) for s in rows]
+    cells = make(False, shown)
     widths = measure(cells, shown)
     if width is None or total(widths) <= width:
         return shown, widths, cells
-    cells = [_status_cells(s, True, False) for s in rows]
-    for rank in range(1, 8):
+    cells = make(True, shown)
+    for rank in range(1, max(r for _, _, r in columns) + 1):
         widths = measure(cells, shown)
         if total(widths) <= width:
             break
-        victim = next(h for h, _, r in _COLUMNS if r == rank)
+        victim = next(h for h, _, r in columns if r == rank)
         if victim not in shown:
             continue
-        if victim == "DESCRIPTION":
+        if victim == cut:
             room = width - (total(widths) - widths[victim])
             if room >= _MIN_DESCRIPTION:
                 widths[victim] = room
                 return shown, widths, cells
-        if victim == "FAILS":
-            cells = [_status_cells(s, True, True) for s in rows]
         shown.remove(victim)
+        cells = make(True, shown)
     return shown, measure(cells, shown), cells
 
 
-def status_table(rows: list[Any], wide: bool = False, out: Any = None) -> None:
+def _layout(rows: list[Any], width: int | None) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
+    """The status table's columns, widths and cells; once FAILS is gone its count follows the result."""
+    shown = [h for h, _, _ in _COLUMNS if h != "DESCRIPTION" or any(s.description for s in rows)]
+    return _fit(_COLUMNS, shown, lambda short, cols: [_status_cells(s, short, short and "FAILS" not in cols)
+                                                      for s in rows], width, cut="DESCRIPTION")
+
+
+def _fitted_table(columns: tuple, shown: list[str], widths: dict[str, int], cells: list[dict[str, Any]],
+                  out: Any) -> None:
     from rich.table import Table
 
-    out = out or console()
-    width = None if wide or not out.is_terminal and out.width >= 1000 else out.width
-    shown, widths, cells = _layout(rows, width)
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
-    for header, justify, _ in _COLUMNS:
+    for header, justify, _ in columns:
         if header in shown:
             table.add_column(header, justify=justify, no_wrap=True, overflow="ellipsis", width=widths[header])
     for c in cells:
         table.add_row(*(c[h] for h in shown))
     needed = sum(widths[h] for h in shown) + _GAP * (len(shown) - 1)
     if needed > out.width:
-        # Never cut a job name: a line longer than the terminal wraps there instead.
+        # Never cut a job name (or a run id): a line longer than the terminal wraps there instead.
         out.width = needed
     out.print(table)
+
+
+def _width(out: Any, wide: bool) -> int | None:
+    """The width a table must fit in; None for --wide and for piped output (the console is 1000 wide)."""
+    return None if wide or not out.is_terminal and out.width >= 1000 else out.width
+
+
+def status_table(rows: list[Any], wide: bool = False, out: Any = None) -> None:
+    out = out or console()
+    shown, widths, cells = _layout(rows, _width(out, wide))
+    _fitted_table(_COLUMNS, shown, widths, cells, out)
+
+
+# --- the history table ---------------------------------------------------------------
+#
+# One line per run.  The run id (what `logs RUN_ID` takes) and the job name are
+# never cut.  When the table is wider than the terminal, STARTED loses its year
+# and seconds, then REASON is cut with "..." (it goes when too little is left),
+# then DURATION, TRIGGER, EXIT, STARTED and STATUS go in that order.
+
+_HISTORY_COLUMNS = (("ID", "right", 0), ("JOB", "left", 0), ("STATUS", "left", 6), ("TRIGGER", "left", 3),
+                    ("STARTED", "left", 5), ("DURATION", "right", 2), ("EXIT", "right", 4), ("REASON", "left", 1))
+
+
+def _history_cells(r: Any, short: bool) -> dict[str, Any]:
+    started = "-" if r["started_at"] is None else \
+        time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(r["started_at"]))
+    return {
+        "ID": cell(r["id"]), "JOB": cell(r["job"]), "STATUS": status_text(r["status"]),
+        "TRIGGER": cell(r["trigger"] + (f" #{r['attempt']}" if r["attempt"] > 1 else "")),
+        "STARTED": cell(started), "DURATION": cell(duration(r["duration_s"])),
+        "EXIT": cell("-" if exit_code(r) is None else exit_code(r)), "REASON": cell(r["reason"] or ""),
+    }
+
+
+def history_table(rows: list[Any], out: Any = None) -> None:
+    out = out or console()
+    shown = [h for h, _, _ in _HISTORY_COLUMNS]
+    shown, widths, cells = _fit(_HISTORY_COLUMNS, shown,
+                                lambda short, _: [_history_cells(r, short) for r in rows], _width(out, False),
+                                cut="REASON")
+    _fitted_table(_HISTORY_COLUMNS, shown, widths, cells, out)

@@ -79,7 +79,7 @@ def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tupl
 
 def _installed_state(entry: crontab.Entry, current: dict | None, state: str, system: bool) -> str:
     """ok, or edited when the line in jobctl's block is not the one apply wrote for the applied definition."""
-    if current is not None and entry.line != crontab.render_line(current, state, system):
+    if entry.tampered or (current is not None and entry.line != crontab.render_line(current, state, system)):
         return "edited"
     return "ok"
 
@@ -99,10 +99,16 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
 
     descriptions: dict[str, str] = {}
     rows: list[tuple[JobSpec, str, list[str], bool]] = []
+    applied_elsewhere: set[str] = set()
     for job in sorted(jobs, key=lambda j: j.name):
         defn = job.to_applied()
         entry = entries.get(job.name)
         current = applied.read(state, job.name)
+        came_from = applied.jobs_dir_of(current)
+        if entry is not None and came_from and jobs_dir and not applied.same_dir(came_from, jobs_dir):
+            # cron runs what was applied from the other directory, not this copy: show that
+            applied_elsewhere.add(job.name)
+            continue
         fields: list[str] = []
         if not job.enabled:
             state_ = "changed" if entry else "disabled"
@@ -113,12 +119,12 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
             fields = applied.differs(current, defn)
             if entry.hash != crontab.definition_hash(defn) and not fields:
                 fields = ["(crontab line)"]
-            edited = current is not None and entry.hash == crontab.definition_hash(current) and \
-                _installed_state(entry, current, state, system) == "edited"
+            edited = entry.tampered or (current is not None and entry.hash == crontab.definition_hash(current)
+                                        and _installed_state(entry, current, state, system) == "edited")
             state_ = "edited" if edited else "changed" if fields else "ok"
         rows.append((job, state_, fields, False))
 
-    known = {j.name for j in jobs}
+    known = {j.name for j in jobs} - applied_elsewhere
     others = {n for n in entries if not n.startswith("_")}
     others |= {n for n in applied.names(state) if applied.SYSTEMD in applied.recorded_for(applied.read(state, n))}
     orphans: list[str] = []

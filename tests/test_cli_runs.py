@@ -520,3 +520,24 @@ def test_a_real_loader_warning_reaches_validate_and_plan(write_job):
     assert cli.invoke(app, ["validate", "--strict"]).exit_code == 1
     assert cli.invoke(app, ["plan"]).exit_code == 0
     assert cli.invoke(app, ["plan", "--strict"]).exit_code == 1
+
+
+def test_status_from_a_stale_copy_shows_what_cron_runs(tmp_path, monkeypatch):
+    """From the review: run from a copy of the jobs directory, status showed the copy's files, not what cron runs."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from jobctl.cli import app
+
+    main, copy = tmp_path / "ops" / "jobs.d", tmp_path / "other" / "jobs.d"
+    main.mkdir(parents=True)
+    (main / "ok.yaml").write_text('schedule: "*/5 * * * *"\ncommand: "true"\n')
+    cli = CliRunner()
+    assert cli.invoke(app, ["apply", "--jobs-dir", str(main)]).exit_code == 0
+    copy.mkdir(parents=True)
+    (copy / "ok.yaml").write_text('schedule: "* * * * *"\ncommand: "true"\n')  # stale, edited copy
+    rows = json.loads(cli.invoke(app, ["status", "--jobs-dir", str(copy), "--json"]).stdout)
+    [row] = rows
+    assert row["schedule"] == "*/5 * * * *"
+    assert row["jobs_dir"] == str(main)

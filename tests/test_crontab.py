@@ -740,3 +740,40 @@ def test_the_jobs_directory_is_recorded_outside_the_definition_hash(jobs, tmp_pa
     assert applied.read(state_dir(), "alpha")["jobs_dir"] == str(copy)
     # where a job came from is not a new definition: missed-run detection keeps counting from the apply
     assert os.stat(paths.applied_file(state_dir(), "alpha")).st_mtime_ns == applied_at
+
+
+def test_a_copied_retargeted_or_foreign_line_in_the_block_is_never_ok(write_job, isolated_env) -> None:
+    """From the attack review: a duplicated line ran the job twice while status said ok."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from jobctl.cli import app
+
+    cli = CliRunner()
+    for name in ("a", "b", "c"):
+        write_job(f"{name}.yaml", 'schedule: "0 3 * * *"\ncommand: "true"\n')
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    tab = isolated_env / "crontab"
+    original = tab.read_text()
+
+    def states() -> dict[str, str]:
+        result = cli.invoke(app, ["status", "--json"])
+        return {r["name"]: r["state"] for r in json.loads(result.stdout)}
+
+    line_b = next(line for line in original.splitlines() if "# jobctl:b " in line)
+    tab.write_text(original.replace(line_b, line_b + "\n" + line_b))  # b twice: cron runs it twice
+    assert states() == {"a": "ok", "b": "edited", "c": "ok"}
+    plan = cli.invoke(app, ["plan"])
+    assert "crontab line edited" in plan.stdout and plan.exit_code == 0
+    line_a = next(line for line in original.splitlines() if "# jobctl:a " in line)
+    retargeted = line_a.replace(" a # jobctl:a ", " b # jobctl:a ")
+    assert retargeted != line_a
+    tab.write_text(original.replace(line_a, retargeted))  # a's line runs b: a never runs, b runs twice
+    assert states() == {"a": "edited", "b": "edited", "c": "ok"}
+    tab.write_text(original.replace(line_b, line_b + "\n15 * * * * echo my-own-line"))
+    assert "block holds 1 line jobctl did not write" in cli.invoke(app, ["status"]).stderr
+    plan = cli.invoke(app, ["plan"])
+    assert "(1 line in the block jobctl did not write)" in plan.stdout
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    assert tab.read_text() == original

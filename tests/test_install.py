@@ -182,3 +182,89 @@ def test_uninstall_as_a_user_says_only_what_is_true(home: Path) -> None:
     assert result.stdout.splitlines()[1:] == [
         f"install.sh: kept the jobs directory {home}/.config/jobctl/jobs.d (remove it by hand if you want it gone)",
     ]
+
+
+BLOCK = ("# BEGIN jobctl a1b2c3d4 (managed by jobctl; edit with jobctl apply)\n"
+         "0 * * * * /venv/bin/python3 -I -m jobctl.runner --scheduled --state-dir /s x # jobctl:x 0123\n"
+         "# END jobctl a1b2c3d4\n")
+
+
+def fake_crontab(directory: Path, text: str | None) -> str:
+    """A directory holding a ``crontab`` whose -l prints ``text`` (None: "no crontab for user", exit 1)."""
+    directory.mkdir(exist_ok=True)
+    script = directory / "crontab"
+    if text is None:
+        script.write_text('#!/bin/sh\necho "no crontab for $(id -un)" >&2\nexit 1\n')
+    else:
+        (directory / "crontab.txt").write_text(text)
+        script.write_text(f'#!/bin/sh\n[ "$1" = -l ] || exit 2\ncat {directory}/crontab.txt\n')
+    script.chmod(0o755)
+    chown_tree(directory)
+    return str(directory)
+
+
+def test_uninstall_refuses_while_the_users_crontab_has_a_jobctl_block(home: Path) -> None:
+    """The block's lines run the venv's python3: removing it under them would fail every run."""
+    link = stub_install(home)
+    checkout = home / "checkout"
+    checkout.mkdir()
+    shutil.copy(INSTALL, checkout / "install.sh")
+    chown_tree(home)
+    path = fake_crontab(home / "fake", "MAILTO=me\n" + BLOCK) + ":" + USER_PATH
+    result = as_user(f"bash {checkout}/install.sh --uninstall", home, PATH=path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(
+        "install.sh: error: jobctl's jobs are still installed in your crontab (crontab -l)")
+    assert "Run jobctl uninstall first" in result.stderr and "--uninstall --force" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert link.is_symlink() and (home / ".local/share/jobctl/bin/jobctl").exists()
+    assert (home / ".local/share/man/man1/jobctl.1").exists()
+    # a mention of jobctl outside a block (a comment, a user's own line) is no block
+    path = fake_crontab(home / "fake", "# jobctl was here\n#  BEGIN jobctl x\n") + ":" + USER_PATH
+    result = as_user(f"bash {checkout}/install.sh --uninstall", home, PATH=path)
+    assert result.returncode == 0 and f"removed {link}" in result.stdout, result.stderr
+
+
+def test_uninstall_force_removes_it_anyway_and_no_crontab_is_fine(home: Path) -> None:
+    link = stub_install(home)
+    (home / ".local/share/jobctl/pyvenv.cfg").write_text("home = /usr/bin\n")
+    chown_tree(home)
+    path = f"{fake_crontab(home / 'fake', BLOCK)}:{USER_PATH}"
+    result = as_user(f"bash {INSTALL} --uninstall --force", home, PATH=path)
+    assert result.returncode == 0, result.stderr
+    assert not link.exists() and not (home / ".local/share/jobctl").exists()
+    assert "your crontab still mentions jobctl" in result.stderr
+    shutil.rmtree(home / ".local")
+    stub_install(home)
+    result = as_user(f"bash {INSTALL} --uninstall", home, PATH=f"{fake_crontab(home / 'none', None)}:{USER_PATH}")
+    assert result.returncode == 0 and not link.exists(), result.stderr
+    for bad in ("--force", "--dev --force", "--dev --uninstall"):
+        result = as_user(f"bash {INSTALL} {bad}", home)
+        assert result.returncode == 2 and result.stderr.startswith("install.sh: error: "), (bad, result.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's uninstall: /etc/cron.d/jobctl")
+def test_uninstall_as_root_refuses_while_the_system_crontab_exists(home: Path) -> None:
+    """As root: /etc/cron.d/jobctl (here a scratch file in its place) and root's crontab both count."""
+    venv = home / "opt-jobctl"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    cron_d = home / "cron.d-jobctl"
+    cron_d.write_text(BLOCK)
+    script = (f"source {INSTALL}; is_root=1; venv={venv}; bin_dir={home}/bin; man_dir={home}/man; "
+              f"cron_d={cron_d}; force=${{FORCE:-0}}; do_uninstall")
+
+    def uninstall(crontab: str | None, force: str = "0") -> subprocess.CompletedProcess[str]:
+        env = {"PATH": f"{fake_crontab(home / 'fake', crontab)}:{USER_PATH}", "HOME": str(home), "FORCE": force}
+        return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    result = uninstall(None)
+    assert result.returncode == 1 and venv.exists()
+    assert f"still installed in {cron_d};" in result.stderr and "Run jobctl uninstall --system first" in result.stderr
+    result = uninstall(BLOCK)
+    assert result.returncode == 1 and venv.exists()
+    assert (f"still installed in your crontab (crontab -l) and {cron_d};" in result.stderr
+            and "Run jobctl uninstall and jobctl uninstall --system first" in result.stderr)
+    result = uninstall(BLOCK, force="1")
+    assert result.returncode == 0 and not venv.exists(), result.stderr
+    assert f"{cron_d} still exists" in result.stderr

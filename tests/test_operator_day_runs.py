@@ -80,6 +80,7 @@ def test_an_old_log_is_marked_by_the_migration(tmp_path):
     log.close()
     db = sqlite3.connect(path)  # as an older jobctl left it: no column, user_version 2
     db.execute("ALTER TABLE runs DROP COLUMN retried")
+    db.execute("ALTER TABLE runs DROP COLUMN failures")
     db.execute("DELETE FROM schema_migrations WHERE version = 3")
     db.execute("PRAGMA user_version = 2")
     db.commit()
@@ -188,3 +189,33 @@ def test_run_on_a_terminal_says_each_retry_and_how_it_ended(state):
 def test_run_quiet_on_a_terminal_says_nothing(state):
     code, err = _on_a_terminal(state, job("q", command="exit 2"), "--quiet")
     assert (code, err) == (2, "")
+
+
+# --- review: retention keeps whole runs; the streak outlives what retention prunes ---
+
+def test_keep_counts_runs_with_their_retries_and_the_streak_is_not_capped(state, tmp_path):
+    fired = tmp_path / "fired"
+    defn = job("n", command="echo x; exit 1", retries={"attempts": 2, "delay": 0, "backoff": 1, "max_delay": 0},
+               history={"keep": 2, "max_age": 10**8},
+               notify={"when": ["failure"], "after_failures": 3, "command": f"echo $JOBCTL_RUN_ID >> {fired}"})
+    applied.write(state, defn)
+    for _ in range(5):
+        assert scheduled(state, "n").returncode == 1
+    kept = rows(state, "n")
+    # two whole runs of three attempts each: attempt 1 of a kept run is never cut off
+    assert [r["attempt"] for r in kept] == [1, 2, 3, 1, 2, 3]
+    log = store.connect(os.path.join(state, "runs.db"))
+    assert log.failure_streak("n") == 5  # five failed runs, though only two are kept
+    log.close()
+    from runhelp import wait_for
+
+    wait_for(lambda: fired.exists() and len(fired.read_text().split()) == 3)  # runs 3, 4 and 5 alerted
+
+
+def test_a_long_pause_keeps_only_keep_skips(state):
+    applied.write(state, job("p", command="true", history={"keep": 3, "max_age": 10**8}))
+    os.makedirs(os.path.join(state, "paused"))
+    open(os.path.join(state, "paused", "p"), "w").close()
+    for _ in range(8):
+        assert scheduled(state, "p").returncode == 0
+    assert [r["status"] for r in rows(state, "p")] == ["skipped"] * 3  # pruned as they come, not at the next run
