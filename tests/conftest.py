@@ -63,3 +63,22 @@ def real_crontab(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             subprocess.run(["crontab", "-r"], capture_output=True)
     after = subprocess.run(["crontab", "-l"], capture_output=True)
     assert (after.returncode, after.stdout) == (saved.returncode, saved.stdout)
+
+
+@pytest.fixture
+def tiny_fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A real, small tmpfs (256 KiB, or the size given with indirect parametrisation) to fill up: root only."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    size = getattr(request, "param", "256k")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=True)

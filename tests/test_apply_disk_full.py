@@ -7,24 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 JOB = 'schedule: "*/5 * * * *"\ncommand: echo {name}\n'
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
 
 
 def fill(fs: Path) -> Path:

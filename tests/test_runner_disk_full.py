@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
 
 from runhelp import job, rows, run
 
 
-@pytest.fixture
-def tiny_fs(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=True)
-
-
+@pytest.mark.parametrize("tiny_fs", ["512k"], indirect=True)
 def test_disk_full_still_runs_the_job_with_its_exit_code(tiny_fs, tmp_path):
     state = str(tiny_fs / "state")
     assert run(state, job(command="true")).returncode == 0  # the log exists and works
