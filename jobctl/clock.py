@@ -1,15 +1,20 @@
-"""Is a job due at this minute, in its own time zone?  (cron(8) DST semantics)
+"""When cron(8) runs a job: its main loop's rules, in any zone.
 
 Debian's cron ignores CRON_TZ and TZ when scheduling, so a job with a
 ``timezone`` is installed on a superset of its minutes and the wrapper asks
-``due()`` at each wake-up.  This module is on the wrapper's hot path: it
-uses only datetime and zoneinfo, and works on the field sets that apply
-compiled into the definition (``schedule.compile_fields``).
+``due()`` at each wake-up (by arithmetic, wallclock.due_at, on its fast
+path).  ``next_runs`` and ``prev_run`` answer from the same rules for
+``status``, ``metrics`` and the catch-up pass, in the job's zone or the
+system's (None), so what they list is what runs.  All work on the field
+sets apply compiled into the definition (``schedule.compile_fields``).
 
-DST follows cron(8): a fixed-time job (minute and hour fields not starting
-with ``*``) whose time falls into a skipped hour runs right after the jump,
-once; in a repeated hour it runs once, at the first pass; jobs with ``*`` in
-the minute or hour field simply follow wall time.
+DST follows cron(8)'s main loop: every time of a fixed-time job (minute and
+hour fields not starting with ``*``) that a spring-forward jump skips runs
+right after the jump, one run each; in a repeated hour a fixed-time job
+runs once, at the first pass; jobs with ``*`` in the minute or hour field
+follow wall time (none in the skipped hour, both passes of a repeated one).
+tests/test_cron_fidelity.py checks all of it against a port of Debian's
+cron.c.
 """
 
 from __future__ import annotations
