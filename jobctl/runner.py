@@ -1521,7 +1521,8 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
 
-    mail = (defn.get("cron_mail") or "failure") if mode in ("schedule", "timer") and not stream else None
+    # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
+    mail = (defn.get("cron_mail") or "failure") if mode == "schedule" and not stream else None
     try:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another

@@ -219,3 +219,11 @@ def test_a_long_pause_keeps_only_keep_skips(state):
     for _ in range(8):
         assert scheduled(state, "p").returncode == 0
     assert [r["status"] for r in rows(state, "p")] == ["skipped"] * 3  # pruned as they come, not at the next run
+
+
+def test_a_timer_run_prints_no_cron_mail(state):
+    """cron_mail is cron's: under a systemd timer (--timer) the journal would get it twice."""
+    applied.write(state, job("t", command="echo oops; exit 1"))
+    done = subprocess.run([sys.executable, "-I", "-m", "jobctl.runner", "--timer", "--state-dir", state, "t"],
+                          capture_output=True, timeout=60, cwd="/", stdin=subprocess.DEVNULL)
+    assert (done.returncode, done.stdout) == (1, b"")
