@@ -237,9 +237,3 @@ def after_run(cfg: dict, run: dict, output: bytes, env: dict[str, str], shell: s
     return results
 
 
-def run_fields(row: Any) -> dict:
-    """The documented run fields (as history --json) for a finished run."""
-    return {k: row.get(k) for k in ("id", "job", "status", "exit_code", "signal", "trigger", "attempt",
-                                     "started_at", "finished_at", "duration_s", "host", "reason")}
-
-

@@ -19,13 +19,6 @@ def is_paused(state: str, name: str) -> bool:
     return os.path.exists(_flag(state, name))
 
 
-def paused_since(state: str, name: str) -> float | None:
-    try:
-        return os.stat(_flag(state, name)).st_mtime
-    except FileNotFoundError:
-        return None
-
-
 def pause(state: str, name: str) -> bool:
     """Pause a job; False when it already was."""
     os.makedirs(os.path.join(state, "paused"), mode=0o700, exist_ok=True)
@@ -45,13 +38,6 @@ def resume(state: str, name: str) -> bool:
         return True
     except FileNotFoundError:
         return False
-
-
-def paused(state: str) -> list[str]:
-    try:
-        return sorted(os.listdir(os.path.join(state, "paused")))
-    except FileNotFoundError:
-        return []
 
 
 

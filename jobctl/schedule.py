@@ -449,8 +449,3 @@ def parse(text: str) -> Schedule:
             "@every <duration>, or one of " + ", ".join(SPECIALS)
         )
     return Schedule(text=stripped, cron=canonical(parse_cron(stripped)))
-
-
-def expand(cron: str) -> str:
-    """The 5-field form of a cron expression (@daily → 0 0 * * *)."""
-    return SPECIALS.get(cron, cron)

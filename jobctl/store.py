@@ -29,10 +29,8 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_S = 15.0
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "killed", "skipped", "lost")
-FINAL_STATUSES = STATUSES[1:]
 #: what counts as a failure for streaks, notifications and status
 FAILED_STATUSES = ("failed", "timeout", "killed", "lost")
-TRIGGERS = ("schedule", "manual", "retry", "catchup")
 
 #: the columns of a run row as the read commands expose them (an interface).
 RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for",
