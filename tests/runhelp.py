@@ -119,3 +119,17 @@ def pids_with(marker: str) -> list[int]:
         if marker in cmdline and state != b"Z":
             found.append(int(entry))
     return found
+
+
+def fill(fs: Any) -> Any:
+    """Take every remaining byte of the file system at ``fs`` (a Path); returns the filler to delete."""
+    filler = fs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"x" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler

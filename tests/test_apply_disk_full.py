@@ -7,23 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from runhelp import fill
+
 JOB = 'schedule: "*/5 * * * *"\ncommand: echo {name}\n'
 
 
-
-
-def fill(fs: Path) -> Path:
-    """Take every remaining byte of ``fs``; returns the filler to delete."""
-    filler = fs / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while True:
-            os.write(fd, b"x" * 4096)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def jobctl(*args: str) -> subprocess.CompletedProcess:
