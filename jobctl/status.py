@@ -97,13 +97,21 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
     from . import pause
     from .schedule import describe
 
+    read_cache: dict[str, dict | None] = {}
+
+    def read(name: str) -> dict | None:
+        """Each applied definition once per call: every row looks at it up to three times."""
+        if name not in read_cache:
+            read_cache[name] = applied.read(state, name)
+        return read_cache[name]
+
     descriptions: dict[str, str] = {}
     rows: list[tuple[JobSpec, str, list[str], bool]] = []
     applied_elsewhere: set[str] = set()
     for job in sorted(jobs, key=lambda j: j.name):
         defn = job.to_applied()
         entry = entries.get(job.name)
-        current = applied.read(state, job.name)
+        current = read(job.name)
         came_from = applied.jobs_dir_of(current)
         if entry is not None and came_from and jobs_dir and not applied.same_dir(came_from, jobs_dir):
             # cron runs what was applied from the other directory, not this copy: show that
@@ -126,10 +134,10 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
 
     known = {j.name for j in jobs} - applied_elsewhere
     others = {n for n in entries if not n.startswith("_")}
-    others |= {n for n in applied.names(state) if applied.SYSTEMD in applied.recorded_for(applied.read(state, n))}
+    others |= {n for n in applied.names(state) if applied.SYSTEMD in applied.recorded_for(read(n))}
     orphans: list[str] = []
     for name in sorted(others - known):
-        current = applied.read(state, name)
+        current = read(name)
         came_from = applied.jobs_dir_of(current)
         elsewhere = not dir_readable or (came_from is not None and jobs_dir is not None
                                          and not applied.same_dir(came_from, jobs_dir))
@@ -156,7 +164,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         nxt = job.schedule.next_runs(now, 1, job.timezone)[0] if installed else None
         paused = pause.is_paused(state, job.name)
         late, missed = lateness(job, state, log, now) if installed and not paused else (False, False)
-        where = applied.jobs_dir_of(applied.read(state, job.name)) if from_applied else \
+        where = applied.jobs_dir_of(read(job.name)) if from_applied else \
             (os.path.abspath(jobs_dir) if jobs_dir else None)
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
                              log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields,
@@ -165,6 +173,6 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         out.append(JobStatus(name, None, None, None, None, "orphaned", log.latest(name) if log else None,
                              consecutive_failures(log, name), [], pause.is_paused(state, name),
                              last_started_run=last_started(log, name),
-                             jobs_dir=applied.jobs_dir_of(applied.read(state, name))))
+                             jobs_dir=applied.jobs_dir_of(read(name))))
     out.sort(key=lambda s: (s.state == "orphaned", s.name))
     return out
