@@ -11,7 +11,7 @@ the big log (wall from spawn to exit, including interpreter start-up):
   jobctl history hot --limit 20 --json      the issue's case (bound: 400 ms)
   jobctl history --limit 20 --json          every job
   jobctl --version                          the CLI's start-up alone
-  python -I -c 'import jobctl.cli'          importing the CLI module
+  python -I -c 'import jobctl.cli.app'          importing the CLI module
   python -I -c pass                         the interpreter
 
 plus the query alone in-process (store.history) with its query plan, and the
@@ -138,7 +138,7 @@ def main() -> int:
             "jobctl history hot --limit 20 --json": [jobctl, "history", "hot", "--limit", "20", "--json"],
             "jobctl history --limit 20 --json": [jobctl, "history", "--limit", "20", "--json"],
             "jobctl --version": [jobctl, "--version"],
-            "python -I -c 'import jobctl.cli'": [py, "-I", "-c", "import jobctl.cli"],
+            "python -I -c 'import jobctl.cli.app'": [py, "-I", "-c", "import jobctl.cli.app"],
             "python -I -c pass": [py, "-I", "-c", "pass"],
         }.items():
             variants[f"{name} ({target})"] = argv

@@ -18,7 +18,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jobctl import retention, store  # noqa: E402
+from jobctl import retention  # noqa: E402
+from jobctl import store
 
 
 def size(path: str) -> int:

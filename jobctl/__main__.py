@@ -1,3 +1,3 @@
-from jobctl.cli import main
+from jobctl.cli.app import main
 
 main()

@@ -12,8 +12,8 @@ import os
 import sys
 from typing import Any
 
-from . import paths
-from .files import Batch, remove_stale_temps, replace_atomically
+from jobctl import paths
+from jobctl.files import Batch, remove_stale_temps, replace_atomically
 
 #: keys of an applied file that describe it rather than the job: where it was
 #: defined, the precomputed UTC offsets of its time zone (clock.offsets), the
@@ -208,7 +208,7 @@ def to_spec(defn: dict[str, Any]) -> Any:
     Each value goes through the job-file key's own parser, so a hand-edited
     definition is refused here as validate would refuse it.
     """
-    from . import spec
+    from jobctl.jobs import spec
 
     values: dict[str, Any] = {"name": defn.get("name")}
     try:

@@ -168,7 +168,7 @@ class Store:
         never lowers it (a keep smaller than after_failures would otherwise
         cap it and the alert would never come).
         """
-        from . import retention
+        from jobctl import retention
 
         with self.write() as db:
             streak = self._count_streak(job)
@@ -183,7 +183,7 @@ class Store:
 
     def prune(self, job: str, keep: int, max_age: float, now: float) -> int:
         """Retention alone (after a skip: a long pause must not pile up rows until the next real run)."""
-        from . import retention
+        from jobctl import retention
 
         with self.write() as db:
             pruned = retention.prune_job(db, job, keep, max_age, now)

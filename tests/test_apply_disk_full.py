@@ -73,7 +73,7 @@ def test_a_crontab_that_cannot_be_written_puts_the_old_definitions_back(write_jo
 
 
 def test_a_crash_report_on_a_full_disk_goes_elsewhere_whole(tiny_fs, monkeypatch):
-    from jobctl import cli
+    from jobctl.cli import app as cli
 
     state = tiny_fs / "state"
     state.mkdir()

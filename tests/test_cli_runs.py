@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl.cli import app
+from jobctl.cli.app import app
 
 from runhelp import wait_for
 
@@ -410,7 +410,10 @@ def test_status_on_80_columns_never_cuts_a_job_name(write_job):
 
     from rich.console import Console
 
-    from jobctl import crontab, render, status, store
+    from jobctl.install import crontab
+    from jobctl.read import render
+    from jobctl.read import status
+    from jobctl import store
 
     _status_rows(write_job)
     log = store.connect(os.path.join(state(), "runs.db"))
@@ -444,7 +447,7 @@ def test_status_on_80_columns_never_cuts_a_job_name(write_job):
 
 
 def loader_jobs():
-    from jobctl import loader
+    from jobctl.jobs import loader
 
     return loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])
 
@@ -472,7 +475,7 @@ def test_status_shows_the_description_and_keeps_the_schedule(write_job):
 # --- issue 11, item 11: the loader's warnings in validate and plan ---------------------------------
 
 def _with_warning(monkeypatch, path: str) -> None:
-    from jobctl import loader
+    from jobctl.jobs import loader
     from jobctl.errors import Problem
 
     real = loader.load_dir
@@ -509,7 +512,7 @@ def test_validate_and_plan_print_warnings_and_strict_makes_them_errors(write_job
 
 def test_a_real_loader_warning_reaches_validate_and_plan(write_job):
     """The same plumbing with the loader's own conversion-trap warning (a \\% kept from a crontab)."""
-    from jobctl import loader
+    from jobctl.jobs import loader
 
     path = write_job("pct.yaml", 'schedule: "@daily"\ncommand: date +\\%F\n')
     if not getattr(loader.load_dir(str(path.parent)), "warnings", None):
@@ -528,7 +531,7 @@ def test_status_from_a_stale_copy_shows_what_cron_runs(tmp_path, monkeypatch):
 
     from typer.testing import CliRunner
 
-    from jobctl.cli import app
+    from jobctl.cli.app import app
 
     main, copy = tmp_path / "ops" / "jobs.d", tmp_path / "other" / "jobs.d"
     main.mkdir(parents=True)

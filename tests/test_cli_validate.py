@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jobctl import __version__
-from jobctl.cli import app
+from jobctl.cli.app import app
 from jobctl.errors import ExitCode
 
 SHIPPED = Path(__file__).resolve().parent.parent / "jobs.d"

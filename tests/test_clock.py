@@ -13,7 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobctl import clock, schedule, wallclock
+from jobctl import clock
+from jobctl.jobs import schedule
+from jobctl.runner import wallclock
 
 
 @pytest.fixture(autouse=True)

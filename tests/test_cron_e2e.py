@@ -24,7 +24,7 @@ SYSTEM_FILE = Path("/etc/cron.d/jobctl")
 
 def cron_daemon_running() -> bool:
     """What `jobctl doctor` checks: a cron daemon serving this file system (not one outside a chroot)."""
-    from jobctl.doctor import cron_daemon
+    from jobctl.read.doctor import cron_daemon
 
     return cron_daemon().ok
 

@@ -45,8 +45,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import cron_grammar  # noqa: E402
 import cron_oracle as oracle  # noqa: E402
 
-from jobctl import clock, crontab, runner, schedule, wallclock  # noqa: E402
-from jobctl.schedule import ScheduleError  # noqa: E402
+from jobctl import clock  # noqa: E402
+from jobctl.install import crontab
+from jobctl.runner import wrapper as runner
+from jobctl.jobs import schedule
+from jobctl.runner import wallclock
+from jobctl.jobs.schedule import ScheduleError  # noqa: E402
 
 ARGV = ["/opt/jobctl/venv/bin/python3", "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir",
         "/var/lib/jobctl", "job"]
@@ -352,7 +356,7 @@ def test_status_json_reports_the_main_loops_next_run(write_job) -> None:
 
     from typer.testing import CliRunner
 
-    from jobctl.cli import app
+    from jobctl.cli.app import app
 
     texts = ["0 0 * * 7-7", "0 0 1-31/2 * 1", "0,30 2 * * *", "0 9 * * mon-7", "*/7 */5 * * *"]
     for i, text in enumerate(texts):

@@ -16,8 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jobctl import applied, crontab, loader, paths, runner
-from jobctl.cli import app
+from jobctl import applied
+from jobctl.install import crontab
+from jobctl.jobs import loader
+from jobctl import paths
+from jobctl.runner import wrapper as runner
+from jobctl.cli.app import app
 
 JOB = """\
 schedule: "*/5 * * * *"
@@ -748,7 +752,7 @@ def test_a_copied_retargeted_or_foreign_line_in_the_block_is_never_ok(write_job,
 
     from typer.testing import CliRunner
 
-    from jobctl.cli import app
+    from jobctl.cli.app import app
 
     cli = CliRunner()
     for name in ("a", "b", "c"):

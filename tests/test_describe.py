@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobctl.describe import describe, describe_reboot
+from jobctl.jobs.describe import describe, describe_reboot
 
 WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -147,7 +147,7 @@ def test_fixed_does_not_change_the_text() -> None:
 
 
 def test_agrees_with_the_parser() -> None:
-    from jobctl.schedule import compile_fields
+    from jobctl.jobs.schedule import compile_fields
 
     for expr, text in TABLE:
         assert describe(compile_fields(expr)) == text, expr

@@ -23,8 +23,13 @@ import pytest
 from export_corpus import JOB_FILES, SCHEDULES
 from typer.testing import CliRunner
 
-from jobctl import applied, clock, loader, paths, runner, schedule
-from jobctl.cli import app
+from jobctl import applied
+from jobctl import clock
+from jobctl.jobs import loader
+from jobctl import paths
+from jobctl.runner import wrapper as runner
+from jobctl.jobs import schedule
+from jobctl.cli.app import app
 from jobctl.export import MARK
 from jobctl.export import systemd as sd
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from jobctl.cli import app
+from jobctl.cli.app import app
 
 cli = CliRunner()
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import loader, spec
+from jobctl.jobs import loader
+from jobctl.jobs import spec
 from jobctl.errors import InvalidJobs, JobctlError, Problem
 
 WriteJob = Callable[[str, "str | bytes"], Path]

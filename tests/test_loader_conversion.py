@@ -15,7 +15,7 @@ from pathlib import Path
 import cron_oracle as oracle
 import pytest
 
-from jobctl import loader
+from jobctl.jobs import loader
 from jobctl.errors import Problem
 
 WriteJob = Callable[[str, "str | bytes"], Path]

@@ -32,7 +32,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobctl import cli, loader, spec
+from jobctl.cli import app as cli
+from jobctl.jobs import loader
+from jobctl.jobs import spec
 
 EXAMPLES = int(os.environ.get("JOBCTL_FUZZ_EXAMPLES", "300"))
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import cli, loader, spec
+from jobctl.cli import app as cli
+from jobctl.jobs import loader
+from jobctl.jobs import spec
 from jobctl.errors import ExitCode
 
 WriteJob = Callable[[str, "str | bytes"], Path]

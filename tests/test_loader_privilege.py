@@ -24,8 +24,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import doctor, loader
-from jobctl.cli import app
+from jobctl.read import doctor
+from jobctl.jobs import loader
+from jobctl.cli.app import app
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,

@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import applied, catchup, retention, schedule, store
-from jobctl.cli import app
+from jobctl import applied
+from jobctl.runner import catchup
+from jobctl import retention
+from jobctl.jobs import schedule
+from jobctl import store
+from jobctl.cli.app import app
 
 cli = CliRunner()
 

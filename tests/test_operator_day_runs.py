@@ -11,7 +11,10 @@ import time
 
 import pytest
 
-from jobctl import applied, metrics, retention, store
+from jobctl import applied
+from jobctl.read import metrics
+from jobctl import retention
+from jobctl import store
 
 from runhelp import RUNNER, job, rows
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import cron_oracle as oracle
 
-from jobctl import loader, spec
+from jobctl.jobs import loader
+from jobctl.jobs import spec
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import applied, store
-from jobctl.cli import app
+from jobctl import applied
+from jobctl import store
+from jobctl.cli.app import app
 
 cli = CliRunner()
 
@@ -105,7 +106,7 @@ LONG = "alternc-sql-backup-nightly-full-with-a-name-of-63-characters-xx"
 def _history(width: int) -> list[str]:
     from rich.console import Console
 
-    from jobctl import render
+    from jobctl.read import render
 
     log = store.connect(os.path.join(state(), "runs.db"))
     buffer = StringIO()
@@ -166,7 +167,7 @@ def test_a_jobs_directory_path_with_an_escape_is_shown_escaped(tmp_path) -> None
     """From the attack review: validate's summary and doctor printed a raw ESC from the directory's name."""
     from typer.testing import CliRunner
 
-    from jobctl.cli import app
+    from jobctl.cli.app import app
 
     directory = tmp_path / "je\x1b[31m[b]sc"
     directory.mkdir()

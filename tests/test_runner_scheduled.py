@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from jobctl import applied, schedule
+from jobctl import applied
+from jobctl.jobs import schedule
 
 from runhelp import job, output, rows, wait_for
 

@@ -10,8 +10,9 @@ from crontab import CronSlices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobctl import schedule, spec
-from jobctl.schedule import ScheduleError
+from jobctl.jobs import schedule
+from jobctl.jobs import spec
+from jobctl.jobs.schedule import ScheduleError
 
 # --- specials and @every -------------------------------------------------------
 

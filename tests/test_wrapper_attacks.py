@@ -26,7 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from jobctl import notify, runner, store
+from jobctl.runner import notify
+from jobctl.runner import wrapper as runner
+from jobctl import store
 
 from runhelp import job, output, pids_with, rows, run, start, wait_for
 
@@ -598,7 +600,7 @@ def test_hand_edited_counts_and_ages_are_clamped_not_fatal(state: str) -> None:
 
 
 def test_the_wrappers_bounds_are_the_validated_ranges() -> None:
-    from jobctl import spec
+    from jobctl.jobs import spec
 
     assert spec.RANGE["retries.attempts"].maximum == runner.MAX_RETRIES
     assert spec.RANGE["notify.after_failures"].maximum == runner.MAX_AFTER_FAILURES

@@ -23,8 +23,8 @@ import hashlib
 import re
 from typing import Any
 
-from .. import schedule as schedule_mod
-from ..spec import History, JobSpec, Notify, Retries, format_duration
+from jobctl.jobs import schedule as schedule_mod
+from jobctl.jobs.spec import History, JobSpec, Notify, Retries, format_duration
 from . import Export, Output, consecutive_runs, header
 
 #: used when --image is not given; the job's programs must exist in it

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from .. import schedule as schedule_mod
-from ..errors import JobctlError
-from ..spec import JobSpec, format_duration
+from jobctl.jobs import schedule as schedule_mod
+from jobctl.errors import JobctlError
+from jobctl.jobs.spec import JobSpec, format_duration
 from . import Export, Output, consecutive_runs, header, one_line
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then 0 (and 7)
@@ -92,7 +92,7 @@ def dst_notes(cron: str, zone_name: str, start: datetime, days: int = 366) -> li
     """
     from zoneinfo import ZoneInfo
 
-    from .. import clock
+    from jobctl import clock
 
     fields = schedule_mod.compile_fields(cron)
     if fields is None:  # @reboot
@@ -177,7 +177,7 @@ def timespan(seconds: int) -> str:
 
 def wrapper_argv(state: str, name: str) -> list[str]:
     """The crontab line's wrapper command, with --timer: systemd already decided the run is due."""
-    from .. import runner
+    from jobctl.runner import wrapper as runner
 
     return runner.wrapper_argv(state, name, timer=True)
 
@@ -294,7 +294,7 @@ def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str
 def check_users(jobs: list[JobSpec], user_mode: bool) -> None:
     """The user manager runs everything as the invoking user; ``user:`` may only name that user."""
     if user_mode:
-        from ..crontab import refuse_other_users
+        from jobctl.install.crontab import refuse_other_users
 
         refuse_other_users(jobs, "needs system units (jobctl export systemd without --user, as root); "
                                  "your user manager runs as {me}")
@@ -307,7 +307,8 @@ def installed_in_cron(state: str) -> tuple[dict[str, tuple[str, bool]], list[str
     Both the user's crontab and the system file are looked at; a host
     without a crontab command has nothing installed there.
     """
-    from .. import crontab, paths
+    from jobctl.install import crontab
+    from jobctl import paths
 
     found: dict[str, tuple[str, bool]] = {}
     notes: list[str] = []
@@ -387,7 +388,7 @@ def plan_record(jobs: list[JobSpec], state: str, in_cron: dict[str, tuple[str, b
     behind the crontab's back, so that is refused until apply (or uninstall)
     has been run.
     """
-    from .. import applied
+    from jobctl import applied
 
     rec = Record({}, [], [], [])
     for job in sorted(jobs, key=lambda j: j.name):
@@ -419,7 +420,7 @@ def outdated(jobs: list[JobSpec], state: str) -> list[str]:
     A definition apply wrote for cron alone serves the timer only until
     uninstall removes it with the crontab block.
     """
-    from .. import applied
+    from jobctl import applied
 
     out = []
     for job in sorted(jobs, key=lambda j: j.name):
@@ -432,8 +433,9 @@ def outdated(jobs: list[JobSpec], state: str) -> list[str]:
 
 def record_applied(rec: Record, state: str) -> None:
     """Write the recorded definitions, all or none, under apply's lock; no crontab is touched."""
-    from .. import applied, crontab
-    from ..files import Batch
+    from jobctl import applied
+    from jobctl.install import crontab
+    from jobctl.files import Batch
 
     with crontab._apply_lock(state):
         applied.sweep(state)

@@ -74,7 +74,7 @@ class Schedule:
         """
         if self.is_reboot:
             return []
-        from . import clock
+        from jobctl import clock
 
         fields = compile_fields(self.cron)
         assert fields is not None
@@ -88,7 +88,7 @@ class Schedule:
         """The latest run at or before ``before`` (same zone handling as next_runs)."""
         if self.is_reboot:
             return None
-        from . import clock
+        from jobctl import clock
 
         fields = compile_fields(self.cron)
         assert fields is not None
@@ -123,7 +123,7 @@ def describe(cron: str) -> str:
     Vixie cron decides it, 7 as Sunday, uneven steps listed), not by
     cron-descriptor, which described some schedules otherwise than cron runs them.
     """
-    from . import describe as text
+    from jobctl.jobs import describe as text
 
     if cron == "@reboot":
         return text.describe_reboot()
@@ -377,7 +377,7 @@ _EVERY = re.compile(r"@every\s+(\S+)\s*$", re.IGNORECASE)
 
 def every_to_cron(duration_text: str) -> str:
     """Turn an `@every` duration into the cron expression that runs it exactly."""
-    from .spec import format_duration, parse_duration
+    from jobctl.jobs.spec import format_duration, parse_duration
 
     try:
         seconds = parse_duration(duration_text)

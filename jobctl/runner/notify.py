@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-from .store import FAILED_STATUSES as FAILURES
+from jobctl.store import FAILED_STATUSES as FAILURES
 
 #: wall-clock limit of one HTTP attempt (connect, send, the whole answer)
 WEBHOOK_TIMEOUT = 10.0

@@ -155,7 +155,7 @@ class RunLog:
         self.error = error
         self.store: Any = None
         try:
-            from . import store
+            from jobctl import store
 
             self.store = store.connect(os.path.join(state, "runs.db"))
         except Exception as exc:  # noqa: BLE001 - any failure of the log must not stop the job
@@ -970,7 +970,7 @@ class Wrapper:
             signals.restore()
             os.umask(umask)
         if self.final is not None:
-            from .store import FAILED_STATUSES  # loaded already by the run log
+            from jobctl.store import FAILED_STATUSES  # loaded already by the run log
 
             if self.progress:
                 self._say(self._summary())
@@ -1183,7 +1183,7 @@ class Wrapper:
     def _notifier(self, what: str, start: bool = False, streak: int = 0,
                   previous_failures: int = 0) -> _Notifier | None:
         """Start the /start ping (``start``) or the after-run notifications in a child; None when not needed."""
-        from . import notify
+        from jobctl.runner import notify
 
         cfg = self.notify_cfg
         if start:
@@ -1396,13 +1396,13 @@ def _gate(defn: dict[str, Any], state: str, mode: str, now: float) -> tuple[int,
     """
     runs = 1
     if mode == "schedule" and defn.get("timezone") and defn.get("fields"):
-        from .wallclock import due_at
+        from jobctl.runner.wallclock import due_at
 
         due = due_at(defn["fields"], defn.get("tz_offsets") or [], now)
         if due is None:  # outside the precomputed offsets (not re-applied for years)
             from datetime import datetime, timezone
 
-            from . import clock
+            from jobctl import clock
 
             due = len(clock.due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)))
         if not due:
@@ -1455,7 +1455,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(USAGE, file=sys.stderr)
             return EX_JOBCTL
-    from .paths import UnsafePath, check_state_dir, state_dir
+    from jobctl.paths import UnsafePath, check_state_dir, state_dir
 
     try:
         # a control character in the path would have been written into crontab lines
@@ -1464,7 +1464,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jobctl: {exc}", file=sys.stderr)
         return EX_JOBCTL
     if mode == "catch-up-pass":
-        from . import catchup
+        from jobctl.runner import catchup
 
         try:
             catchup.run_pass(state)
@@ -1547,6 +1547,3 @@ def _exit_now(code: int) -> None:
             pass
     os._exit(code)
 
-
-if __name__ == "__main__":
-    _exit_now(main())

@@ -191,7 +191,7 @@ def plan_summary(plan: Any) -> None:
 
 def inherited_settings(settings: list[tuple[str, str, int]], label: str) -> None:
     """Once per plan: what each setting above jobctl's block means for its lines."""
-    from .crontab import meaning
+    from jobctl.install.crontab import meaning
 
     if not settings:
         return

@@ -12,7 +12,7 @@ import os
 import time
 from datetime import datetime, timedelta, timezone
 
-from . import clock
+from jobctl import clock
 
 #: a scheduled minute this recent may still be starting under cron: not missed yet
 SETTLE = 120
@@ -57,8 +57,10 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     import json
     import subprocess
 
-    from . import applied, pause, store
-    from .runner import ErrorLog, interpreter_argv
+    from jobctl import applied
+    from jobctl import pause
+    from jobctl import store
+    from jobctl.runner.wrapper import ErrorLog, interpreter_argv
 
     now = time.time() if now is None else now
     os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .cli_options import JobsDir
+from jobctl.cli.options import JobsDir
 
 if TYPE_CHECKING:
-    from .export import Export
+    from jobctl.export import Export
 
 export_app = typer.Typer(
     help="Turn the job files into Kubernetes CronJobs or systemd timers.",
@@ -50,9 +50,9 @@ def _image(value: str | None) -> str | None:
 
 def _emit(result: Export, out: str | None, stream: str, next_step: str) -> None:
     """Warnings to stderr; the files to stdout, or into ``out``."""
-    from . import cli
-    from .errors import JobctlError
-    from .export import write_files
+    from jobctl.cli import app as cli
+    from jobctl.errors import JobctlError
+    from jobctl.export import write_files
 
     for warning in result.warnings:
         print(f"jobctl: warning: {warning}", file=sys.stderr)
@@ -97,8 +97,9 @@ def kubernetes(
     exported, 1 when a job file is invalid (every problem is printed), 2 on a
     usage error.
     """
-    from . import cli, pause
-    from .export import kubernetes as k8s
+    from jobctl.cli import app as cli
+    from jobctl import pause
+    from jobctl.export import kubernetes as k8s
 
     _, jobs = cli._load(jobs_dir)
     state = cli._state_path()
@@ -139,10 +140,11 @@ def systemd(
     carry.  Exit 0 when exported, 1 when a job file is invalid or a record is
     refused, 2 on a usage error.
     """
-    from . import cli, pause
-    from .errors import EnvironmentProblem, JobctlError
-    from .export import check_targets
-    from .export import systemd as sd
+    from jobctl.cli import app as cli
+    from jobctl import pause
+    from jobctl.errors import EnvironmentProblem, JobctlError
+    from jobctl.export import check_targets
+    from jobctl.export import systemd as sd
 
     directory, jobs = cli._load(jobs_dir)
     try:

@@ -26,10 +26,12 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from . import applied, paths, runner
-from .errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
-from .files import Batch, remove_stale_temps, replace_atomically
-from .spec import JobSpec
+from jobctl import applied
+from jobctl import paths
+from jobctl.runner import wrapper as runner
+from jobctl.errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
+from jobctl.files import Batch, remove_stale_temps, replace_atomically
+from jobctl.jobs.spec import JobSpec
 
 BEGIN = "# BEGIN jobctl"
 END = "# END jobctl"
@@ -366,7 +368,7 @@ def cron_schedule(defn: dict) -> str:
         return defn["cron"]
     from datetime import datetime, timezone
 
-    from . import clock
+    from jobctl import clock
 
     minutes = clock.superset_minutes(defn["fields"], defn["timezone"], datetime.now(timezone.utc))
     return f"{','.join(map(str, minutes))} * * * *"

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from . import applied, crontab, paths
-from .spec import JobSpec
-from .store import Store
+from jobctl import applied
+from jobctl.install import crontab
+from jobctl import paths
+from jobctl.jobs.spec import JobSpec
+from jobctl.store import Store
 
 
 @dataclass
@@ -94,8 +96,8 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
     whose job file is gone from the directory it was applied from is
     ``orphaned``.
     """
-    from . import pause
-    from .schedule import describe
+    from jobctl import pause
+    from jobctl.jobs.schedule import describe
 
     read_cache: dict[str, dict | None] = {}
 

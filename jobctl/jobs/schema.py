@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import __version__, spec
+from jobctl import __version__
+from jobctl.jobs import spec
 
 
 def job_schema() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import schedule as schedule_mod
+from jobctl.jobs import schedule as schedule_mod
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -247,7 +247,7 @@ def _offsets(zone: str | None) -> list[list[int]] | None:
         return None
     import time
 
-    from .clock import offsets
+    from jobctl.clock import offsets
 
     year = time.gmtime().tm_year  # a fixed anchor: the table changes once a year, not at every apply
     return offsets(zone, year, years=3)

@@ -38,8 +38,8 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader, ReaderError
 
-from . import spec
-from .errors import InvalidJobs, JobctlError, Problem
+from jobctl.jobs import spec
+from jobctl.errors import InvalidJobs, JobctlError, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100
@@ -417,7 +417,7 @@ def _dir_unsafe(directory: str, dir_fd: int) -> list[Unsafe]:
 
 
 def _system_jobs_dir() -> str:
-    from .paths import SYSTEM_JOBS_DIR
+    from jobctl.paths import SYSTEM_JOBS_DIR
 
     return SYSTEM_JOBS_DIR
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from . import applied, pause
-from .store import STATUSES, Store
+from jobctl import applied
+from jobctl import pause
+from jobctl.store import STATUSES, Store
 
 PREFIX = "jobctl_job_"
 METRICS = (
@@ -31,8 +32,8 @@ def _label(value: str) -> str:
 
 
 def exposition(state: str, log: Store | None, now: float | None = None) -> str:
-    from .schedule import Schedule
-    from .status import consecutive_failures
+    from jobctl.jobs.schedule import Schedule
+    from jobctl.read.status import consecutive_failures
 
     now = time.time() if now is None else now
     names = applied.names(state)
@@ -82,6 +83,6 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
 
 def write_textfile(path: str, text: str) -> None:
     """Atomically, so node_exporter never reads half a file."""
-    from .files import replace_atomically
+    from jobctl.files import replace_atomically
 
     replace_atomically(path, text.encode(), 0o644)

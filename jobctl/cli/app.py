@@ -15,9 +15,9 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from . import __version__
-from .cli_options import JobsDir, Json, SystemOpt
-from .errors import EnvironmentProblem, ExitCode, JobctlError, UnknownJob
+from jobctl import __version__
+from jobctl.cli.options import JobsDir, Json, SystemOpt
+from jobctl.errors import EnvironmentProblem, ExitCode, JobctlError, UnknownJob
 
 app = typer.Typer(
     name="jobctl",
@@ -43,7 +43,7 @@ app = typer.Typer(
 
 def render_printable(text: str) -> str:
     """A path or message for a summary line: control characters escaped (render.printable)."""
-    from .render import printable
+    from jobctl.read.render import printable
 
     return printable(text)
 
@@ -103,7 +103,8 @@ def validate(jobs_dir: JobsDir = None, json_out: Json = False, strict: Strict = 
     crontab) are printed as PATH:LINE:COL: warning: ... and do not fail
     unless --strict.  Exit 0 when every job is valid, 1 when not.
     """
-    from . import loader, paths
+    from jobctl.jobs import loader
+    from jobctl import paths
 
     directory = paths.jobs_dir(jobs_dir)
     try:
@@ -148,7 +149,7 @@ def schema() -> None:
     """Print the JSON Schema (draft 2020-12) of job files, for editors."""
     import json
 
-    from .schema import job_schema
+    from jobctl.jobs.schema import job_schema
 
     print(json.dumps(job_schema(), indent=2))
 
@@ -178,7 +179,7 @@ def init(
         metavar="[DIR]", help="Where to write example.yaml (default: the jobs directory).")] = None,
 ) -> None:
     """Write a commented example job file; never overwrites."""
-    from . import paths
+    from jobctl import paths
 
     target_dir = directory or paths.jobs_dir()
     target = os.path.join(target_dir, "example.yaml")
@@ -196,7 +197,7 @@ def init(
 
 def _state_path(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
     """Where the state directory is (not created); an unsafe path is an environment error (exit 3)."""
-    from . import paths
+    from jobctl import paths
 
     try:
         return paths.state_dir()
@@ -206,7 +207,7 @@ def _state_path(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
 
 def _state(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
     """The state directory, created; exit ``code`` (3, or 125 for `run`) when it is not usable."""
-    from . import paths
+    from jobctl import paths
 
     path = _state_path(code)
     try:
@@ -223,7 +224,8 @@ def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK, warn: bool = F
     With ``warn`` (validate, plan) the loader's warnings are printed too, and
     are errors under ``strict``.
     """
-    from . import loader, paths
+    from jobctl.jobs import loader
+    from jobctl import paths
 
     directory = paths.jobs_dir(jobs_dir)
     try:
@@ -272,7 +274,9 @@ def _open_log(state: str, create: bool = False):
     """The run log for a read command, with lost runs finalised; None when there is none yet."""
     import sqlite3
 
-    from . import paths, runner, store
+    from jobctl import paths
+    from jobctl.runner import wrapper as runner
+    from jobctl import store
 
     path = paths.runs_db(state)
     if not create and not os.path.exists(path):
@@ -293,7 +297,7 @@ def _applied_definition(state: str, name: str, directory: str, result):
     while NAME was last applied from another directory; None otherwise (the
     job files decide, as before).
     """
-    from . import applied
+    from jobctl import applied
 
     current = applied.read(state, name) if os.path.isdir(state) else None
     if current is None:
@@ -334,7 +338,10 @@ def run(
     the job's exit code: 124 timed out, 75 skipped (concurrency: forbid),
     128+N killed by signal N, 125 jobctl itself failed.
     """
-    from . import applied, loader, paths, runner
+    from jobctl import applied
+    from jobctl.jobs import loader
+    from jobctl import paths
+    from jobctl.runner import wrapper as runner
 
     directory = paths.jobs_dir(jobs_dir)
     try:
@@ -403,7 +410,7 @@ def _since(text: str) -> float:
     """--since: a duration ago (2h, 1d) or a local date/time (2026-11-01, 2026-11-01T08:00)."""
     from datetime import datetime
 
-    from .spec import parse_duration
+    from jobctl.jobs.spec import parse_duration
 
     try:
         return time.time() - parse_duration(text)
@@ -434,7 +441,7 @@ def _limit(value: int) -> int:
 
 def _job_name(value: str, what: str) -> str:
     """A job name as the run log can hold it (spec.NAME_RE), or a usage error naming ``what`` was expected."""
-    from .spec import NAME_RE
+    from jobctl.jobs.spec import NAME_RE
 
     if not NAME_RE.match(value):
         raise typer.BadParameter(f"{value!r} is not {what}")
@@ -456,7 +463,8 @@ def history(
     Reasons and names are shown as text: control characters appear escaped
     (ESC as \\x1b); --json has them as they are.
     """
-    from . import render, store
+    from jobctl.read import render
+    from jobctl import store
 
     if name is not None:
         _job_name(name, "a job name")
@@ -504,7 +512,7 @@ def _latest_with_output(log, name: str):
 
 def _known_jobs(log) -> list[str]:
     """Job names `logs` can suggest: those with runs, and the applied ones."""
-    from . import applied
+    from jobctl import applied
 
     names = [r[0] for r in log.db.execute("SELECT DISTINCT job FROM runs")] if log is not None else []
     try:
@@ -536,7 +544,7 @@ def logs(
     escaped, ESC as \\x1b, so a job cannot drive your terminal; piped, or
     with --raw, the output is written byte for byte.
     """
-    from . import render
+    from jobctl.read import render
 
     if which not in LOGS_RUNS:
         raise typer.BadParameter(f"use one of {', '.join(LOGS_RUNS)}", param_hint="--run")
@@ -601,7 +609,7 @@ def logs(
 
 
 def _target(system: bool):
-    from . import crontab
+    from jobctl.install import crontab
 
     try:
         return crontab.target(system)
@@ -610,7 +618,7 @@ def _target(system: bool):
 
 
 def _print_plan(plan, verbose_diff: bool = True) -> None:
-    from . import render
+    from jobctl.read import render
 
     render.plan_summary(plan)
     diff = plan.diff()
@@ -635,7 +643,8 @@ def plan(
     setting above jobctl's block (MAILTO, SHELL, CRON_TZ, ...) means for its
     lines.  Warnings of the job files go to stderr (errors under --strict).
     """
-    from . import crontab, render
+    from jobctl.install import crontab
+    from jobctl.read import render
 
     directory, jobs = _load(jobs_dir, warn=True, strict=strict)
     state = _state()
@@ -650,7 +659,7 @@ def plan(
 
 
 def _fail_problems(exc: JobctlError) -> NoReturn:
-    from .errors import InvalidJobs
+    from jobctl.errors import InvalidJobs
 
     if isinstance(exc, InvalidJobs):
         for line in exc.lines():
@@ -678,7 +687,8 @@ def apply(
     applied from another jobs directory, or more than half of the installed
     jobs, needs --prune-others: a stray ./jobs.d must not replace the block.
     """
-    from . import crontab, render
+    from jobctl.install import crontab
+    from jobctl.read import render
 
     directory, jobs = _load(jobs_dir)
     state = _state()
@@ -697,7 +707,8 @@ def apply(
 @app.command(epilog="Examples:\n\n  jobctl uninstall\n\n  sudo jobctl uninstall --system")
 def uninstall(system: SystemOpt = False) -> None:
     """Remove jobctl's block from the crontab; the run log is kept."""
-    from . import crontab, render
+    from jobctl.install import crontab
+    from jobctl.read import render
 
     try:
         outcome = crontab.uninstall(_state(), _target(system))
@@ -729,8 +740,11 @@ def status(
     """
     from datetime import datetime
 
-    from . import crontab, loader, paths, render
-    from . import status as status_mod
+    from jobctl.install import crontab
+    from jobctl.jobs import loader
+    from jobctl import paths
+    from jobctl.read import render
+    from jobctl.read import status as status_mod
 
     directory = paths.jobs_dir(jobs_dir)
     jobs: list = []
@@ -779,7 +793,9 @@ Names = Annotated[list[str], typer.Argument(metavar="NAME...", help="Jobs to act
 
 def _known_names(state: str, names: list[str], jobs_dir: str | None) -> None:
     """Pausing a typo would silently do nothing: insist on a known job."""
-    from . import applied, loader, paths
+    from jobctl import applied
+    from jobctl.jobs import loader
+    from jobctl import paths
 
     directory = paths.jobs_dir(jobs_dir)
     known = set(applied.names(state))
@@ -798,7 +814,7 @@ def pause(names: Names, jobs_dir: JobsDir = None) -> None:
 
     The crontab is not touched; `jobctl run` still runs a paused job by hand.
     """
-    from . import pause as pause_mod
+    from jobctl import pause as pause_mod
 
     state = _state()
     _known_names(state, names, jobs_dir)
@@ -809,7 +825,7 @@ def pause(names: Names, jobs_dir: JobsDir = None) -> None:
 @app.command(epilog="Examples:\n\n  jobctl resume backup")
 def resume(names: Names, jobs_dir: JobsDir = None) -> None:
     """Resume paused jobs."""
-    from . import pause as pause_mod
+    from jobctl import pause as pause_mod
 
     state = _state()
     _known_names(state, names, jobs_dir)
@@ -826,7 +842,8 @@ def prune(
     Jobs no longer applied keep the defaults (200 runs, 90 days).  Runs are
     also pruned after each run; this prunes everything and compacts the file.
     """
-    from . import applied, retention
+    from jobctl import applied
+    from jobctl import retention
 
     state = _state()
     log = _open_log(state)
@@ -862,7 +879,7 @@ def metrics(
                                                  help="Write atomically to PATH (node_exporter textfile).")] = None,
 ) -> None:
     """Prometheus metrics of every applied job (label job_name)."""
-    from . import metrics as metrics_mod
+    from jobctl.read import metrics as metrics_mod
 
     state = _state()
     text = metrics_mod.exposition(state, _open_log(state))
@@ -884,8 +901,9 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
     checked as the job's user.  Settings above jobctl's crontab block
     (MAILTO, SHELL, CRON_TZ, ...) are explained once each.
     """
-    from . import doctor as doc
-    from . import loader, paths
+    from jobctl.read import doctor as doc
+    from jobctl.jobs import loader
+    from jobctl import paths
 
     state = _state_path()
     directory = paths.jobs_dir(jobs_dir)
@@ -928,7 +946,7 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
 def _register_export() -> None:
     # `jobctl export ...` lives in its own module (issue 6); registering it
     # costs one small import.
-    from .cli_export import register
+    from jobctl.cli.export import register
 
     register(app)
 
@@ -947,7 +965,7 @@ def _crash_report(exc: BaseException) -> str:
     import time
     import traceback
 
-    from . import paths
+    from jobctl import paths
 
     text = f"jobctl {__version__}\nargv: {sys.argv!r}\n\n" + "".join(
         traceback.format_exception(type(exc), exc, exc.__traceback__)

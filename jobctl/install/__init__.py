@@ -1,0 +1,1 @@
+"""Specs → the installed state: applied definitions and the crontab block."""
