@@ -363,7 +363,7 @@ def helper(py: str, code: str, *args: str) -> str:
 APPLY_SNIPPET = """
 import json, sys
 from jobctl import applied
-from jobctl.runner.wrapper import wrapper_argv
+from jobctl.runner.cmdline import wrapper_argv
 state = sys.argv[1]
 out = []
 for defn in json.loads(sys.stdin.read()):

@@ -20,7 +20,7 @@ from jobctl import applied
 from jobctl.install import crontab
 from jobctl.jobs import loader
 from jobctl import paths
-from jobctl.runner import wrapper as runner
+from jobctl.runner import cmdline
 from jobctl.cli.app import app
 
 JOB = """\
@@ -150,7 +150,7 @@ def test_entry_line_is_absolute_quoted_marked_and_secret_free(write_job, tmp_pat
     assert "%" not in command.replace("\\%", "")  # every % escaped for cron
     # The shell (after cron turns \% back into %) sees the real argv.
     argv = shlex.split(command.replace("\\%", "%"))
-    assert argv[0] == runner.interpreter_argv()[0] and os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
+    assert argv[0] == cmdline.interpreter_argv()[0] and os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
     assert argv[argv.index("--state-dir") + 1] == str(odd_state)
 
 

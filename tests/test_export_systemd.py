@@ -27,7 +27,7 @@ from jobctl import applied
 from jobctl import clock
 from jobctl.jobs import loader
 from jobctl import paths
-from jobctl.runner import wrapper as runner
+from jobctl.runner import cmdline
 from jobctl.jobs import schedule
 from jobctl.cli.app import app
 from jobctl.export import MARK
@@ -250,7 +250,7 @@ def test_dst_notes():
 # --- the units ---------------------------------------------------------------------------------
 
 def test_every_mapping_in_the_units_of_a_job_with_every_key(units, corpus, jobs_dir):
-    python = runner.interpreter_argv()[0]
+    python = cmdline.interpreter_argv()[0]
     assert (units / "jobctl-full.service").read_text() == f"""\
 {MARK} systemd from {jobs_dir}/full.yaml:1; edits are overwritten by the next export.
 [Unit]
@@ -711,7 +711,7 @@ def test_odd_state_directory_survives_systemd_quoting(write_job, tmp_path, monke
 
 def test_the_wrapper_command_is_the_crontab_one_with_timer():
     argv = sd.wrapper_argv("/var/lib/jobctl", "backup")
-    expected = runner.wrapper_argv("/var/lib/jobctl", "backup")
+    expected = cmdline.wrapper_argv("/var/lib/jobctl", "backup")
     assert "--scheduled" in expected and "--scheduled" not in argv
     assert argv == [("--timer" if a == "--scheduled" else a) for a in expected]
     assert os.path.isabs(argv[0]) and os.path.exists(argv[0])

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from jobctl.runner import notify
+from jobctl.runner import host
 from jobctl.runner import wrapper as runner
 from jobctl import store
 
@@ -240,8 +241,8 @@ def test_replace_never_signals_a_group_the_lock_record_does_not_prove(state, mar
 @pytest.mark.parametrize("pgid", [-1, 0, 1])
 def test_ids_that_are_no_jobs_group_are_refused(pgid):
     # Checked without sending anything: signalling group 1 as root would end the machine's init group.
-    assert runner._not_the_runs_group(pgid, 12345, (0, 0)) is not None
-    assert runner._not_the_runs_group(os.getpgrp(), 12345, (0, 0)) is not None
+    assert host.not_the_runs_group(pgid, 12345, (0, 0)) is not None
+    assert host.not_the_runs_group(os.getpgrp(), 12345, (0, 0)) is not None
 
 
 # --- 2. notify commands of `user:` jobs ran as root ----------------------------------------------------------
@@ -478,7 +479,7 @@ def _read_finalising(state: str) -> list[dict]:
     """What a read command (jobctl status, history) sees: lost runs finalised first, as cli._open_log does."""
     log = store.connect(os.path.join(state, "runs.db"))
     try:
-        log.finalize_lost(None, os.uname().nodename, runner._boot_id(), runner._alive, runner._group_alive,
+        log.finalize_lost(None, os.uname().nodename, host.boot_id(), host.alive, host.group_alive,
                           time.time())
     finally:
         log.close()

@@ -275,7 +275,7 @@ def _open_log(state: str, create: bool = False):
     import sqlite3
 
     from jobctl import paths
-    from jobctl.runner import wrapper as runner
+    from jobctl.runner import host
     from jobctl import store
 
     path = paths.runs_db(state)
@@ -283,7 +283,7 @@ def _open_log(state: str, create: bool = False):
         return None
     try:
         log = store.connect(path)
-        log.finalize_lost(None, os.uname().nodename, runner._boot_id(), runner._alive, runner._group_alive, time.time())
+        log.finalize_lost(None, os.uname().nodename, host.boot_id(), host.alive, host.group_alive, time.time())
     except (sqlite3.Error, OSError) as exc:
         _fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
                                  "move it aside to start a new one (jobctl doctor checks it)"))

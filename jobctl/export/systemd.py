@@ -177,9 +177,9 @@ def timespan(seconds: int) -> str:
 
 def wrapper_argv(state: str, name: str) -> list[str]:
     """The crontab line's wrapper command, with --timer: systemd already decided the run is due."""
-    from jobctl.runner import wrapper as runner
+    from jobctl.runner import cmdline
 
-    return runner.wrapper_argv(state, name, timer=True)
+    return cmdline.wrapper_argv(state, name, timer=True)
 
 
 def start_bound(job: JobSpec) -> int | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from jobctl import applied
 from jobctl import paths
-from jobctl.runner import wrapper as runner
+from jobctl.runner import cmdline, host
 from jobctl.errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
 from jobctl.files import Batch, remove_stale_temps, replace_atomically
 from jobctl.jobs.spec import JobSpec
@@ -397,13 +397,13 @@ def _render(schedule: str, argv: list[str], marker: str, system: bool) -> str:
 
 def render_line(defn: dict, state: str, system: bool) -> str:
     """One crontab entry: schedule, [user,] the wrapper command, a marker comment."""
-    return _render(cron_schedule(defn), runner.wrapper_argv(state, defn["name"]),
+    return _render(cron_schedule(defn), cmdline.wrapper_argv(state, defn["name"]),
                    f"jobctl:{defn['name']} {definition_hash(defn)}", system)
 
 
 def catch_up_lines(state: str, system: bool) -> list[str]:
     """At boot and every minute: the pass that starts runs missed during downtime."""
-    argv = [*runner.interpreter_argv(), "--catch-up", "--state-dir", state]
+    argv = [*cmdline.interpreter_argv(), "--catch-up", "--state-dir", state]
     digest = hashlib.sha256(" ".join(argv).encode()).hexdigest()[:12]
     return [_render(when, argv, f"jobctl:{name} {digest}", system) for name, when in CATCH_UP_ENTRIES.items()]
 
@@ -883,7 +883,7 @@ def meaning(name: str, value: str) -> tuple[str, bool]:
                 "or set SHELL=/bin/sh on the line just above jobctl's block"), True
     if name == "PATH":
         return (f"{shown}: no effect on jobctl's lines (absolute paths) or their jobs (the wrapper sets "
-                f"PATH={runner.CLEAN_PATH}); set env: {{PATH: ...}} in a job file to change a job's PATH"), False
+                f"PATH={host.CLEAN_PATH}); set env: {{PATH: ...}} in a job file to change a job's PATH"), False
     if name in ("HOME", "LOGNAME", "USER"):
         return (f"{shown}: jobs get HOME, LOGNAME and USER of their own user from the wrapper, not this"), False
     if name in MAIL_SETTINGS:

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 
 from jobctl import paths
-from jobctl.runner.wrapper import CLEAN_PATH
+from jobctl.runner.host import CLEAN_PATH
 
 
 @dataclass

@@ -60,7 +60,8 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     from jobctl import applied
     from jobctl import pause
     from jobctl import store
-    from jobctl.runner.wrapper import ErrorLog, interpreter_argv
+    from jobctl.runner.cmdline import interpreter_argv
+    from jobctl.runner.wrapper import ErrorLog
 
     now = time.time() if now is None else now
     os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)

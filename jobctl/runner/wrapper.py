@@ -32,6 +32,8 @@ try:
 except ImportError:  # not CPython
     import signal as _signal
 
+from jobctl.runner import host
+
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,7 +49,6 @@ EX_NOT_FOUND = 127
 MAIL_TAIL_LINES = 20
 MAIL_TAIL_BYTES = 4096
 
-CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 FORWARDED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
 READ_CHUNK = 1 << 20
 #: reads of what a job left in the pipe when its main process exited: the pipe holds at most
@@ -270,162 +271,6 @@ class Signals:
                 raise _Interrupted(self.pending[0])
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process (pid > 0) or process group (pid < 0) exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _proc_stat(pid: int | str) -> list[bytes] | None:
-    """The fields of /proc/PID/stat from the state on (field 3 is [0]); None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return fields if len(fields) > 19 else None
-
-
-def _start_ticks(pid: int) -> int:
-    """When process ``pid`` started, in clock ticks after boot (field 22); 0 when unknown.
-
-    With the pid, this names one process for the machine's uptime: a pid
-    can be reused, a (pid, start time) pair cannot.
-    """
-    fields = _proc_stat(pid)
-    return int(fields[19]) if fields else 0
-
-
-def _group_members(pgid: int) -> list[int]:
-    """The live processes of group ``pgid`` (zombies do not count)."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    members = []
-    for entry in entries:
-        if entry.isdigit():
-            fields = _proc_stat(entry)
-            # fields after the command: state, ppid, pgrp, ...
-            if fields and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-                members.append(int(entry))
-    return members
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of a group still lives (zombies do not count).
-
-    Orphaned zombies linger where PID 1 is slow to reap (containers, some
-    VMs), and kill(-pgid, 0) still finds them.
-    """
-    if pgid <= 1 or not _alive(-pgid):
-        return False
-    if not os.path.isdir("/proc/self"):
-        return True
-    return bool(_group_members(pgid))
-
-
-def _open_on(pid: int, file_id: tuple[int, int], locked: bool = False) -> bool:
-    """Whether process ``pid`` has the file (st_dev, st_ino) open; ``locked``: through a descriptor holding a flock."""
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            st = os.stat(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if (st.st_dev, st.st_ino) != file_id:
-            continue
-        if not locked:
-            return True
-        try:
-            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
-                if b"\nlock:" in fh.read():  # the locks this open file description holds
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-def _lock_holders(file_id: tuple[int, int]) -> list[int]:
-    """The processes (other than this one) whose descriptors hold the flock on file ``file_id``."""
-    me = os.getpid()
-    try:
-        pids = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
-    except OSError:
-        return []
-    return [pid for pid in pids if _open_on(pid, file_id, locked=True)]
-
-
-def _not_the_runs_group(pgid: int, start: int, lock_id: tuple[int, int]) -> str | None:
-    """Why process group ``pgid`` cannot be proven to be the one the lock holder's run started; None when it is.
-
-    The lock file names the holder's group, and ``replace`` signals it as
-    root.  Only a group that passes these checks is ever signalled: an id
-    that is not a job's (negative, 0, 1, the wrapper's own), a recorded start
-    time that does not match the session leader now using that id (the job
-    ended and the pid was reused), or, when the leader has exited, a group
-    none of whose processes holds this job's lock.  A process group id is
-    never reused while the group has members, and the lock descriptor is
-    only inherited by the job's own processes.
-    """
-    if pgid <= 1:
-        return f"process group {pgid} is not a job's"
-    if pgid in (os.getpid(), os.getpgrp()):
-        return f"process group {pgid} is the wrapper's own"
-    if start <= 0:
-        return f"no start time is recorded for process group {pgid} (written by an older jobctl?)"
-    leader = _proc_stat(pgid)
-    if leader is not None:
-        if int(leader[2]) != pgid or int(leader[19]) != start:
-            return f"process {pgid} is not the one the run started (its pid was reused)"
-        return None
-    if any(_open_on(pid, lock_id) for pid in _group_members(pgid)):
-        return None
-    return f"no process of group {pgid} holds the job's lock"
-
-
-def _kill_session(sid: int) -> None:
-    """SIGKILL every process of session ``sid`` (its leader is our unreaped child, so the id is not reused)."""
-    _killpg(sid, _signal.SIGKILL)
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return
-    for entry in entries:
-        if entry.isdigit() and int(entry) != os.getpid():
-            fields = _proc_stat(entry)
-            if fields and int(fields[3]) == sid:
-                try:
-                    os.kill(int(entry), _signal.SIGKILL)
-                except OSError:
-                    pass
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
-            return fh.read().strip().decode()
-    except OSError:
-        return ""
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    if pgid <= 1:  # killpg(0) is our own group, 1 init's, and a negative id an error
-        return
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 class Holder:
     """What the lock file says of the run holding the lock; zeros where unknown."""
 
@@ -529,7 +374,7 @@ def clean_environment(defn: dict[str, Any], who: tuple[str, str, int, int]) -> d
         "LOGNAME": user,
         "USER": user,
         "SHELL": defn.get("shell") or "/bin/sh",
-        "PATH": CLEAN_PATH,
+        "PATH": host.CLEAN_PATH,
         "LANG": "C.UTF-8",
     }
     env.update(defn.get("env") or {})
@@ -575,7 +420,7 @@ class Attempt:
     def _argv(self) -> list[str]:
         command = self.defn["command"]
         if isinstance(command, list):
-            return [_resolve(str(command[0]), self.env.get("PATH", CLEAN_PATH))] + [str(a) for a in command[1:]]
+            return [_resolve(str(command[0]), self.env.get("PATH", host.CLEAN_PATH))] + [str(a) for a in command[1:]]
         return [self.defn.get("shell") or "/bin/sh", "-c", command]
 
     def spawn(self, record: Callable[[int, int], None]) -> tuple[str, int] | None:
@@ -641,7 +486,7 @@ class Attempt:
         if self.lock is not None:
             os.set_inheritable(self.lock.fd, False)  # the job has it; later children (notifications) must not
         self.out_r = out_r
-        start = _start_ticks(pid)  # the child exists until we reap it: this is its start time
+        start = host.start_ticks(pid)  # the child exists until we reap it: this is its start time
         _checkpoint("spawned")
         try:
             ready = os.read(err_r, 64)
@@ -733,15 +578,15 @@ class Attempt:
                 now = time.monotonic()
                 if self.signals.pending and forwarded is None:
                     forwarded = self.signals.pending[0]
-                    _killpg(pid, forwarded)
+                    host.killpg(pid, forwarded)
                     ended_by = ended_by or "signal"
                     kill_at = now + kill_grace
                 if deadline is not None and ended_by is None and now >= deadline:
-                    _killpg(pid, _signal.SIGTERM)
+                    host.killpg(pid, _signal.SIGTERM)
                     ended_by = "timeout"
                     kill_at = now + kill_grace
                 if kill_at is not None and now >= kill_at:
-                    _killpg(pid, _signal.SIGKILL)
+                    host.killpg(pid, _signal.SIGKILL)
                     kill_at = None
                 if status is None:
                     # The pidfd can report the exit a moment before waitpid
@@ -751,12 +596,12 @@ class Attempt:
                         status = wstatus
                 if status is None:
                     continue
-                if not ended_by or not _group_alive(pid):
+                if not ended_by or not host.group_alive(pid):
                     break
                 # We are ending the job: its grandchildren must go too (a job
                 # that ended by itself may leave background processes, as under cron).
                 if kill_at is None:
-                    _killpg(pid, _signal.SIGKILL)
+                    host.killpg(pid, _signal.SIGKILL)
                     # Killed processes vanish once init reaps them; do not wait
                     # forever where nothing reaps.
                     if give_up is None:
@@ -872,7 +717,7 @@ class _Notifier:
         finally:
             os.close(self.r)
             if note:
-                _kill_session(self.pid)
+                host.kill_session(self.pid)
             os.waitpid(self.pid, 0)
         lines = [line for line in data.decode("utf-8", "replace").splitlines() if line]
         return lines + [note] if note else lines
@@ -914,7 +759,7 @@ class Wrapper:
         self.on_started = on_started
         self.error = ErrorLog(state, self.name)
         self.host = os.uname().nodename
-        self.boot_id = _boot_id()
+        self.boot_id = host.boot_id()
         self.run_ids: list[int] = []
         self._notes: list[str] = []
         #: the last attempt's run fields and output, for notifications
@@ -1060,7 +905,7 @@ class Wrapper:
         """Terminate the lock holder's process group and take the lock; None once taken, else the exit code.
 
         Only a group proven to be the one the holder's run started is
-        signalled (_not_the_runs_group): the holder record may be forged,
+        signalled (host.not_the_runs_group): the holder record may be forged,
         stale or from an older jobctl, and this may run as root.  SIGTERM,
         then SIGKILL after kill_grace, then at most kill_grace more for the
         holder's wrapper to record its run and let go.  A lock that is still
@@ -1082,22 +927,22 @@ class Wrapper:
             now = time.monotonic()
             if target is None and checked != (holder := lock.holder()).key():
                 checked = holder.key()  # the checks read /proc: once per record the holder writes
-                why = _not_the_runs_group(holder.pgid, holder.start, lock.file_id)
+                why = host.not_the_runs_group(holder.pgid, holder.start, lock.file_id)
                 if why is None:
                     row = log.call("get", holder.run) if holder.run else None
                     was_running = row is None or row["status"] == "running"
-                    _killpg(holder.pgid, _signal.SIGTERM)
+                    host.killpg(holder.pgid, _signal.SIGTERM)
                     target, term_at, kill_at = holder, now, now + self.grace
                 elif why != refused and (holder.run or holder.pgid):  # zeros: the holder has not written it yet
                     refused = why
                     self.error(f"replace: not signalling the holder of the lock (run {holder.run or '?'}): {why}")
             elif kill_at is not None and now >= kill_at:
                 kill_at = None
-                if _not_the_runs_group(target.pgid, target.start, lock.file_id) is None:  # still that group?
-                    _killpg(target.pgid, _signal.SIGKILL)
+                if host.not_the_runs_group(target.pgid, target.start, lock.file_id) is None:  # still that group?
+                    host.killpg(target.pgid, _signal.SIGKILL)
                     killed = True
             if now >= (began + self.grace if term_at is None else term_at + 2 * self.grace):
-                pids = _lock_holders(lock.file_id)
+                pids = host.lock_holders(lock.file_id)
                 reason = f"skipped: run {holder.run or '?'} could not be replaced: the lock is still held by " \
                          f"pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids)) or '?'}"
                 if target is not None:
@@ -1157,7 +1002,7 @@ class Wrapper:
     def _attempts(self, log: RunLog, signals: Signals, lock: Lock | None,
                   umask: int) -> tuple[int, int, int | None]:
         """Every attempt, then retention: (exit code, failures before, failures now or None when interrupted)."""
-        log.call("finalize_lost", self.name, self.host, self.boot_id, _alive, _group_alive, time.time())
+        log.call("finalize_lost", self.name, self.host, self.boot_id, host.alive, host.group_alive, time.time())
         if self._replaced:
             log.call("append_reason", self._replaced, " (replaced by a new run)")
         code = EX_JOBCTL
@@ -1324,26 +1169,6 @@ def _isatty(fd: int) -> bool:
         return os.isatty(fd)
     except OSError:
         return False
-
-
-def interpreter_argv() -> list[str]:
-    """``PYTHON -I -m jobctl.runner`` with the interpreter named by a stable absolute path.
-
-    Cron's PATH is /usr/bin:/bin, so the path is absolute; it is the
-    environment's ``bin/python3`` rather than sys.executable, which depends on
-    how jobctl was started (python, python3, python3.11) and would make apply
-    rewrite every line.  -I keeps the operator's PYTHON* variables and user
-    site-packages out of scheduled runs.
-    """
-    python = os.path.join(sys.prefix, "bin", "python3")
-    if not os.access(python, os.X_OK):
-        python = sys.executable
-    return [python, "-I", "-m", "jobctl.runner"]
-
-
-def wrapper_argv(state: str, name: str, timer: bool = False) -> list[str]:
-    """The command a crontab line (or, with ``timer``, a systemd unit) runs for a job."""
-    return [*interpreter_argv(), "--timer" if timer else "--scheduled", "--state-dir", state, name]
 
 
 class _JsonContext:

@@ -1,0 +1,173 @@
+"""What the kernel says of processes: alive, group members, start times, lock holders, boot id.
+
+Read from /proc and kill(2) only, for the wrapper (hot path) and for the CLI
+(``status`` and ``run --detach`` ask whether a recorded run still lives).
+"""
+
+from __future__ import annotations
+
+import os
+
+try:
+    import _signal  # signal without its enums (~2 ms the wrapper need not pay)
+except ImportError:  # not CPython
+    import signal as _signal
+
+# The PATH a job starts with unless its file sets one: cron's own default and then some.
+CLEAN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def alive(pid: int) -> bool:
+    """Whether a process (pid > 0) or process group (pid < 0) exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def proc_stat(pid: int | str) -> list[bytes] | None:
+    """The fields of /proc/PID/stat from the state on (field 3 is [0]); None when there is no such process."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields if len(fields) > 19 else None
+
+
+def start_ticks(pid: int) -> int:
+    """When process ``pid`` started, in clock ticks after boot (field 22); 0 when unknown.
+
+    With the pid, this names one process for the machine's uptime: a pid
+    can be reused, a (pid, start time) pair cannot.
+    """
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields else 0
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live processes of group ``pgid`` (zombies do not count)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    members = []
+    for entry in entries:
+        if entry.isdigit():
+            fields = proc_stat(entry)
+            # fields after the command: state, ppid, pgrp, ...
+            if fields and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+                members.append(int(entry))
+    return members
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of a group still lives (zombies do not count).
+
+    Orphaned zombies linger where PID 1 is slow to reap (containers, some
+    VMs), and kill(-pgid, 0) still finds them.
+    """
+    if pgid <= 1 or not alive(-pgid):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True
+    return bool(group_members(pgid))
+
+
+def open_on(pid: int, file_id: tuple[int, int], locked: bool = False) -> bool:
+    """Whether process ``pid`` has the file (st_dev, st_ino) open; ``locked``: through a descriptor holding a flock."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != file_id:
+            continue
+        if not locked:
+            return True
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}", "rb") as fh:
+                if b"\nlock:" in fh.read():  # the locks this open file description holds
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def lock_holders(file_id: tuple[int, int]) -> list[int]:
+    """The processes (other than this one) whose descriptors hold the flock on file ``file_id``."""
+    me = os.getpid()
+    try:
+        pids = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != me]
+    except OSError:
+        return []
+    return [pid for pid in pids if open_on(pid, file_id, locked=True)]
+
+
+def not_the_runs_group(pgid: int, start: int, lock_id: tuple[int, int]) -> str | None:
+    """Why process group ``pgid`` cannot be proven to be the one the lock holder's run started; None when it is.
+
+    The lock file names the holder's group, and ``replace`` signals it as
+    root.  Only a group that passes these checks is ever signalled: an id
+    that is not a job's (negative, 0, 1, the wrapper's own), a recorded start
+    time that does not match the session leader now using that id (the job
+    ended and the pid was reused), or, when the leader has exited, a group
+    none of whose processes holds this job's lock.  A process group id is
+    never reused while the group has members, and the lock descriptor is
+    only inherited by the job's own processes.
+    """
+    if pgid <= 1:
+        return f"process group {pgid} is not a job's"
+    if pgid in (os.getpid(), os.getpgrp()):
+        return f"process group {pgid} is the wrapper's own"
+    if start <= 0:
+        return f"no start time is recorded for process group {pgid} (written by an older jobctl?)"
+    leader = proc_stat(pgid)
+    if leader is not None:
+        if int(leader[2]) != pgid or int(leader[19]) != start:
+            return f"process {pgid} is not the one the run started (its pid was reused)"
+        return None
+    if any(open_on(pid, lock_id) for pid in group_members(pgid)):
+        return None
+    return f"no process of group {pgid} holds the job's lock"
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (its leader is our unreaped child, so the id is not reused)."""
+    killpg(sid, _signal.SIGKILL)
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return
+    for entry in entries:
+        if entry.isdigit() and int(entry) != os.getpid():
+            fields = proc_stat(entry)
+            if fields and int(fields[3]) == sid:
+                try:
+                    os.kill(int(entry), _signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
+            return fh.read().strip().decode()
+    except OSError:
+        return ""
+
+
+def killpg(pgid: int, sig: int) -> None:
+    if pgid <= 1:  # killpg(0) is our own group, 1 init's, and a negative id an error
+        return
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
