@@ -18,8 +18,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jobctl import retention  # noqa: E402
-from jobctl import store
+from jobctl import retention, store  # noqa: E402
 
 
 def size(path: str) -> int:

@@ -27,9 +27,8 @@ from datetime import datetime, timedelta, timezone
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from jobctl import applied  # noqa: E402
-from jobctl import clock
-from jobctl.jobs import schedule
+from jobctl import applied, clock  # noqa: E402
+from jobctl.jobs import schedule  # noqa: E402
 
 ENV = {"PATH": "/usr/bin:/bin", "HOME": "/root", "SHELL": "/bin/sh", "LOGNAME": "root"}
 

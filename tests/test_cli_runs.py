@@ -410,10 +410,9 @@ def test_status_on_80_columns_never_cuts_a_job_name(write_job):
 
     from rich.console import Console
 
-    from jobctl.install import crontab
-    from jobctl.read import render
-    from jobctl.read import status
     from jobctl import store
+    from jobctl.install import crontab
+    from jobctl.read import render, status
 
     _status_rows(write_job)
     log = store.connect(os.path.join(state(), "runs.db"))
@@ -475,8 +474,8 @@ def test_status_shows_the_description_and_keeps_the_schedule(write_job):
 # --- issue 11, item 11: the loader's warnings in validate and plan ---------------------------------
 
 def _with_warning(monkeypatch, path: str) -> None:
-    from jobctl.jobs import loader
     from jobctl.errors import Problem
+    from jobctl.jobs import loader
 
     real = loader.load_dir
 

@@ -16,12 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jobctl import applied
+from jobctl import applied, paths
+from jobctl.cli.app import app
 from jobctl.install import crontab
 from jobctl.jobs import loader
-from jobctl import paths
 from jobctl.runner import cmdline
-from jobctl.cli.app import app
 
 JOB = """\
 schedule: "*/5 * * * *"

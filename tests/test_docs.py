@@ -11,8 +11,8 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
-from jobctl.jobs import spec
 from jobctl.cli.app import app
+from jobctl.jobs import spec
 
 ROOT = Path(__file__).resolve().parent.parent
 MAN = (ROOT / "man" / "jobctl.1").read_text()

@@ -23,12 +23,10 @@ from export_corpus import JOB_FILES, SCHEDULES
 from kubernetes_validate import utils as kv_utils
 from typer.testing import CliRunner
 
-from jobctl.jobs import loader
-from jobctl.jobs import schedule
-from jobctl.jobs import spec
 from jobctl.cli.app import app
 from jobctl.export import MARK
 from jobctl.export import kubernetes as k8s
+from jobctl.jobs import loader, schedule, spec
 
 ROOT = Path(__file__).resolve().parent.parent
 cli = CliRunner()

@@ -23,15 +23,12 @@ import pytest
 from export_corpus import JOB_FILES, SCHEDULES
 from typer.testing import CliRunner
 
-from jobctl import applied
-from jobctl import clock
-from jobctl.jobs import loader
-from jobctl import paths
-from jobctl.runner import cmdline
-from jobctl.jobs import schedule
+from jobctl import applied, clock, paths
 from jobctl.cli.app import app
 from jobctl.export import MARK
 from jobctl.export import systemd as sd
+from jobctl.jobs import loader, schedule
+from jobctl.runner import cmdline
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZE = shutil.which("systemd-analyze")

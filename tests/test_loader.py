@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.jobs import loader
-from jobctl.jobs import spec
 from jobctl.errors import InvalidJobs, JobctlError, Problem
+from jobctl.jobs import loader, spec
 
 WriteJob = Callable[[str, "str | bytes"], Path]
 

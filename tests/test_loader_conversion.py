@@ -15,8 +15,8 @@ from pathlib import Path
 import cron_oracle as oracle
 import pytest
 
-from jobctl.jobs import loader
 from jobctl.errors import Problem
+from jobctl.jobs import loader
 
 WriteJob = Callable[[str, "str | bytes"], Path]
 

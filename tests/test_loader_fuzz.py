@@ -33,8 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobctl.cli import app as cli
-from jobctl.jobs import loader
-from jobctl.jobs import spec
+from jobctl.jobs import loader, spec
 
 EXAMPLES = int(os.environ.get("JOBCTL_FUZZ_EXAMPLES", "300"))
 

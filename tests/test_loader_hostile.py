@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from jobctl.cli import app as cli
-from jobctl.jobs import loader
-from jobctl.jobs import spec
 from jobctl.errors import ExitCode
+from jobctl.jobs import loader, spec
 
 WriteJob = Callable[[str, "str | bytes"], Path]
 HEAD = "schedule: '@daily'\ncommand: 'true'\n"

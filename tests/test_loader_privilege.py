@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl.read import doctor
-from jobctl.jobs import loader
 from jobctl.cli.app import app
+from jobctl.jobs import loader
+from jobctl.read import doctor
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0,

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from jobctl.runner import notify
 from jobctl.cli.app import app
+from jobctl.runner import notify
 
 cli = CliRunner()
 

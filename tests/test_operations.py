@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import applied
-from jobctl.runner import catchup
-from jobctl import retention
-from jobctl.jobs import schedule
-from jobctl import store
+from jobctl import applied, retention, store
 from jobctl.cli.app import app
+from jobctl.jobs import schedule
+from jobctl.runner import catchup
 
 cli = CliRunner()
 

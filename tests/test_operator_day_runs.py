@@ -11,10 +11,8 @@ import time
 
 import pytest
 
-from jobctl import applied
+from jobctl import applied, retention, store
 from jobctl.read import metrics
-from jobctl import retention
-from jobctl import store
 
 from runhelp import RUNNER, job, rows
 

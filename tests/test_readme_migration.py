@@ -12,8 +12,7 @@ from pathlib import Path
 
 import cron_oracle as oracle
 
-from jobctl.jobs import loader
-from jobctl.jobs import spec
+from jobctl.jobs import loader, spec
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import applied
-from jobctl import store
+from jobctl import applied, store
 from jobctl.cli.app import app
 
 cli = CliRunner()

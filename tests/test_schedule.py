@@ -10,8 +10,7 @@ from crontab import CronSlices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobctl.jobs import schedule
-from jobctl.jobs import spec
+from jobctl.jobs import schedule, spec
 from jobctl.jobs.schedule import ScheduleError
 
 # --- specials and @every -------------------------------------------------------

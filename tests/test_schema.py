@@ -12,9 +12,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
-from jobctl.jobs import loader
-from jobctl.jobs import spec
 from jobctl.cli.app import app
+from jobctl.jobs import loader, spec
 from jobctl.jobs.schema import job_schema
 
 SHIPPED = Path(__file__).resolve().parent.parent / "jobs.d"

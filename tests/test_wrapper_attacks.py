@@ -26,10 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.runner import notify
-from jobctl.runner import host
-from jobctl.runner import wrapper as runner
 from jobctl import store
+from jobctl.runner import host, notify
+from jobctl.runner import wrapper as runner
 
 from runhelp import job, output, pids_with, rows, run, start, wait_for
 

@@ -103,8 +103,8 @@ def validate(jobs_dir: JobsDir = None, json_out: Json = False, strict: Strict = 
     crontab) are printed as PATH:LINE:COL: warning: ... and do not fail
     unless --strict.  Exit 0 when every job is valid, 1 when not.
     """
-    from jobctl.jobs import loader
     from jobctl import paths
+    from jobctl.jobs import loader
 
     directory = paths.jobs_dir(jobs_dir)
     try:
@@ -224,8 +224,8 @@ def _load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK, warn: bool = F
     With ``warn`` (validate, plan) the loader's warnings are printed too, and
     are errors under ``strict``.
     """
-    from jobctl.jobs import loader
     from jobctl import paths
+    from jobctl.jobs import loader
 
     directory = paths.jobs_dir(jobs_dir)
     try:
@@ -274,9 +274,8 @@ def _open_log(state: str, create: bool = False):
     """The run log for a read command, with lost runs finalised; None when there is none yet."""
     import sqlite3
 
-    from jobctl import paths
+    from jobctl import paths, store
     from jobctl.runner import host
-    from jobctl import store
 
     path = paths.runs_db(state)
     if not create and not os.path.exists(path):
@@ -338,9 +337,8 @@ def run(
     the job's exit code: 124 timed out, 75 skipped (concurrency: forbid),
     128+N killed by signal N, 125 jobctl itself failed.
     """
-    from jobctl import applied
+    from jobctl import applied, paths
     from jobctl.jobs import loader
-    from jobctl import paths
     from jobctl.runner import wrapper as runner
 
     directory = paths.jobs_dir(jobs_dir)
@@ -463,8 +461,8 @@ def history(
     Reasons and names are shown as text: control characters appear escaped
     (ESC as \\x1b); --json has them as they are.
     """
-    from jobctl.read import render
     from jobctl import store
+    from jobctl.read import render
 
     if name is not None:
         _job_name(name, "a job name")
@@ -740,9 +738,9 @@ def status(
     """
     from datetime import datetime
 
+    from jobctl import paths
     from jobctl.install import crontab
     from jobctl.jobs import loader
-    from jobctl import paths
     from jobctl.read import render
     from jobctl.read import status as status_mod
 
@@ -793,9 +791,8 @@ Names = Annotated[list[str], typer.Argument(metavar="NAME...", help="Jobs to act
 
 def _known_names(state: str, names: list[str], jobs_dir: str | None) -> None:
     """Pausing a typo would silently do nothing: insist on a known job."""
-    from jobctl import applied
+    from jobctl import applied, paths
     from jobctl.jobs import loader
-    from jobctl import paths
 
     directory = paths.jobs_dir(jobs_dir)
     known = set(applied.names(state))
@@ -842,8 +839,7 @@ def prune(
     Jobs no longer applied keep the defaults (200 runs, 90 days).  Runs are
     also pruned after each run; this prunes everything and compacts the file.
     """
-    from jobctl import applied
-    from jobctl import retention
+    from jobctl import applied, retention
 
     state = _state()
     log = _open_log(state)
@@ -901,9 +897,9 @@ def doctor(jobs_dir: JobsDir = None, system: SystemOpt = False) -> None:
     checked as the job's user.  Settings above jobctl's crontab block
     (MAILTO, SHELL, CRON_TZ, ...) are explained once each.
     """
-    from jobctl.read import doctor as doc
-    from jobctl.jobs import loader
     from jobctl import paths
+    from jobctl.jobs import loader
+    from jobctl.read import doctor as doc
 
     state = _state_path()
     directory = paths.jobs_dir(jobs_dir)

@@ -97,8 +97,8 @@ def kubernetes(
     exported, 1 when a job file is invalid (every problem is printed), 2 on a
     usage error.
     """
-    from jobctl.cli import app as cli
     from jobctl import pause
+    from jobctl.cli import app as cli
     from jobctl.export import kubernetes as k8s
 
     _, jobs = cli._load(jobs_dir)
@@ -140,8 +140,8 @@ def systemd(
     carry.  Exit 0 when exported, 1 when a job file is invalid or a record is
     refused, 2 on a usage error.
     """
-    from jobctl.cli import app as cli
     from jobctl import pause
+    from jobctl.cli import app as cli
     from jobctl.errors import EnvironmentProblem, JobctlError
     from jobctl.export import check_targets
     from jobctl.export import systemd as sd

@@ -25,6 +25,7 @@ from typing import Any
 
 from jobctl.jobs import schedule as schedule_mod
 from jobctl.jobs.spec import History, JobSpec, Notify, Retries, format_duration
+
 from . import Export, Output, consecutive_runs, header
 
 #: used when --image is not given; the job's programs must exist in it

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from jobctl.jobs import schedule as schedule_mod
 from jobctl.errors import JobctlError
+from jobctl.jobs import schedule as schedule_mod
 from jobctl.jobs.spec import JobSpec, format_duration
+
 from . import Export, Output, consecutive_runs, header, one_line
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then 0 (and 7)
@@ -307,8 +308,8 @@ def installed_in_cron(state: str) -> tuple[dict[str, tuple[str, bool]], list[str
     Both the user's crontab and the system file are looked at; a host
     without a crontab command has nothing installed there.
     """
-    from jobctl.install import crontab
     from jobctl import paths
+    from jobctl.install import crontab
 
     found: dict[str, tuple[str, bool]] = {}
     notes: list[str] = []
@@ -434,8 +435,8 @@ def outdated(jobs: list[JobSpec], state: str) -> list[str]:
 def record_applied(rec: Record, state: str) -> None:
     """Write the recorded definitions, all or none, under apply's lock; no crontab is touched."""
     from jobctl import applied
-    from jobctl.install import crontab
     from jobctl.files import Batch
+    from jobctl.install import crontab
 
     with crontab._apply_lock(state):
         applied.sweep(state)

@@ -26,12 +26,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from jobctl import applied
-from jobctl import paths
-from jobctl.runner import cmdline, host
+from jobctl import applied, paths
 from jobctl.errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
 from jobctl.files import Batch, remove_stale_temps, replace_atomically
 from jobctl.jobs.spec import JobSpec
+from jobctl.runner import cmdline, host
 
 BEGIN = "# BEGIN jobctl"
 END = "# END jobctl"

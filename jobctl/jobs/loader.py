@@ -38,8 +38,8 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader, ReaderError
 
-from jobctl.jobs import spec
 from jobctl.errors import InvalidJobs, JobctlError, Problem
+from jobctl.jobs import spec
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_ALIASES = 100

@@ -135,8 +135,8 @@ def applied_readable(state: str, jobs: list | None = None) -> Check:
 
 
 def crontab_in_sync(jobs: list, state: str, system: bool, jobs_dir: str | None = None) -> Check:
-    from jobctl.install import crontab
     from jobctl.errors import JobctlError
+    from jobctl.install import crontab
 
     try:
         plan = crontab.make_plan(jobs, state, crontab.target(system), jobs_dir)
@@ -161,8 +161,8 @@ def job_files_safe(directory: str) -> Check:
     owned by root, not writable by group or others (sticky directories above
     the jobs directory excepted), links judged by what they point at.
     """
-    from jobctl.jobs import loader
     from jobctl.errors import JobctlError
+    from jobctl.jobs import loader
 
     if os.geteuid() != 0:
         return Check("job file permissions", True, "not running as root")
@@ -356,8 +356,8 @@ _SETTING_FIXES = {
 
 def inherited_settings(state: str, system: bool) -> list[Check]:
     """One check per setting above jobctl's block: what it means for jobctl's lines (crontab.meaning)."""
-    from jobctl.install import crontab
     from jobctl.errors import JobctlError
+    from jobctl.install import crontab
 
     try:
         tgt = crontab.target(system)

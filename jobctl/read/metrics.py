@@ -8,8 +8,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from jobctl import applied
-from jobctl import pause
+from jobctl import applied, pause
 from jobctl.store import STATUSES, Store
 
 PREFIX = "jobctl_job_"

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobctl import applied
+from jobctl import applied, paths
 from jobctl.install import crontab
-from jobctl import paths
 from jobctl.jobs.spec import JobSpec
 from jobctl.store import Store
 

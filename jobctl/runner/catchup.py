@@ -57,9 +57,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     import json
     import subprocess
 
-    from jobctl import applied
-    from jobctl import pause
-    from jobctl import store
+    from jobctl import applied, pause, store
     from jobctl.runner.cmdline import interpreter_argv
     from jobctl.runner.wrapper import ErrorLog
 
