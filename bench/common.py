@@ -21,7 +21,10 @@ Interpreters ("targets") measured:
   rev=REV    bench/out/venv-rev-REV: like installed, but jobctl as committed
              at git revision REV (`git archive`), to measure a change against
              its parent in the same interleaved run; rev=REV:system builds
-             it on /usr/bin/python3, like system
+             it on /usr/bin/python3, like system (REV may be HEAD or any
+             name git knows; it is resolved to its commit once)
+  worktree   another name for installed
+  PATH       a venv directory, or a python inside one (same as venv=DIR)
 
 The non-editable venvs are refreshed (jobctl reinstalled without its
 dependencies) whenever a file of the jobctl package differs from the
@@ -62,8 +65,13 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     try:
-        rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"], capture_output=True,
+        # Plumbing only: `git describe --dirty` refreshes (writes) the index, and other
+        # people work in this checkout while benchmarks run.
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "--no-optional-locks", "diff-index", "--quiet", "HEAD", "--"],
+                               capture_output=True, check=False).returncode
+        rev += "-dirty" if dirty == 1 else ""
     except OSError:
         rev = "?"
     return {
@@ -73,14 +81,15 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python (bench driver)": platform.python_version(),
         "checkout": rev or "?",
+        "nice": str(os.nice(0)),
     }
 
 
 def loadavg() -> str:
-    """The 1-minute load average: other work on the machine skews every figure."""
+    """The load averages over 1, 5 and 15 minutes: other work on the machine skews every figure."""
     try:
         with open("/proc/loadavg") as fh:
-            return fh.read().split()[0]
+            return " ".join(fh.read().split()[:3])
     except OSError:
         return "?"
 
@@ -126,7 +135,7 @@ def print_machine(load_before: str | None = None, busy_before: str | None = None
                   others: Others | None = None) -> None:
     info = machine()
     if load_before is not None:
-        info["load (1 min) before/after"] = f"{load_before}/{loadavg()}"
+        info["load average (1/5/15 min) before -> after"] = f"{load_before} -> {loadavg()}"
     if busy_before is not None:
         info["CPU busy just before"] = busy_before
     if others is not None:
@@ -161,9 +170,13 @@ def _base_python(target: str) -> str:
 
 
 def _source_digest() -> str:
+    """Every .py file of the package, subpackages included (modules move between them)."""
     h = hashlib.sha256()
-    for rel in ["pyproject.toml"] + sorted(f"jobctl/{n}" for n in os.listdir(os.path.join(REPO, "jobctl"))
-                                           if n.endswith(".py")):
+    rels = []
+    for top, dirs, files in os.walk(os.path.join(REPO, "jobctl")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rels += [os.path.relpath(os.path.join(top, n), REPO) for n in files if n.endswith(".py")]
+    for rel in ["pyproject.toml"] + sorted(rels):
         h.update(rel.encode())
         with open(os.path.join(REPO, rel), "rb") as fh:
             h.update(fh.read())
@@ -224,6 +237,15 @@ def _rev_python(rev: str, venv: str, base: str) -> str:
     return py
 
 
+def jobctl_command(target: str, refresh: bool = True) -> str:
+    """The target's `jobctl` console script (what an operator runs), next to its python."""
+    py = python(target, refresh)
+    path = os.path.join(os.path.dirname(py), "jobctl")
+    if not os.path.exists(path):
+        sys.exit(f"{target}: no jobctl command at {path}")
+    return path
+
+
 def python_version(py: str) -> str:
     return subprocess.run([py, "-I", "-c", "import platform; print(platform.python_version())"], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -237,7 +259,17 @@ def slug(target: str) -> str:
 def targets_arg(value: str) -> list[str]:
     chosen = [t.strip() for t in value.split(",") if t.strip()]
     for i, t in enumerate(chosen):
-        if t.startswith("rev=") and len(t) > 4:
+        if t == "worktree":
+            chosen[i] = "installed"
+        elif t not in TARGETS and "=" not in t and os.path.exists(t):
+            # a venv directory, or a python inside one (bin/python -> the venv)
+            path = os.path.abspath(t)
+            if not os.path.isdir(path):
+                path = os.path.dirname(os.path.dirname(path))
+            if not os.path.exists(os.path.join(path, "bin", "python")):
+                raise SystemExit(f"{t!r}: not a venv (no bin/python)")
+            chosen[i] = "venv=" + path
+        elif t.startswith("rev=") and len(t) > 4:
             name, _, base = t[4:].partition(":")
             if base not in ("", "system"):
                 raise SystemExit(f"{t!r}: only rev=REV or rev=REV:system")
@@ -249,7 +281,8 @@ def targets_arg(value: str) -> list[str]:
         elif t.startswith("venv=") and len(t) > 5:
             chosen[i] = "venv=" + os.path.abspath(t[5:])
         elif t not in TARGETS:
-            raise SystemExit(f"unknown target {t!r}; choose from {', '.join(TARGETS)}, rev=GITREV or venv=DIR")
+            raise SystemExit(f"unknown target {t!r}; choose from {', '.join(TARGETS)}, worktree, rev=GITREV, "
+                             "venv=DIR or the path of a venv")
     return chosen
 
 
@@ -360,10 +393,31 @@ def helper(py: str, code: str, *args: str) -> str:
     return subprocess.run([py, "-I", "-c", code, *args], capture_output=True, text=True, check=True).stdout
 
 
+# Modules move between packages (jobctl.runner was one module, then a package
+# with cmdline.py): find applied.write and wrapper_argv wherever the target's
+# jobctl defines them, so every revision can be measured with one script.
 APPLY_SNIPPET = """
-import json, sys
-from jobctl import applied
-from jobctl.runner.cmdline import wrapper_argv
+import importlib, json, os, sys
+import jobctl
+
+def find(filename=None, defines=None):
+    root = os.path.dirname(jobctl.__file__)
+    for top, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for n in sorted(files):
+            if not n.endswith(".py") or (filename and n != filename):
+                continue
+            path = os.path.join(top, n)
+            if defines:
+                with open(path, encoding="utf-8") as fh:
+                    if defines not in fh.read():
+                        continue
+            rel = os.path.relpath(path[:-3], os.path.dirname(root)).replace(os.sep, ".")
+            return importlib.import_module(rel[:-9] if rel.endswith(".__init__") else rel)
+    sys.exit(f"jobctl at {root}: no module " + (filename or defines))
+
+applied = find(filename="applied.py")
+wrapper_argv = find(defines="def wrapper_argv(").wrapper_argv
 state = sys.argv[1]
 out = []
 for defn in json.loads(sys.stdin.read()):

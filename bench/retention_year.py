@@ -51,8 +51,8 @@ def main() -> None:
         before = size(path)
         t0 = time.perf_counter()
         with log.write() as db:
-            pruned = retention.prune_job(db, "every-minute", args.keep, retention.DEFAULT_MAX_AGE, now)
-        retention.vacuum(log.db)
+            pruned = store.prune_job(db, "every-minute", args.keep, retention.DEFAULT_MAX_AGE, now)
+        store.vacuum(log.db)
         log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         took = time.perf_counter() - t0
         left = log.db.execute("SELECT count(*) FROM runs").fetchone()[0]

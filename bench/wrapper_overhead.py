@@ -8,7 +8,14 @@ each round):
   wrapper (TARGET)  the exact argv of jobctl.runner.wrapper_argv(state, name),
                     on a definition written by jobctl.applied.write
   python -I -c pass the target's interpreter alone: a yardstick for how fast
-                    the machine is right now (it varies on a shared VM)
+                    the machine is right now (it varies on a shared VM), and
+                    issue 13's measure: each wrapper's wall and CPU as a ratio
+                    to it on the same interpreter (the median of the per-round
+                    ratios, both run in every round; target <= 1.5)
+  wrapper, old line the crontab line as jobctl wrote it before issue 13
+                    (PYTHON -I -m jobctl.runner --scheduled --state-dir S NAME),
+                    shown only when the target now writes another form: old
+                    lines must keep working
 
 Wall is spawn to reap; CPU is user+sys of the child and everything it reaped
 (os.wait4).  Every run must exit 0 with nothing on stderr.
@@ -34,6 +41,7 @@ import sys
 import common
 
 TARGET_MS = 40.0  # the issue's bound on median wall and CPU over bare sh -c true
+TARGET_RATIO = 1.5  # issue 13: a scheduled run within 1.5 x python -I -c pass on the same interpreter
 
 # The same exit as `python -m jobctl.runner` of that revision (_exit_now skips teardown).
 NO_RUNPY = "import sys, jobctl.runner as r; getattr(r, '_exit_now', sys.exit)(r.main())"
@@ -84,6 +92,10 @@ def variants(targets: list[str], out: str, alternatives: bool, install: bool) ->
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         found[f"wrapper ({target})"] = argv
         found[f"python -I -c pass ({target})"] = [py, "-I", "-c", "pass"]  # the interpreter alone, a yardstick
+        # the line every crontab held before issue 13, with this target's interpreter
+        old = [argv[0], "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir", state, "bench-true"]
+        if argv != old:
+            found[f"wrapper, old line ({target})"] = old
         if install and target != "dev":
             found.update(install_variants(target, py, argv))
         if not alternatives:
@@ -135,7 +147,7 @@ def main() -> int:
                             "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
                             "\"SELECT count(*) FROM runs WHERE status = 'succeeded'\").fetchone()[0])",
                             os.path.join(state, "runs.db"))
-        wrappers = sum(1 for n in names if n.endswith(f"({target})") and "wrapper" in n)
+        wrappers = sum(1 for n in names if n.endswith(f"({target})") and n.startswith("wrapper"))
         if int(got) != wrappers * (rounds + 3):
             problems.append(f"{target}: {got.strip()} succeeded runs recorded, expected {wrappers * (rounds + 3)}")
         if os.path.exists(os.path.join(state, "jobctl-errors.log")):
@@ -160,6 +172,22 @@ def main() -> int:
     print(f"\n{rounds} interleaved rounds, medians in ms; target: wrapper <= {TARGET_MS:.0f} ms wall and CPU "
           "over sh -c true\n")
     print(common.table(["variant", "wall", "CPU", "wall over bare", "CPU over bare", "within target"], rows))
+    rows = []
+    for target in opts.targets:
+        floor = results[f"python -I -c pass ({target})"]
+        for name in names:
+            if not (name.startswith("wrapper") and name.endswith(f"({target})")):
+                continue
+            # paired: the wrapper and the interpreter ran in the same round
+            wall = common.median([w.wall / p.wall for w, p in zip(results[name], floor, strict=True)])
+            cpu = common.median([w.cpu / p.cpu for w, p in zip(results[name], floor, strict=True) if p.cpu > 0])
+            rows.append([name, common.ms(common.median([x.wall for x in results[name]])),
+                         common.ms(common.median([x.wall for x in floor])), f"{wall:.2f}", f"{cpu:.2f}",
+                         "yes" if wall <= TARGET_RATIO else "NO"])
+    print(f"\nIssue 13: each wrapper against python -I -c pass on the same interpreter; ratios are the median of "
+          f"the per-round ratios (target <= {TARGET_RATIO})\n")
+    print(common.table(["variant", "wall", "python -I -c pass wall", "wall ratio", "CPU ratio",
+                        f"within {TARGET_RATIO} x"], rows))
     with open(os.path.join(out, "results.json"), "w") as fh:
         json.dump({n: [[x.wall, x.cpu] for x in results[n]] for n in names}, fh)
     for p in problems:
