@@ -3,17 +3,83 @@
 `apply` writes one JSON file per job under STATE/applied/; the wrapper reads
 only that file (no YAML, no validation) on every scheduled run.  Writes are
 atomic (temp file + rename) and 0600, since env values may hold secrets.
+
+This module owns the definition's shape: its keys (``Definition``), what a
+key a definition lacks means (``DEFAULTS``, by format), and the fast reader
+the wrapper uses.  The wrapper imports it, so at import it loads nothing
+beyond ``os`` and ``jobctl.paths``: json, typing and the file helpers are
+imported by the functions that need them (json with its regular expressions
+costs a scheduled run ~3 ms).  The compile step (job spec → definition, and
+the hash in the crontab line) is jobctl.install.compile.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Any
 
 from jobctl import paths
-from jobctl.files import Batch, remove_stale_temps, replace_atomically
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, TypedDict
+
+    from jobctl.files import Batch
+
+    class Retries(TypedDict):
+        attempts: int
+        delay: float
+        backoff: float
+        max_delay: float
+
+    class History(TypedDict):
+        keep: int
+        max_age: float
+
+    class Notify(TypedDict):
+        when: list[str]
+        after_failures: int
+        command: str | None
+        webhook: str | None
+        email: list[str]
+        ping: str | None
+
+    class _Meta(TypedDict, total=False):
+        jobs_dir: str
+        recorded_for: list[str]
+
+    class Definition(_Meta):
+        """An applied definition in the current format (what upgrade returns, and the wrapper indexes)."""
+
+        name: str
+        schedule: str | None
+        cron: str | None
+        #: the compiled field sets (jobs.schedule.compile_fields): minute, hour, dom, month, dow, *_star, fixed
+        fields: dict[str, Any] | None
+        command: str | list[str]
+        shell: str
+        working_dir: str | None
+        env: dict[str, str]
+        timeout: float | None
+        kill_grace: float
+        retries: Retries
+        concurrency: str
+        output_limit: int
+        enabled: bool
+        user: str | None
+        description: str | None
+        tags: list[str]
+        timezone: str | None
+        jitter: float
+        catch_up: float | None
+        notify: Notify | None
+        history: History
+        cron_mail: str
+        source: str
+        tz_offsets: list[list[int]] | None
+else:
+    Retries = History = Notify = Definition = dict
 
 #: keys of an applied file that describe it rather than the job: where it was
 #: defined, the precomputed UTC offsets of its time zone (clock.offsets), the
@@ -25,8 +91,150 @@ NOT_DEFINITION = ("source", "tz_offsets", "jobs_dir", "recorded_for")
 #: A file without the key was written by apply before the key existed: cron.
 CRON, SYSTEMD = "cron", "systemd"
 
+# --- the format ------------------------------------------------------------------------------
 
-def _encode(definition: dict[str, Any]) -> bytes:
+RETRIES_DEFAULT: Retries = {"attempts": 0, "delay": 10, "backoff": 2.0, "max_delay": 600}
+HISTORY_DEFAULT: History = {"keep": 200, "max_age": 90 * 86400}
+NOTIFY_DEFAULT: Notify = {"when": ["failure"], "after_failures": 1, "command": None, "webhook": None,
+                          "email": [], "ping": None}
+
+#: The keys each format of the definition brought, with the value that a
+#: definition without the key means.  A format only ever added keys, so a file
+#: needs no version field: the keys it lacks are those of the formats after
+#: the one that wrote it, and upgrade() fills them with what the jobctl that
+#: wrote it did without them.  For the first format's keys, which every
+#: applied file has, the value is what a job file that leaves the key out
+#: means (definitions written by hand: tests, `run --detach`).  ``name`` and
+#: ``command`` have no default: a definition without them is not one.
+FORMATS: tuple[dict[str, Any], ...] = (
+    # 1: the first release
+    {"schedule": None, "cron": None, "shell": "/bin/sh", "working_dir": None, "env": {}, "timeout": None,
+     "kill_grace": 10, "retries": RETRIES_DEFAULT, "concurrency": "forbid", "output_limit": 1 << 20,
+     "enabled": True, "user": None, "description": None, "tags": [], "source": ""},
+    # 2: time zones (the compiled fields and, outside the hash, the zone's offsets),
+    #    jitter, catch-up, notifications and retention
+    {"fields": None, "timezone": None, "tz_offsets": None, "jitter": 0, "catch_up": None, "notify": None,
+     "history": HISTORY_DEFAULT},
+    # 3: what cron mails
+    {"cron_mail": "failure"},
+)
+FORMAT_VERSION = len(FORMATS)
+#: every key's default, written once (a job file that leaves a key out compiles to the same value)
+DEFAULTS: dict[str, Any] = {key: value for keys in FORMATS for key, value in keys.items()}
+
+
+def upgrade(defn: Mapping[str, Any]) -> Definition:
+    """``defn`` (a JSON object naming a job) in the current format, as a new dict the wrapper indexes.
+
+    Every key it lacks gets its DEFAULTS value, and so does every key of a
+    ``retries``, ``history`` or (non-empty) ``notify`` mapping; ``retries``
+    may be a bare count of attempts, as a hand-written definition gives it.
+    Values are not checked here: the wrapper bounds each number it acts on
+    (number, integer), and a value of the wrong type stops the run with one
+    line naming the definition.
+    """
+    out: dict[str, Any] = {**DEFAULTS, **defn}
+    retries = out["retries"]
+    out["retries"] = {**RETRIES_DEFAULT, **retries} if isinstance(retries, dict) \
+        else {**RETRIES_DEFAULT, "attempts": retries}
+    history = out["history"]
+    out["history"] = {**HISTORY_DEFAULT, **history} if isinstance(history, dict) else dict(HISTORY_DEFAULT)
+    notify = out["notify"]
+    out["notify"] = {**NOTIFY_DEFAULT, **notify} if isinstance(notify, dict) and notify else None
+    if "env" not in defn:
+        out["env"] = {}  # never the shared default
+    if "tags" not in defn:
+        out["tags"] = []
+    return out  # type: ignore[return-value]  # filled above: every key of Definition is there
+
+
+# Bounds of the arithmetic on a definition.  Validation keeps job files far
+# inside them; these hold for hand-edited or older definitions too.
+#: no duration the wrapper acts on is longer (a century: "never" for a scheduled job)
+MAX_SECONDS = 100 * 366 * 86400.0
+#: SQLite integers are signed 64-bit
+MAX_INT = (1 << 63) - 1
+#: retries.attempts' maximum in spec.RANGES (the wrapper does not import spec; a test checks they agree)
+MAX_RETRIES = 100
+#: likewise notify.after_failures
+MAX_AFTER_FAILURES = 10_000
+
+
+def number(value: Any, default: float, high: float = MAX_SECONDS) -> float:
+    """A number of a definition as a float in [0, high].
+
+    Not a number (NaN, a string, null) means ``default``; an infinity or an
+    integer too large for a float means ``high``.  So no arithmetic of the
+    wrapper can overflow, turn into NaN or make poll(2) raise.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return float(default)
+    return float(min(max(value, 0), high))  # compared as given: a huge int never becomes a float
+
+
+def integer(value: Any, default: int, high: int = MAX_INT) -> int:
+    """A whole number of a definition in [0, high]; see number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return default
+    return int(min(max(value, 0), high))
+
+
+def retention(defn: Definition) -> tuple[int, float]:
+    """(keep, max_age) of the job's history, bounded as the wrapper acts on them."""
+    history = defn["history"]
+    return integer(history["keep"], HISTORY_DEFAULT["keep"]), number(history["max_age"], HISTORY_DEFAULT["max_age"])
+
+
+# --- reading and writing files -----------------------------------------------------------------
+
+class _JsonContext:
+    """The settings of a default json.JSONDecoder, as its C scanner reads them."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}.__getitem__
+
+
+def parse(data: bytes) -> Any:
+    """json.loads(data), without importing json for an applied definition.
+
+    json.decoder compiles regular expressions at import, and re with its enum
+    costs the wrapper ~3 ms at every start (docs/benchmarks.md).  An applied
+    definition is a JSON object; it is parsed by the C scanner json.loads
+    itself uses, and anything else (other encodings, errors, trailing data)
+    goes to json.loads, so the result and the errors are json's.
+    """
+    if data[:1] == b"{":
+        try:
+            from _json import make_scanner
+
+            text = data.decode("utf-8", "surrogatepass")
+            obj, end = make_scanner(_JsonContext)(text, 0)  # type: ignore[arg-type]  # the scanner reads attributes
+            if not text[end:].strip(" \t\n\r"):
+                return obj
+        except Exception:  # noqa: BLE001 - the C scanner raises SystemError on some truncations: json.loads says why
+            pass
+    import json
+
+    return json.loads(data)
+
+
+def read_raw(state: str, name: str) -> Any:
+    """NAME's applied file parsed, whatever JSON value it holds (the wrapper's read: no checks, no warning).
+
+    Raises FileNotFoundError when there is none, OSError or ValueError when
+    it cannot be read or is not JSON.
+    """
+    with open(paths.applied_file(state, name), "rb") as fh:
+        return parse(fh.read())
+
+
+def _encode(definition: Mapping[str, Any]) -> bytes:
+    import json
+
     return (json.dumps(definition, indent=1, sort_keys=True) + "\n").encode()
 
 
@@ -35,13 +243,15 @@ def _target(state: str, name: str) -> str:
     return paths.applied_file(state, name)
 
 
-def write(state: str, definition: dict[str, Any]) -> str:
+def write(state: str, definition: Mapping[str, Any]) -> str:
+    from jobctl.files import replace_atomically
+
     target = _target(state, definition["name"])
     replace_atomically(target, _encode(definition), 0o600)
     return target
 
 
-def stage(batch: Batch, state: str, definition: dict[str, Any]) -> str:
+def stage(batch: Batch, state: str, definition: Mapping[str, Any]) -> str:
     """Add a definition to ``batch``: written now, in place only when the batch commits (crontab.apply)."""
     target = _target(state, definition["name"])
     batch.add(target, _encode(definition), 0o600)
@@ -50,6 +260,8 @@ def stage(batch: Batch, state: str, definition: dict[str, Any]) -> str:
 
 def sweep(state: str) -> list[str]:
     """Remove the temporary files a killed apply or export left in STATE/applied/."""
+    from jobctl.files import remove_stale_temps
+
     return remove_stale_temps(paths.applied_dir(state))
 
 
@@ -66,6 +278,8 @@ def load(state: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
     hand-edited file must not stop the read commands: they treat it as not
     applied, and apply rewrites it.
     """
+    import json
+
     try:
         with open(paths.applied_file(state, name), "rb") as fh:
             data = fh.read()
@@ -136,7 +350,7 @@ def remove(state: str, name: str) -> None:
         pass
 
 
-def recorded_for(defn: dict[str, Any] | None) -> list[str]:
+def recorded_for(defn: Mapping[str, Any] | None) -> list[str]:
     """Who runs ``defn``: a sorted list of CRON and SYSTEMD (empty for None)."""
     if defn is None:
         return []
@@ -146,7 +360,7 @@ def recorded_for(defn: dict[str, Any] | None) -> list[str]:
     return sorted({v for v in value if v in (CRON, SYSTEMD)})
 
 
-def with_meta(defn: dict[str, Any], jobs_dir: str | None, users: list[str]) -> dict[str, Any]:
+def with_meta(defn: Mapping[str, Any], jobs_dir: str | None, users: list[str]) -> dict[str, Any]:
     """``defn`` with where it was applied from and who runs it (keys outside the definition hash)."""
     out = dict(defn)
     if jobs_dir is not None:
@@ -155,7 +369,7 @@ def with_meta(defn: dict[str, Any], jobs_dir: str | None, users: list[str]) -> d
     return out
 
 
-def jobs_dir_of(defn: dict[str, Any] | None) -> str | None:
+def jobs_dir_of(defn: Mapping[str, Any] | None) -> str | None:
     """The jobs directory ``defn`` was last applied from, when it can be told.
 
     Definitions written before ``jobs_dir`` existed name their file in
@@ -202,31 +416,7 @@ def keep_mtime(state: str, name: str, when: int | None) -> None:
         pass
 
 
-def to_spec(defn: dict[str, Any]) -> Any:
-    """A JobSpec from an applied definition (status and run when no job file is found); None if unusable.
-
-    Each value goes through the job-file key's own parser, so a hand-edited
-    definition is refused here as validate would refuse it.
-    """
-    from jobctl.jobs import spec
-
-    values: dict[str, Any] = {"name": defn.get("name")}
-    try:
-        for key, value in defn.items():
-            field_ = spec.FIELDS_BY_KEY.get(key)
-            if field_ is None or key == "name" or value is None:
-                continue
-            if key == "notify" and isinstance(value, dict):
-                value = {k: v for k, v in value.items() if v not in (None, [], ())}
-            values[key] = field_.parse(value)
-        if not isinstance(values["name"], str) or not spec.NAME_RE.match(values["name"]):
-            return None
-        return spec.build(values, source=str(defn.get("source") or ""))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
-
-
-def differs(a: dict[str, Any] | None, b: dict[str, Any] | None) -> list[str]:
+def differs(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[str]:
     """The keys whose values differ, ignoring where the job was defined."""
     if a is None or b is None:
         return ["(not applied)"] if a is not b else []

@@ -114,6 +114,19 @@ def lock_file(state: str, job: str) -> str:
     return os.path.join(state, "locks", job + ".lock")
 
 
+def catch_up_lock(state: str) -> str:
+    """The guard that lets one catch-up pass run at a time (a dot file: no job is named like it)."""
+    return os.path.join(state, "locks", ".catch-up.lock")
+
+
+def paused_dir(state: str) -> str:
+    return os.path.join(state, "paused")
+
+
+def paused_file(state: str, job: str) -> str:
+    return os.path.join(state, "paused", job)
+
+
 def applied_dir(state: str) -> str:
     return os.path.join(state, "applied")
 

@@ -10,20 +10,18 @@ from __future__ import annotations
 import os
 import time
 
-
-def _flag(state: str, name: str) -> str:
-    return os.path.join(state, "paused", name)
+from jobctl import paths
 
 
 def is_paused(state: str, name: str) -> bool:
-    return os.path.exists(_flag(state, name))
+    return os.path.exists(paths.paused_file(state, name))
 
 
 def pause(state: str, name: str) -> bool:
     """Pause a job; False when it already was."""
-    os.makedirs(os.path.join(state, "paused"), mode=0o700, exist_ok=True)
+    os.makedirs(paths.paused_dir(state), mode=0o700, exist_ok=True)
     try:
-        fd = os.open(_flag(state, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(paths.paused_file(state, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False
     with os.fdopen(fd, "w") as fh:
@@ -34,10 +32,7 @@ def pause(state: str, name: str) -> bool:
 def resume(state: str, name: str) -> bool:
     """Resume a job; False when it was not paused."""
     try:
-        os.unlink(_flag(state, name))
+        os.unlink(paths.paused_file(state, name))
         return True
     except FileNotFoundError:
         return False
-
-
-

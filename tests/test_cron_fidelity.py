@@ -49,8 +49,8 @@ from jobctl import clock  # noqa: E402
 from jobctl.install import crontab
 from jobctl.jobs import schedule
 from jobctl.jobs.schedule import ScheduleError  # noqa: E402
+from jobctl.runner import __main__ as runner
 from jobctl.runner import wallclock
-from jobctl.runner import wrapper as runner
 
 ARGV = ["/opt/jobctl/venv/bin/python3", "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir",
         "/var/lib/jobctl", "job"]

@@ -1,4 +1,175 @@
-"""``python -I -m jobctl.runner …``: the form every installed crontab line uses."""
-from jobctl.runner.wrapper import _exit_now, main
+"""``python -I -m jobctl.runner …``: the form every installed crontab line uses.
 
-_exit_now(main())
+One start of the wrapper, from a crontab line, a systemd timer, the catch-up
+pass or ``jobctl run --detach``: the arguments are parsed (cmdline), the
+applied definition read and brought to the current format (applied), and a
+scheduled wake-up decided before anything else is loaded: a time-zone job's
+minute that is not due ends here, having imported neither the wrapper nor the
+run log.  The code lives here rather than in a module this one imports
+because every module the wrapper loads costs each scheduled run its import.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from jobctl import applied, paths
+from jobctl.runner import cmdline
+from jobctl.runner.cmdline import EX_JOBCTL, USAGE
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from jobctl.applied import Definition
+
+
+def _gate(defn: Definition, state: str, mode: str, now: float) -> tuple[int, float]:
+    """How many runs a scheduled wake-up makes, and their jitter.  Cheap when none.
+
+    A job with a time zone wakes on a superset of its minutes; the minutes
+    that do not match in its zone end here, with no run row and no lock.  A
+    wake-up right after a spring-forward jump runs a fixed-time job once for
+    each of its times the jump skipped, as cron(8) does (clock.due).
+    """
+    runs = 1
+    if mode == "schedule" and defn["timezone"] and defn["fields"]:
+        from jobctl.runner.wallclock import due_at
+
+        due = due_at(defn["fields"], defn["tz_offsets"] or [], now)
+        if due is None:  # outside the precomputed offsets (not re-applied for years)
+            from datetime import datetime, timezone
+
+            from jobctl import clock
+
+            due = len(clock.due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)))
+        if not due:
+            return 0, 0.0
+        runs = due
+    jitter = applied.number(defn["jitter"], 0.0) if mode == "schedule" else 0.0
+    if jitter:
+        jitter *= int.from_bytes(os.urandom(4), "little") / 2**32  # uniform in [0, jitter)
+    return runs, jitter
+
+
+def _error(state: str, job: str, message: str) -> None:
+    """One line on stderr and in jobctl-errors.log (runlog.ErrorLog, imported only when there is one)."""
+    from jobctl.runner.runlog import ErrorLog
+
+    ErrorLog(state, job)(message)
+
+
+def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: float | None) -> None:
+    from jobctl.runner.runlog import ErrorLog, RunLog
+
+    log = RunLog(state, ErrorLog(state, defn["name"]))
+    log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
+             os.uname().nodename, "skipped: paused (jobctl resume to run again)", None)
+    log.call("prune", defn["name"], *applied.retention(defn), time.time())
+    log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the crontab lines: ``… -m jobctl.runner --scheduled --state-dir DIR NAME``."""
+    args = cmdline.parse(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        print(USAGE, file=sys.stderr)
+        return EX_JOBCTL
+    try:
+        # a control character in the path would have been written into crontab lines
+        state = paths.check_state_dir(args["state"], "--state-dir") if args["state"] else paths.state_dir()
+    except paths.UnsafePath as exc:
+        print(f"jobctl: {exc}", file=sys.stderr)
+        return EX_JOBCTL
+    if args["mode"] == "catch-up-pass":
+        from jobctl.runner import catchup
+
+        try:
+            catchup.run_pass(state)
+        except Exception as exc:  # noqa: BLE001 - one line for cron to mail, then the next pass
+            _error(state, "(catch-up)", f"catch-up pass failed: {type(exc).__name__}: {exc}")
+            return EX_JOBCTL
+        return 0
+    name = args["name"]
+    if not name:
+        print(USAGE, file=sys.stderr)
+        return EX_JOBCTL
+
+    def error(message: str) -> None:
+        _error(state, name, message)
+
+    try:
+        os.makedirs(state, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        error(f"state directory {state} unusable: {exc.strerror}")
+        return EX_JOBCTL
+    try:
+        raw = applied.parse(sys.stdin.buffer.read()) if args["from_stdin"] else applied.read_raw(state, name)
+    except FileNotFoundError:
+        error(f"not applied: no {paths.applied_file(state, name)}; run jobctl apply")
+        return EX_JOBCTL
+    except (OSError, ValueError) as exc:
+        error(f"cannot read the applied definition: {exc}; jobctl apply rewrites it")
+        return EX_JOBCTL
+    if not isinstance(raw, dict) or raw.get("name") != name:
+        error("cannot read the applied definition: not a JSON object naming this job; jobctl apply rewrites it")
+        return EX_JOBCTL
+    defn = applied.upgrade(raw)
+    if args["from_stdin"]:
+        # A detached run: our stdin was the definition; nothing else is read.
+        fd = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(fd, 0)
+        os.close(fd)
+    mode, trigger, stream, scheduled_for = args["mode"], args["trigger"], args["stream"], args["scheduled_for"]
+    jitter, runs = 0.0, 1
+    if mode in ("schedule", "timer", "catchup"):
+        now = time.time()
+        if scheduled_for is None:
+            scheduled_for = now - now % 60  # the minute cron meant
+        runs, jitter = _gate(defn, state, mode, now)
+        if not runs:
+            return 0
+        if os.path.exists(paths.paused_file(state, name)):  # pause.is_paused, without importing it
+            _record_paused(defn, state, trigger, scheduled_for)
+            return 0
+    report_fd = args["report_fd"]
+
+    def report(run_id: int) -> None:
+        if report_fd >= 0:
+            try:
+                os.write(report_fd, f"{run_id}\n".encode())
+                os.close(report_fd)
+            except OSError:
+                pass
+
+    from jobctl.runner.wrapper import execute
+
+    # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
+    mail = (defn["cron_mail"] or applied.DEFAULTS["cron_mail"]) if mode == "schedule" and not stream else None
+    try:
+        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
+        for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
+            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
+    except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
+        error(f"internal error on the applied definition ({type(exc).__name__}: {exc}); jobctl apply rewrites it")
+        return EX_JOBCTL
+    return code
+
+
+def exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown, which costs a scheduled run ~3 ms.
+
+    By now the run log and the lock are closed and nothing is registered with
+    atexit; the standard streams are flushed here, as teardown would.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_now(main())

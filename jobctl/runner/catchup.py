@@ -14,16 +14,21 @@ from datetime import datetime, timedelta, timezone
 
 from jobctl import clock
 
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
 #: a scheduled minute this recent may still be starting under cron: not missed yet
 SETTLE = 120
 
 
-def last_due(defn: dict, since: float, until: float) -> float | None:
+def last_due(defn: Mapping[str, Any], since: float, until: float) -> float | None:
     """The latest minute in [since, until] at which the job was due (Unix time)."""
-    f = defn.get("fields")
+    f = defn["fields"]
     if not f:
         return None
-    zone = defn.get("timezone")
+    zone = defn["timezone"]
     t = datetime.fromtimestamp(until - until % 60, timezone.utc)
     floor = datetime.fromtimestamp(since, timezone.utc)
     while t >= floor:
@@ -33,17 +38,17 @@ def last_due(defn: dict, since: float, until: float) -> float | None:
     return None
 
 
-def missed(defn: dict, applied_at: float, last_activity: float | None, now: float) -> float | None:
+def missed(defn: Mapping[str, Any], applied_at: float, last_activity: float | None, now: float) -> float | None:
     """The scheduled time to catch up on, or None.
 
     ``last_activity`` is the latest scheduled_for or start of any run of the
     job; a run at or after a scheduled time means it was not missed.
     """
-    window = defn.get("catch_up")
+    window = defn["catch_up"]
     # A hand-edited or older definition may hold anything: NaN, a string or a
     # 400-digit number must not stop the pass for every other job.
     if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0 \
-            or defn.get("cron") == "@reboot":
+            or defn["cron"] == "@reboot":
         return None
     since = max(now - min(window, now), applied_at)  # min: beyond the epoch means "since it was applied"
     if last_activity is not None:
@@ -54,16 +59,15 @@ def missed(defn: dict, applied_at: float, last_activity: float | None, now: floa
 def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     """Start a catch-up run for every job that missed its last schedule; returns them."""
     import fcntl
-    import json
     import subprocess
 
-    from jobctl import applied, pause, store
-    from jobctl.runner.cmdline import interpreter_argv
-    from jobctl.runner.wrapper import ErrorLog
+    from jobctl import applied, paths, pause, store
+    from jobctl.runner.cmdline import catch_up_run_argv
+    from jobctl.runner.runlog import ErrorLog
 
     now = time.time() if now is None else now
-    os.makedirs(os.path.join(state, "locks"), mode=0o700, exist_ok=True)
-    guard = os.open(os.path.join(state, "locks", ".catch-up.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.makedirs(paths.locks_dir(state), mode=0o700, exist_ok=True)
+    guard = os.open(paths.catch_up_lock(state), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -71,35 +75,28 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
         return []  # another pass is at work
     started: list[tuple[str, float]] = []
     try:
-        applied_dir = os.path.join(state, "applied")
-        try:
-            names = sorted(n[:-5] for n in os.listdir(applied_dir) if n.endswith(".json"))
-        except FileNotFoundError:
-            return []
         log = None
-        for name in names:
-            path = os.path.join(applied_dir, name + ".json")
+        for name in applied.names(state):
             try:
-                with open(path, "rb") as fh:
-                    defn = json.loads(fh.read())
+                raw = applied.read_raw(state, name)
             except (OSError, ValueError) as exc:  # one unreadable definition does not stop the others
                 ErrorLog(state, name)(f"catch-up: cannot read the applied definition: {exc}")
                 continue
-            if not isinstance(defn, dict) or not defn.get("catch_up") or pause.is_paused(state, name):
+            if not isinstance(raw, dict):
+                continue
+            defn = applied.upgrade(raw)
+            if not defn["catch_up"] or pause.is_paused(state, name):
                 continue
             if applied.CRON not in applied.recorded_for(defn):
                 # a systemd timer's job (export systemd --record): Persistent= catches it up, not cron
                 continue
             if log is None:
-                log = store.connect(os.path.join(state, "runs.db"))
-            row = log.db.execute("SELECT max(max(coalesce(scheduled_for, 0), started_at)) FROM runs WHERE job = ?",
-                                 (name,)).fetchone()
-            when = missed(defn, os.stat(path).st_mtime, row[0] if row else None, now)
+                log = store.connect(paths.runs_db(state))
+            when = missed(defn, os.stat(paths.applied_file(state, name)).st_mtime, log.last_activity(name), now)
             if when is None:
                 continue
             subprocess.Popen(
-                [*interpreter_argv(), "--state-dir", state, "--catch-up-run",
-                 str(int(when)), name],
+                catch_up_run_argv(state, name, when),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, cwd="/",
             )

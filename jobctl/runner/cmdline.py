@@ -1,13 +1,44 @@
-"""The wrapper's command line, built and parsed in one place.
+"""The wrapper's command line, built and parsed in one place, and its exit codes.
 
 A crontab line, a systemd unit, ``run --detach`` and the benchmarks build it
-here without importing the wrapper itself.
+here without importing the wrapper itself; the wrapper parses it here
+(``parse``), so what is written and what is read sit side by side.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    class Args(TypedDict):
+        """The wrapper's arguments, parsed (a plain dict at run time: a class costs every start its creation)."""
+
+        state: str
+        name: str | None
+        mode: str
+        trigger: str
+        stream: bool
+        from_stdin: bool
+        report_fd: int
+        scheduled_for: float | None
+else:
+    Args = dict
+
+# The wrapper's exit codes besides the job's own (errors.ExitCode names 75, 124
+# and 125 too; importing its enum would cost every scheduled run ~2 ms).
+EX_SKIPPED = 75
+EX_TIMEOUT = 124
+EX_JOBCTL = 125
+EX_CANNOT_EXEC = 126
+EX_NOT_FOUND = 127
+
+USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME] "
+         "[--quiet] [--definition-stdin] [--report-fd N] NAME\n"
+         "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
 def interpreter_argv() -> list[str]:
@@ -28,3 +59,66 @@ def interpreter_argv() -> list[str]:
 def wrapper_argv(state: str, name: str, timer: bool = False) -> list[str]:
     """The command a crontab line (or, with ``timer``, a systemd unit) runs for a job."""
     return [*interpreter_argv(), "--timer" if timer else "--scheduled", "--state-dir", state, name]
+
+
+def catch_up_pass_argv(state: str) -> list[str]:
+    """The command of the catch-up entries (@reboot and every minute)."""
+    return [*interpreter_argv(), "--catch-up", "--state-dir", state]
+
+
+def catch_up_run_argv(state: str, name: str, scheduled_for: float) -> list[str]:
+    """The run the catch-up pass starts for a job that missed the minute ``scheduled_for``."""
+    return [*interpreter_argv(), "--state-dir", state, "--catch-up-run", str(int(scheduled_for)), name]
+
+
+def detached_argv(state: str, name: str, report_fd: int) -> list[str]:
+    """``jobctl run --detach``: the definition comes on stdin, the run id goes to ``report_fd``.
+
+    The same interpreter and ``-I`` as a crontab line: the operator's PYTHON*
+    variables do not reach a run that may go on as root after the shell is gone.
+    """
+    return [*interpreter_argv(), "--state-dir", state, "--definition-stdin", "--quiet",
+            "--report-fd", str(report_fd), name]
+
+
+def parse(argv: list[str]) -> Args | None:
+    """The wrapper's arguments; None when they do not parse (the caller prints USAGE)."""
+    rest = list(argv)
+    out: Args = {
+        # --state-dir, else $JOBCTL_STATE_DIR, else "" (then paths.state_dir())
+        "state": os.environ.get("JOBCTL_STATE_DIR") or "",
+        "name": None,
+        # manual, schedule (cron), timer (systemd), catchup (one catch-up run) or catch-up-pass
+        "mode": "manual",
+        # the run log's trigger of the first attempt
+        "trigger": "manual",
+        # copy the job's output to stdout as it comes (and say how it went on a terminal)
+        "stream": True,
+        "from_stdin": False,
+        "report_fd": -1,
+        # the minute a catch-up run makes up for (a scheduled run's is the minute it starts in)
+        "scheduled_for": None,
+    }
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--state-dir" and rest:
+            out["state"] = rest.pop(0)
+        elif arg in ("--scheduled", "--timer"):
+            out["trigger"], out["stream"] = "schedule", False
+            out["mode"] = arg[2:].replace("scheduled", "schedule")
+        elif arg == "--catch-up":
+            out["mode"] = "catch-up-pass"
+        elif arg == "--catch-up-run" and rest and rest[0].isdigit():
+            out["trigger"], out["stream"], out["mode"] = "catchup", False, "catchup"
+            out["scheduled_for"] = float(rest.pop(0))
+        elif arg == "--quiet":
+            out["stream"] = False
+        elif arg == "--definition-stdin":
+            out["from_stdin"] = True
+        elif arg == "--report-fd" and rest:
+            out["report_fd"] = int(rest.pop(0))
+        elif not arg.startswith("-") and out["name"] is None:
+            out["name"] = arg
+        else:
+            return None
+    return out

@@ -1,11 +1,22 @@
-"""What the kernel says of processes: alive, group members, start times, lock holders, boot id.
+"""What the kernel says of processes, and the job's lock: liveness, groups, start times, lock holders, boot id.
 
-Read from /proc and kill(2) only, for the wrapper (hot path) and for the CLI
+Read from /proc and kill(2), for the wrapper (hot path) and for the CLI
 (``status`` and ``run --detach`` ask whether a recorded run still lives).
+The job's lock lives here too (``Lock``: ``fcntl.flock`` on
+STATE/locks/NAME.lock and the record of who holds it), next to the checks
+``replace`` runs on its holder (not_the_runs_group, lock_holders): every
+module the wrapper imports costs each scheduled run its import (~0.2 ms).
+
+filelock's UnixFileLock takes the same flock, so the CLI and the wrapper
+exclude each other.  The lock's descriptor is deliberately inherited by the
+job: the lock is then held exactly as long as any process of the job lives,
+even if the wrapper is killed with SIGKILL (a FileLock descriptor is
+close-on-exec and would free the lock while the job runs on).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 
 try:
@@ -171,3 +182,74 @@ def killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+# --- the job's lock ----------------------------------------------------------------------------
+
+class Holder:
+    """What the lock file says of the run holding the lock; zeros where unknown."""
+
+    __slots__ = ("run", "pgid", "wrapper", "start")
+
+    def __init__(self, run: int = 0, pgid: int = 0, wrapper: int = 0, start: int = 0) -> None:
+        self.run, self.pgid, self.wrapper = run, pgid, wrapper
+        #: the group leader's start time (/proc/PGID/stat field 22); 0 in records of older wrappers
+        self.start = start
+
+    def key(self) -> tuple[int, int, int]:
+        return self.run, self.pgid, self.start
+
+
+class Lock:
+    """The per-job lock file; its content names the run holding it.
+
+    The descriptor that holds the flock is read-only, because it is
+    inherited by the job (see the module docstring): a job, which may run as
+    another user, must not be able to rewrite the holder record through it
+    and so make a later ``replace`` run signal a process group of its
+    choosing.  flock(2) needs no write access.  The record is written through
+    a separate descriptor that never leaves the wrapper; the file is 0600 in
+    the 0700 state directory, so a ``user:`` job cannot open it either.
+    """
+
+    RECORD = 64  # bytes: the record is padded, so rewriting it never leaves a shorter, half-read file
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        self.path = path
+        self.fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        st = os.fstat(self.fd)
+        self.file_id = (st.st_dev, st.st_ino)
+
+    def try_acquire(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def acquire(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def holder(self) -> Holder:
+        """The holder's record, zeros where unknown."""
+        try:
+            nums = [int(f) for f in os.pread(self.fd, 2 * self.RECORD, 0).split()[:4]]
+        except (OSError, ValueError):
+            nums = []
+        return Holder(*nums)
+
+    def set_holder(self, run_id: int, pgid: int, start: int) -> None:
+        data = f"{run_id} {pgid} {os.getpid()} {start}".encode().ljust(self.RECORD - 1) + b"\n"
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass  # then replace will not signal the group (it cannot verify it); the flock is the lock
+
+    def close(self) -> None:
+        os.close(self.fd)

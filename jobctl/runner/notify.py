@@ -5,26 +5,45 @@ a run has finished (or started, for pings).  A notification never changes the
 run's result: every sink's outcome comes back as one short line, recorded on
 the run and shown by ``jobctl logs``.
 
+The run a notification carries is ``store.run_record``'s, the record
+``history --json`` prints: the webhook payload's ``run`` is that record, and
+the command's JOBCTL_* variables are its fields (environment()).  README
+("Notifications") and jobctl(1) document both as interfaces.
+
+A sink is one function ``(its setting, Notice) -> line`` and one row of
+SINKS; its key in job files is one row of ``jobctl.jobs.spec.NOTIFY_SINK_KEYS``.
+
 Every sink is bounded in wall-clock time, not only per read: an HTTP attempt
 ends after WEBHOOK_TIMEOUT however slowly the server trickles its answer, a
 command or sendmail after COMMAND_TIMEOUT with its whole process group.  The
 wrapper runs these functions in a child process with the job's identity,
 after the run is recorded and its lock released, and kills that child when
-``budget`` runs out (runner._Notifier).
+``budget`` runs out.  What the sinks need (json, subprocess, urllib) is
+imported by ``budget``, in the wrapper just before that child starts: a run
+that sends nothing does not pay for it, and the child, which may have
+dropped to a user who cannot read the interpreter's files (a Python under
+/root), imports nothing itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
-from typing import Any
+
+try:
+    # the numbers and calls without signal.py's enums, as the wrapper imports it (enum costs ~2 ms)
+    import _signal as signal
+except ImportError:  # not CPython
+    import signal
 
 from jobctl.store import FAILED_STATUSES as FAILURES
+from jobctl.store import RUN_FIELDS
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 #: wall-clock limit of one HTTP attempt (connect, send, the whole answer)
 WEBHOOK_TIMEOUT = 10.0
@@ -46,6 +65,7 @@ def event(status: str, previous_failures: int) -> str | None:
 
 
 def wanted(cfg: dict, ev: str | None, consecutive_failures: int) -> bool:
+    """Whether ``when`` and ``after_failures`` ask for an alert about ``ev``."""
     if ev is None:
         return False
     when = cfg.get("when") or ["failure"]
@@ -56,26 +76,35 @@ def wanted(cfg: dict, ev: str | None, consecutive_failures: int) -> bool:
     return "success" in when
 
 
+def needed(cfg: dict, ev: str | None, consecutive_failures: int) -> bool:
+    """Whether any sink of ``cfg`` sends something about a run that ended in ``ev``."""
+    if ev is None:
+        return False
+    alert = wanted(cfg, ev, consecutive_failures)
+    return any(cfg.get(name) and (alert or sink.every_run) for name, sink in SINKS.items())
+
+
+def environment(run: dict, ev: str) -> dict[str, str]:
+    """The variables a notify command gets: JOBCTL_EVENT, and JOBCTL_<FIELD> for each run-record field.
+
+    ``id`` is JOBCTL_RUN_ID, the name the job itself has for it.  No value
+    (null in JSON) is the empty string, true and false are ``true`` and
+    ``false``; a run the run log could not record has no id.
+    """
+    env = {"JOBCTL_EVENT": ev}
+    for field in RUN_FIELDS:
+        value = run.get(field)
+        if field == "id":
+            value = value or None  # the wrapper's id when the run log failed is 0
+        name = "JOBCTL_RUN_ID" if field == "id" else "JOBCTL_" + field.upper()
+        env[name] = "" if value is None else "true" if value is True else "false" if value is False else str(value)
+    return env
+
+
 def _summary(run: dict, ev: str) -> str:
     code = "" if run.get("exit_code") is None else f", exit {run['exit_code']}"
     return f"jobctl on {run.get('host')}: job {run['job']} {ev.upper()} ({run.get('reason')}{code}, " \
            f"run {run.get('id')}, {run.get('duration_s') or 0:.1f}s)"
-
-
-def budget(cfg: dict, start: bool = False) -> float:
-    """The longest the sinks of ``cfg`` can take, in seconds (``start``: the /start ping alone)."""
-    if start:
-        return WEBHOOK_TIMEOUT + BUDGET_SLACK
-    total = BUDGET_SLACK
-    if cfg.get("ping"):
-        total += WEBHOOK_TIMEOUT
-    if cfg.get("webhook"):
-        total += WEBHOOK_ATTEMPTS * WEBHOOK_TIMEOUT + sum(2 ** n for n in range(WEBHOOK_ATTEMPTS - 1))
-    if cfg.get("command"):
-        total += COMMAND_TIMEOUT
-    if cfg.get("email"):
-        total += EMAIL_TIMEOUT
-    return total
 
 
 class _Deadline:
@@ -119,10 +148,16 @@ def _post(url: str, body: bytes, content_type: str, timeout: float) -> int:
         return int(resp.status)
 
 
+def payload(run: dict, ev: str, tail: bytes) -> dict[str, Any]:
+    """The webhook's JSON document: a Slack-compatible ``text``, the event, the run record, the output's tail."""
+    return {"text": _summary(run, ev), "event": ev, "run": run,
+            "output_tail": tail[-PING_BODY_LIMIT:].decode("utf-8", "replace")}
+
+
 def webhook(url: str, run: dict, ev: str, tail: bytes) -> str:
-    doc = {"text": _summary(run, ev), "event": ev, "run": run,
-           "output_tail": tail[-PING_BODY_LIMIT:].decode("utf-8", "replace")}
-    body = json.dumps(doc).encode()
+    import json
+
+    body = json.dumps(payload(run, ev, tail)).encode()
     error = ""
     for attempt in range(WEBHOOK_ATTEMPTS):
         if attempt:
@@ -154,12 +189,10 @@ def ping(base: str, phase: str, run: dict, tail: bytes = b"") -> str:
 
 
 def command(cmd: str, shell: str, env: dict[str, str], run: dict, ev: str, output: bytes) -> str:
+    import subprocess
+
     full = dict(env)
-    full.update({
-        "JOBCTL_JOB": run["job"], "JOBCTL_RUN_ID": str(run.get("id") or ""), "JOBCTL_EVENT": ev,
-        "JOBCTL_STATUS": run["status"], "JOBCTL_EXIT_CODE": "" if run.get("exit_code") is None else
-        str(run["exit_code"]), "JOBCTL_REASON": run.get("reason") or "", "JOBCTL_HOST": run.get("host") or "",
-    })
+    full.update(environment(run, ev))
     try:
         returncode, _, stderr = _bounded([shell, "-c", cmd], output, full, COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -180,6 +213,8 @@ def _bounded(argv: list[str], data: bytes, env: dict[str, str] | None, timeout: 
     and a background process holding the pipes would then outlive it.  The
     wrapper's notifier kills its session, which this group is part of.
     """
+    import subprocess
+
     # process_group is Python 3.11's; before, setpgrp (async-signal-safe) in the child does the same
     group: dict[str, Any] = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -198,6 +233,9 @@ def _bounded(argv: list[str], data: bytes, env: dict[str, str] | None, timeout: 
 
 
 def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes, env: dict[str, str] | None = None) -> str:
+    import shutil
+    import subprocess
+
     path = path_env + ":/usr/sbin:/usr/lib"
     sendmail = shutil.which("sendmail", path=path)
     if not sendmail:
@@ -218,22 +256,108 @@ def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes, env: 
     return f"email ok ({len(to)} recipient{'s' if len(to) != 1 else ''})"
 
 
+# --- the sinks ------------------------------------------------------------------------
+
+
+class Notice:
+    """What a sink is given: the run record, its event, the output's tail, the job's environment and shell."""
+
+    __slots__ = ("env", "event", "output", "run", "shell")
+
+    def __init__(self, run: dict, event: str, output: bytes, env: dict[str, str], shell: str) -> None:
+        self.run = run
+        self.event = event
+        self.output = output
+        self.env = env
+        self.shell = shell
+
+
+class Sink:
+    """One row of SINKS.
+
+    ``send(setting, notice)`` sends one notification and returns its outcome
+    as one line; it never raises.  ``seconds`` bounds it (the wrapper's
+    budget); ``needs`` names the modules it imports.  A sink with
+    ``every_run`` reports every finished run, whatever ``when`` says; one
+    with ``start`` (``start(setting, job)``) also reports that a run began.
+    """
+
+    __slots__ = ("every_run", "needs", "seconds", "send", "start")
+
+    def __init__(self, send: Callable[[Any, Notice], str], seconds: float, needs: tuple[str, ...] = (),
+                 every_run: bool = False, start: Callable[[Any, str], str] | None = None) -> None:
+        self.send = send
+        self.seconds = seconds
+        self.needs = needs
+        self.every_run = every_run
+        self.start = start
+
+
+def _send_ping(base: str, n: Notice) -> str:
+    return ping(base, "failure" if n.event == "failure" else "success", n.run, n.output)
+
+
+def _start_ping(base: str, job: str) -> str:
+    return ping(base, "start", {"job": job})
+
+
+def _send_command(cmd: str, n: Notice) -> str:
+    return command(cmd, n.shell, n.env, n.run, n.event, n.output)
+
+
+def _send_webhook(url: str, n: Notice) -> str:
+    return webhook(url, n.run, n.event, n.output)
+
+
+def _send_email(to: list[str], n: Notice) -> str:
+    return email(list(to), n.env.get("PATH", ""), n.run, n.event, n.output, n.env or None)
+
+
+#: what an HTTP request imports (encodings.idna: the host name's encoding, at connect time)
+_HTTP = ("urllib.request", "encodings.idna")
+
+#: Every sink, in the order they are sent (a job's settings name them by these keys).
+SINKS: dict[str, Sink] = {
+    # a healthchecks-style check expects every run, successes included, to
+    # know the job is alive; it goes first, as close to the run's end as can be
+    "ping": Sink(_send_ping, WEBHOOK_TIMEOUT, _HTTP, every_run=True, start=_start_ping),
+    "command": Sink(_send_command, COMMAND_TIMEOUT, ("subprocess",)),
+    "webhook": Sink(_send_webhook,
+                    WEBHOOK_ATTEMPTS * WEBHOOK_TIMEOUT + sum(2 ** n for n in range(WEBHOOK_ATTEMPTS - 1)),
+                    ("json", *_HTTP)),
+    "email": Sink(_send_email, EMAIL_TIMEOUT, ("shutil", "subprocess")),
+}
+
+
+def budget(cfg: dict, start: bool = False) -> float:
+    """The longest the sinks of ``cfg`` can take, in seconds (``start``: its start reports alone).
+
+    The wrapper asks just before it starts the child that sends them, so the
+    modules those sinks need are imported here, as the wrapper's user.
+    """
+    used = [sink for name, sink in SINKS.items() if cfg.get(name) and (sink.start or not start)]
+    for sink in used:
+        for module in sink.needs:
+            __import__(module)
+    return BUDGET_SLACK + sum(sink.seconds for sink in used)
+
+
+def starts(cfg: dict) -> bool:
+    """Whether a sink of ``cfg`` reports the start of a run."""
+    return any(sink.start and cfg.get(name) for name, sink in SINKS.items())
+
+
+def at_start(cfg: dict, job: str) -> list[str]:
+    """Report that a run of ``job`` began (the /start ping); one line per sink."""
+    return [sink.start(cfg[name], job) for name, sink in SINKS.items() if sink.start and cfg.get(name)]
+
+
 def after_run(cfg: dict, run: dict, output: bytes, env: dict[str, str], shell: str,
               consecutive_failures: int, previous_failures: int) -> list[str]:
-    """Send what the job's notify settings ask for; returns one line per sink used."""
-    results: list[str] = []
+    """Send what the job's notify settings ask for about ``run`` (a run record); one line per sink used."""
     ev = event(run["status"], previous_failures)
-    if cfg.get("ping") and ev is not None:
-        results.append(ping(cfg["ping"], "failure" if ev == "failure" else "success", run, output))
-    if not wanted(cfg, ev, consecutive_failures):
-        return results
-    assert ev is not None
-    if cfg.get("command"):
-        results.append(command(cfg["command"], shell, env, run, ev, output))
-    if cfg.get("webhook"):
-        results.append(webhook(cfg["webhook"], run, ev, output))
-    if cfg.get("email"):
-        results.append(email(list(cfg["email"]), env.get("PATH", ""), run, ev, output, env or None))
-    return results
-
-
+    if ev is None:
+        return []
+    alert = wanted(cfg, ev, consecutive_failures)
+    notice = Notice(run, ev, output, env, shell)
+    return [sink.send(cfg[name], notice) for name, sink in SINKS.items() if cfg.get(name) and (alert or sink.every_run)]

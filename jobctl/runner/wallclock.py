@@ -3,18 +3,30 @@
 apply stores each time-zone job's UTC offsets for three calendar years in its
 applied definition (``tz_offsets``, from clock.offsets); with them a wake-up
 that is not the job's minute costs a few microseconds and no imports beyond
-``time`` and ``bisect`` (datetime and zoneinfo together cost ~6 ms at every
-start).  Outside the table, ``due_at`` answers None and the wrapper asks
-clock.due.  tests/test_clock.py checks both agree minute by minute across
-the DST transitions.
+``time`` (datetime and zoneinfo together cost ~6 ms at every start; even
+bisect, two modules, is left out: the table has a few dozen rows).  Outside
+the table, ``due_at`` answers None and the wrapper asks clock.due.
+tests/test_clock.py checks both agree minute by minute across the DST
+transitions.
 """
 
 from __future__ import annotations
 
-import bisect
 import time
 
 MAX_JUMP_S = 3 * 3600  # cron(8): a larger change is a time reset, not DST
+
+
+def _row(table: list[list[int]], t: int) -> int:
+    """The index of the last row starting at or before ``t`` (bisect_right on the starts, minus one)."""
+    lo, hi = 0, len(table)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t < table[mid][0]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo - 1
 
 
 def due_at(f: dict, table: list[list[int]], ts: float) -> int | None:
@@ -27,8 +39,7 @@ def due_at(f: dict, table: list[list[int]], ts: float) -> int | None:
     t = int(ts) - int(ts) % 60
     if not table or t < table[0][0] + 180 * 60 or t >= table[-1][0]:
         return None
-    starts = [row[0] for row in table]
-    i = bisect.bisect_right(starts, t) - 1
+    i = _row(table, t)
     offset = table[i][1]
 
     def fields_match(wall_ts: int) -> bool:
@@ -44,7 +55,7 @@ def due_at(f: dict, table: list[list[int]], ts: float) -> int | None:
 
     fixed = f["fixed"]
     wall = t + offset
-    j = bisect.bisect_right(starts, t - 60) - 1
+    j = _row(table, t - 60)
     previous = t - 60 + table[j][1]
     diff = wall - previous
     if diff == 60:

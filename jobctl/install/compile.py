@@ -1,0 +1,95 @@
+"""Specs → applied definitions: what apply installs for a job, and the hash its crontab line carries.
+
+The definition is the whole contract between apply and the wrapper
+(jobctl.applied owns its shape and defaults): plain JSON, with the schedule
+already compiled to field sets and a time zone's UTC offsets precomputed, so
+the wrapper needs neither YAML nor the schedule parser nor zoneinfo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from jobctl import applied
+from jobctl.jobs import schedule as schedule_mod
+from jobctl.jobs import spec
+from jobctl.jobs.spec import JobSpec
+
+
+def _offsets(zone: str | None) -> list[list[int]] | None:
+    if not zone:
+        return None
+    import time
+
+    from jobctl.clock import offsets
+
+    year = time.gmtime().tm_year  # a fixed anchor: the table changes once a year, not at every apply
+    return offsets(zone, year, years=3)
+
+
+def definition(job: JobSpec) -> dict[str, Any]:
+    """The compiled definition the wrapper runs (JSON-ready, no YAML), in applied.FORMAT_VERSION's format."""
+    return {
+        "name": job.name,
+        "schedule": job.schedule.text,
+        "cron": job.schedule.cron,
+        # the field sets the wrapper matches a time zone's minutes against
+        "fields": schedule_mod.compile_fields(job.schedule.cron),
+        "command": list(job.command) if isinstance(job.command, tuple) else job.command,
+        "shell": job.shell,
+        "working_dir": job.working_dir,
+        "env": dict(job.env),
+        "timeout": job.timeout,
+        "kill_grace": job.kill_grace,
+        "retries": {
+            "attempts": job.retries.attempts,
+            "delay": job.retries.delay,
+            "backoff": job.retries.backoff,
+            "max_delay": job.retries.max_delay,
+        },
+        "concurrency": job.concurrency,
+        "output_limit": job.output_limit,
+        "enabled": job.enabled,
+        "user": job.user,
+        "description": job.description,
+        "tags": list(job.tags),
+        "timezone": job.timezone,
+        "jitter": job.jitter,
+        "catch_up": job.catch_up,
+        "notify": job.notify.to_dict() if job.notify else None,
+        "history": {"keep": job.history.keep, "max_age": job.history.max_age},
+        "cron_mail": job.cron_mail,
+        "source": job.source,
+        # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
+        "tz_offsets": _offsets(job.timezone),
+    }
+
+
+def definition_hash(defn: dict[str, Any]) -> str:
+    """The hash a crontab line carries (``# jobctl:NAME HASH``): of the definition, not of its metadata."""
+    canonical = json.dumps({k: v for k, v in defn.items() if k not in applied.NOT_DEFINITION}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def to_spec(defn: dict[str, Any]) -> JobSpec | None:
+    """A JobSpec from an applied definition (status and run when no job file is found); None if unusable.
+
+    Each value goes through the job-file key's own parser, so a hand-edited
+    definition is refused here as validate would refuse it.
+    """
+    values: dict[str, Any] = {"name": defn.get("name")}
+    try:
+        for key, value in defn.items():
+            field_ = spec.FIELDS_BY_KEY.get(key)
+            if field_ is None or key == "name" or value is None:
+                continue
+            if key == "notify" and isinstance(value, dict):
+                value = {k: v for k, v in value.items() if v not in (None, [], ())}
+            values[key] = field_.parse(value)
+        if not isinstance(values["name"], str) or not spec.NAME_RE.match(values["name"]):
+            return None
+        return spec.build(values, source=str(defn.get("source") or ""))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

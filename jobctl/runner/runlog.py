@@ -1,0 +1,96 @@
+"""What the wrapper writes down: the run log (best effort) and STATE/jobctl-errors.log.
+
+The run log is best effort: when it is missing, corrupt, busy or the disk is
+full, the job still runs under its lock and timeout; the problem is printed
+on stderr and appended to STATE/jobctl-errors.log.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from jobctl import paths
+
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from typing import Any
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def fmt_duration(seconds: float) -> str:
+    """``1h30m``, ``45s``; below a second ``0.4s`` (``0s`` for none)."""
+    total = int(seconds)
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size:
+            out += f"{total // size}{unit}"
+            total %= size
+    return out or ("0s" if seconds <= 0 else f"{seconds:.1f}s")
+
+
+class ErrorLog:
+    """One line to stderr and to STATE/jobctl-errors.log; never raises."""
+
+    def __init__(self, state: str, job: str) -> None:
+        self.path = paths.errors_log(state)
+        self.job = job
+
+    def __call__(self, message: str, echo: bool = True) -> None:
+        line = f"jobctl: job {self.job}: {message}"
+        if echo:
+            try:
+                os.write(2, (line + "\n").encode("utf-8", "replace"))
+            except OSError:
+                pass
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, f"{iso(time.time())} {line}\n".encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+        except OSError:
+            pass
+
+
+class RunLog:
+    """The run log seen from the wrapper: every call is allowed to fail.
+
+    The first failure is reported once and the log is dropped for the rest
+    of this wrapper, so a broken database costs one line, not one per call.
+    """
+
+    def __init__(self, state: str, error: ErrorLog) -> None:
+        self.error = error
+        self.store: Any = None
+        try:
+            from jobctl import store
+
+            self.store = store.connect(paths.runs_db(state))
+        except Exception as exc:  # noqa: BLE001 - any failure of the log must not stop the job
+            self._broken(exc)
+
+    def _broken(self, exc: BaseException) -> None:
+        self.error(f"run log unusable, running the job without recording it: {type(exc).__name__}: {exc}")
+        if self.store is not None:
+            try:
+                self.store.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self.store = None
+
+    def call(self, method: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+        if self.store is None:
+            return default
+        try:
+            return getattr(self.store, method)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - see the class docstring
+            self._broken(exc)
+            return default
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
