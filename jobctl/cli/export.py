@@ -3,23 +3,24 @@
 Thin like the rest of the CLI: load and validate (every problem printed, exit
 1), call jobctl.export, print the warnings, then print or write the files.
 The exporters are imported inside the commands so ``jobctl --help`` stays fast.
+The group is registered by cli.app as ``jobctl export``.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jobctl.cli import common
 from jobctl.cli.options import JobsDir
 
 if TYPE_CHECKING:
     from jobctl.export import Export
 
-export_app = typer.Typer(
+app = typer.Typer(
     help="Turn the job files into Kubernetes CronJobs or systemd timers.",
     epilog=(
         "Examples:\n\n"
@@ -50,7 +51,6 @@ def _image(value: str | None) -> str | None:
 
 def _emit(result: Export, out: str | None, stream: str, next_step: str) -> None:
     """Warnings to stderr; the files to stdout, or into ``out``."""
-    from jobctl.cli import app as cli
     from jobctl.errors import JobctlError
     from jobctl.export import write_files
 
@@ -62,14 +62,14 @@ def _emit(result: Export, out: str | None, stream: str, next_step: str) -> None:
     try:
         written = write_files(out, result.outputs)
     except JobctlError as exc:
-        cli._fail(exc)
+        common.fail(exc)
     n = len(written)
     print(f"wrote {n} file{'s' if n != 1 else ''} to {out}")
     if written:
         print(f"next: {next_step}")
 
 
-@export_app.command(epilog=(
+@app.command(epilog=(
     "Examples:\n\n"
     "  jobctl export kubernetes --image registry.example.com/tools:1.4 --namespace batch | kubectl apply -f -\n\n"
     "  jobctl export kubernetes --out k8s/   # k8s/NAME.yaml, one CronJob per file\n\n"
@@ -97,18 +97,15 @@ def kubernetes(
     exported, 1 when a job file is invalid (every problem is printed), 2 on a
     usage error.
     """
-    from jobctl import pause
-    from jobctl.cli import app as cli
     from jobctl.export import kubernetes as k8s
+    from jobctl.export import paused_jobs
 
-    _, jobs = cli._load(jobs_dir)
-    state = cli._state_path()
-    paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
-    result = k8s.export(jobs, image=image, namespace=namespace, paused=paused)
+    _, jobs = common.load(jobs_dir)
+    result = k8s.export(jobs, image=image, namespace=namespace, paused=paused_jobs(jobs, common.state_path()))
     _emit(result, out, k8s.stream(result), f"kubectl apply -f {out}")
 
 
-@export_app.command(epilog=(
+@app.command(epilog=(
     "Examples:\n\n"
     "  jobctl export systemd | less   # every unit, as systemctl cat shows them; changes nothing\n\n"
     "  sudo jobctl export systemd --out /etc/systemd/system --record && sudo systemctl daemon-reload\n\n"
@@ -140,59 +137,32 @@ def systemd(
     carry.  Exit 0 when exported, 1 when a job file is invalid or a record is
     refused, 2 on a usage error.
     """
-    from jobctl import pause
-    from jobctl.cli import app as cli
-    from jobctl.errors import EnvironmentProblem, JobctlError
-    from jobctl.export import check_targets
+    from jobctl import paths
+    from jobctl.errors import JobctlError
     from jobctl.export import systemd as sd
 
-    directory, jobs = cli._load(jobs_dir)
+    directory, jobs = common.load(jobs_dir)
     try:
         sd.check_users(jobs, user)
     except JobctlError as exc:
-        cli._fail_problems(exc)
+        common.fail_problems(exc)
     # printing (or writing units) never creates or changes the state directory
-    state = cli._state() if record else cli._state_path()
-    paused = frozenset(j.name for j in jobs if pause.is_paused(state, j.name))
-    in_cron, notes = sd.installed_in_cron(state)
-    result = sd.export(jobs, state, user, paused, in_cron)
-    result.warnings[:0] = notes
-    summary = ""
+    state = common.state() if record else common.state_path()
+    flags = (f" --jobs-dir {jobs_dir}" if jobs_dir else "") + (" --user" if user else "")
     try:
-        if out is not None:
-            check_targets(out, result.outputs)  # before anything is written
-        if record:
-            rec = sd.plan_record(jobs, state, in_cron, os.path.abspath(directory))
-            if rec.conflicts:
-                for line in rec.conflicts:
-                    print(f"jobctl: {line}", file=sys.stderr)
-                cli._fail(JobctlError(f"{len(rec.conflicts)} definition{'s' if len(rec.conflicts) != 1 else ''} "
-                                      "not recorded; nothing was recorded or written"))
-            sd.record_applied(rec, state)
-            summary = (f"recorded {len(rec.write)} definition{'s' if len(rec.write) != 1 else ''} for the timers "
-                       f"in {state}/applied ({len(rec.unchanged)} unchanged)")
-        elif out is not None:
-            missing = sd.outdated(jobs, state)
-            if missing:
-                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-                flags = (f" --jobs-dir {jobs_dir}" if jobs_dir else "") + (" --user" if user else "")
-                result.warnings.append(
-                    f"not recorded: the timers run {state}/applied/NAME.json, which --record keeps for them; it is "
-                    f"missing, differs from the job file or is kept for cron only for {', '.join(missing[:5])}{more}"
-                    f"; record them with jobctl export systemd{flags} --out {out} --record")
+        result, rec = sd.units(jobs, state, user, directory, out, record,
+                               record_with=f"jobctl export systemd{flags} --out {out} --record")
+    except sd.RecordRefused as exc:
+        for line in exc.conflicts:
+            print(f"jobctl: {line}", file=sys.stderr)
+        common.fail(exc)
     except JobctlError as exc:
-        cli._fail(exc)
-    except OSError as exc:
-        cli._fail(EnvironmentProblem(f"cannot write the applied definitions in {state}: {exc.strerror}; "
-                                     "nothing was recorded"))
+        common.fail(exc)
     timers = " ".join(f"jobctl-{j.name}.timer" for j in sorted(jobs, key=lambda j: j.name) if j.enabled)
     flag = " --user" if user else ""
     _emit(result, out, sd.stream(result),
           f"systemctl{flag} daemon-reload" + (f" && systemctl{flag} enable --now {timers}" if timers else ""))
-    if summary:
-        print(summary, file=sys.stdout if out is not None else sys.stderr)
-
-
-def register(app: Any) -> None:
-    """Add the export commands to the typer app."""
-    app.add_typer(export_app, name="export")
+    if rec is not None:
+        n = len(rec.write)
+        print(f"recorded {n} definition{'s' if n != 1 else ''} for the timers in {paths.applied_dir(state)} "
+              f"({len(rec.unchanged)} unchanged)", file=sys.stdout if out is not None else sys.stderr)

@@ -1,4 +1,4 @@
-"""Options shared by the command modules (cli.py, cli_export.py), declared once."""
+"""Options several command modules share, declared once."""
 
 from __future__ import annotations
 
@@ -14,3 +14,5 @@ JobsDir = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of text.")]
 SystemOpt = Annotated[bool, typer.Option(
     "--system", help="Manage /etc/cron.d/jobctl (system format, root) instead of your crontab.")]
+Strict = Annotated[bool, typer.Option(
+    "--strict", help="Treat warnings (likely mistakes such as a \\% left from a crontab) as errors: exit 1.")]

@@ -24,7 +24,8 @@ import re
 from typing import Any
 
 from jobctl.jobs import schedule as schedule_mod
-from jobctl.jobs.spec import History, JobSpec, Notify, Retries, format_duration
+from jobctl.jobs.spec import NOTIFY_SINKS, History, JobSpec, Notify, Retries
+from jobctl.units import format_duration
 
 from . import Export, Output, consecutive_runs, header
 
@@ -125,7 +126,7 @@ def _size(n: int) -> str:
 
 
 def _notify_note(notify: Notify) -> str:
-    sinks = [k for k in ("command", "webhook", "email", "ping") if getattr(notify, k)]
+    sinks = [k for k in NOTIFY_SINKS if getattr(notify, k)]
     return (f"notify ({', '.join(sinks)}) is not carried: Kubernetes sends no notifications; "
             "alert on failed Jobs instead (e.g. kube-state-metrics kube_job_status_failed)")
 

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from jobctl.errors import JobctlError
+from jobctl import paths
+from jobctl.errors import EnvironmentProblem, JobctlError
+from jobctl.install import compile
 from jobctl.jobs import schedule as schedule_mod
-from jobctl.jobs.spec import JobSpec, format_duration
+from jobctl.jobs.spec import JobSpec
+from jobctl.units import format_duration
 
-from . import Export, Output, consecutive_runs, header, one_line
+from . import Export, Output, check_targets, consecutive_runs, header, one_line, paused_jobs
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then 0 (and 7)
 #: time the wrapper needs after its own deadline to kill the job's group (≤ 2 s),
@@ -212,7 +215,7 @@ def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[s
         "",
         "[Service]",
         "Type=oneshot",
-        f"# The wrapper runs the job as defined in {one_line(state)}/applied/{job.name}.json (recorded by "
+        f"# The wrapper runs the job as defined in {one_line(paths.applied_file(state, job.name))} (recorded by "
         "jobctl export systemd --record):",
         "# lock, retries, timeout, run log and notifications as under cron.",
         "ExecStart=" + " ".join(exec_arg(a) for a in wrapper_argv(state, job.name)),
@@ -308,7 +311,6 @@ def installed_in_cron(state: str) -> tuple[dict[str, tuple[str, bool]], list[str
     Both the user's crontab and the system file are looked at; a host
     without a crontab command has nothing installed there.
     """
-    from jobctl import paths
     from jobctl.install import crontab
 
     found: dict[str, tuple[str, bool]] = {}
@@ -397,7 +399,7 @@ def plan_record(jobs: list[JobSpec], state: str, in_cron: dict[str, tuple[str, b
         cron = job.name in in_cron
         users = [applied.SYSTEMD] + ([applied.CRON] if cron else [])
         where = (applied.jobs_dir_of(old) if cron else None) or jobs_dir
-        new = applied.with_meta(job.to_applied(), where, users)
+        new = applied.with_meta(compile.definition(job), where, users)
         if cron and (old is None or applied.differs(old, new)):
             fields = ", ".join(applied.differs(old, new)) if old is not None else "no applied definition"
             label, system = in_cron[job.name]
@@ -427,7 +429,7 @@ def outdated(jobs: list[JobSpec], state: str) -> list[str]:
     for job in sorted(jobs, key=lambda j: j.name):
         current = applied.read(state, job.name)
         if job.enabled and (applied.SYSTEMD not in applied.recorded_for(current)
-                            or applied.differs(current, job.to_applied())):
+                            or applied.differs(current, compile.definition(job))):
             out.append(job.name)
     return out
 
@@ -438,7 +440,7 @@ def record_applied(rec: Record, state: str) -> None:
     from jobctl.files import Batch
     from jobctl.install import crontab
 
-    with crontab._apply_lock(state):
+    with crontab.apply_lock(state):
         applied.sweep(state)
         times = {name: applied.mtime(state, name) for name in rec.meta_only}
         batch = Batch()
@@ -452,6 +454,53 @@ def record_applied(rec: Record, state: str) -> None:
         batch.finish()
         for name, when in times.items():
             applied.keep_mtime(state, name, when)
+
+
+class RecordRefused(JobctlError):
+    """``--record`` refused: cron runs another definition of these jobs (Record.conflicts)."""
+
+    def __init__(self, conflicts: list[str]) -> None:
+        self.conflicts = conflicts
+        n = len(conflicts)
+        super().__init__(f"{n} definition{'s' if n != 1 else ''} not recorded; nothing was recorded or written")
+
+
+def units(jobs: list[JobSpec], state: str, user_mode: bool, jobs_dir: str, out: str | None = None,
+          record: bool = False, record_with: str = "") -> tuple[Export, Record | None]:
+    """Everything ``jobctl export systemd`` does before the units are printed or written into ``out``.
+
+    The units, their warnings led by the crontabs that could not be checked;
+    with ``out``, its files checked before anything is written; with
+    ``record``, the definitions the timers need recorded (RecordRefused, and
+    nothing recorded, when cron runs one of them with another definition);
+    written into ``out`` without ``record``, a warning naming the timers that
+    would find no current definition, and the command (``record_with``) that
+    records them.  An OSError while recording is an EnvironmentProblem.
+    """
+    in_cron, notes = installed_in_cron(state)
+    result = export(jobs, state, user_mode, paused_jobs(jobs, state), in_cron)
+    result.warnings[:0] = notes
+    rec = None
+    try:
+        if out is not None:
+            check_targets(out, result.outputs)  # before anything is written
+        if record:
+            rec = plan_record(jobs, state, in_cron, os.path.abspath(jobs_dir))
+            if rec.conflicts:
+                raise RecordRefused(rec.conflicts)
+            record_applied(rec, state)
+        elif out is not None:
+            missing = outdated(jobs, state)
+            if missing:
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                result.warnings.append(
+                    f"not recorded: the timers run {paths.applied_file(state, 'NAME')}, which --record keeps for "
+                    f"them; it is missing, differs from the job file or is kept for cron only for "
+                    f"{', '.join(missing[:5])}{more}; record them with {record_with}")
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write the applied definitions in {state}: {exc.strerror}; "
+                                 "nothing was recorded") from None
+    return result, rec
 
 
 def stream(result: Export) -> str:

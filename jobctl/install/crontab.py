@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import errno
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ from dataclasses import dataclass, field
 from jobctl import applied, paths
 from jobctl.errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
 from jobctl.files import Batch, remove_stale_temps, replace_atomically
+from jobctl.install.compile import definition, definition_hash
 from jobctl.jobs.spec import JobSpec
 from jobctl.runner import cmdline, host
 
@@ -62,11 +62,6 @@ class CrontabConflict(JobctlError):
 def instance_id(state: str) -> str:
     """Short id of a state directory: two setups for one user never share a block."""
     return hashlib.sha256(os.path.realpath(state).encode()).hexdigest()[:8]
-
-
-def definition_hash(defn: dict) -> str:
-    canonical = json.dumps({k: v for k, v in defn.items() if k not in applied.NOT_DEFINITION}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 # --- targets -----------------------------------------------------------------
@@ -528,7 +523,7 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
     for j in jobs:
         if j.enabled:
             users = set(applied.recorded_for(current.get(j.name))) | {applied.CRON}
-            wanted[j.name] = applied.with_meta(j.to_applied(), directory, sorted(users))
+            wanted[j.name] = applied.with_meta(definition(j), directory, sorted(users))
     lines = [render_line(wanted[name], state, tgt.system) for name in sorted(wanted)]
     if any(d.get("catch_up") for d in wanted.values()):
         lines += catch_up_lines(state, tgt.system)
@@ -566,7 +561,7 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
     for j in jobs:
         old = current.get(j.name)
         if j.name not in parts.entries and applied.recorded_for(old) == [applied.SYSTEMD]:
-            fields = applied.differs(old, j.to_applied())
+            fields = applied.differs(old, definition(j))
             if fields:
                 timers.append(Change(j.name, "timer", fields))
     stale = [n for n in current if n not in wanted and applied.CRON in applied.recorded_for(current[n])]
@@ -650,7 +645,7 @@ class Outcome:
     backup: str | None
 
 
-def _apply_lock(state: str):
+def apply_lock(state: str):
     from filelock import FileLock
 
     # Serialises applies of one state directory; never deleted (pipx's rule).
@@ -677,7 +672,7 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = N
     """
     doing = f"cannot apply to {tgt.label}"
     try:
-        with _apply_lock(state):
+        with apply_lock(state):
             _sweep(state, tgt)
             plan = make_plan(jobs, state, tgt, jobs_dir)
             refusal = None if prune_others else plan.refusal()
@@ -732,7 +727,7 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = N
 def uninstall(state: str, tgt: Target) -> Outcome:
     doing = f"cannot uninstall from {tgt.label}"
     try:
-        with _apply_lock(state):
+        with apply_lock(state):
             _sweep(state, tgt)
             instance = instance_id(state)
             old_text = tgt.read()

@@ -38,6 +38,7 @@ from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import Reader, ReaderError
 
+from jobctl import paths
 from jobctl.errors import InvalidJobs, JobctlError, Problem
 from jobctl.jobs import spec
 
@@ -86,7 +87,7 @@ class _TooMany(Exception):
 _Base: Any = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
 
-class _Loader(Composer, _Base):  # type: ignore[misc]
+class _Loader(Composer, _Base):
     """A safe loader that bounds aliases, nesting and values while composing, and stops early.
 
     Nothing here expands aliases, but a file whose aliases would expand to
@@ -107,7 +108,7 @@ class _Loader(Composer, _Base):  # type: ignore[misc]
         #: expanded size of each finished node, by id (the tree keeps nodes alive)
         self._sizes: dict[int, int] = {}
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node | None:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
             self._aliases += 1
@@ -144,7 +145,7 @@ class _Loader(Composer, _Base):  # type: ignore[misc]
         return node
 
 
-class _PyLoader(_Loader, yaml.SafeLoader):  # type: ignore[misc]
+class _PyLoader(_Loader, yaml.SafeLoader):
     """The same checks on PyYAML's pure-Python parser, for its clearer error messages."""
 
     base = yaml.SafeLoader
@@ -411,15 +412,9 @@ def _dir_unsafe(directory: str, dir_fd: int) -> list[Unsafe]:
         else:
             message = (f"{long}; it holds the jobs directory {real}, so whoever controls it could replace the job "
                        f"files and run commands as root: {_fix(path)}, or move the jobs directory under a "
-                       f"directory only root can change (e.g. {_system_jobs_dir()})")
+                       f"directory only root can change (e.g. {paths.SYSTEM_JOBS_DIR})")
             found.append(Unsafe(Problem(path, 1, 1, message), path, short))
     return found
-
-
-def _system_jobs_dir() -> str:
-    from jobctl.paths import SYSTEM_JOBS_DIR
-
-    return SYSTEM_JOBS_DIR
 
 
 def _file_unsafe(fd: int, st: os.stat_result, path: str, link: bool, dir_real: str, name: str) -> list[Unsafe]:
@@ -1245,3 +1240,36 @@ def load_jobs(directory: str) -> list[spec.JobSpec]:
     if result.problems:
         raise InvalidJobs(result.problems)
     return result.jobs
+
+
+@dataclass
+class Loaded:
+    """A jobs directory as the commands read it: its path and what it holds, or why it could not be read."""
+
+    directory: str
+    #: None when the directory could not be read at all (then ``error`` says why)
+    result: LoadResult | None
+    error: JobctlError | None = None
+
+    @property
+    def jobs(self) -> list[spec.JobSpec]:
+        """The valid jobs (none when the directory could not be read)."""
+        return self.result.jobs if self.result is not None else []
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.result.problems if self.result is not None else []
+
+
+def read(jobs_dir: str | None = None) -> Loaded:
+    """The jobs directory a command works on (``jobs_dir``, else paths.jobs_dir's choice), loaded; never raises.
+
+    The one way every command reads job files.  What a command makes of a
+    directory that cannot be read or has problems is its own decision:
+    validate reports them, apply refuses, status and doctor carry on.
+    """
+    directory = paths.jobs_dir(jobs_dir)
+    try:
+        return Loaded(directory, load_dir(directory))
+    except JobctlError as exc:
+        return Loaded(directory, None, exc)

@@ -10,7 +10,7 @@ import stat
 import subprocess
 from dataclasses import dataclass
 
-from jobctl import paths
+from jobctl import paths, store
 from jobctl.runner.host import CLEAN_PATH
 
 
@@ -73,16 +73,16 @@ def state_permissions(state: str) -> Check:
         problems.append(f"{state} is {stat.S_IMODE(st.st_mode):04o}, not 0700")
     if st.st_uid != os.geteuid():
         problems.append(f"{state} is owned by uid {st.st_uid}, not {os.geteuid()}")
-    for sub in ("runs.db", "applied"):
-        path = os.path.join(state, sub)
-        if sub == "applied" and os.path.isdir(path):
-            files = [os.path.join(path, f) for f in os.listdir(path)]
-        else:
-            files = [path] if os.path.exists(path) else []
-        for f in files:
-            mode = stat.S_IMODE(os.stat(f).st_mode)
-            if mode & 0o077:
-                problems.append(f"{f} is {mode:04o}, not 0600")
+    log, definitions = paths.runs_db(state), paths.applied_dir(state)
+    files = [log] if os.path.exists(log) else []
+    if os.path.isdir(definitions):
+        files += [os.path.join(definitions, f) for f in os.listdir(definitions)]
+    elif os.path.exists(definitions):
+        files.append(definitions)
+    for f in files:
+        mode = stat.S_IMODE(os.stat(f).st_mode)
+        if mode & 0o077:
+            problems.append(f"{f} is {mode:04o}, not 0600")
     if problems:
         return Check("state directory", False, "; ".join(problems), f"chmod -R go-rwx {shlex.quote(state)}")
     if not os.access(state, os.W_OK):
@@ -95,16 +95,12 @@ def run_log(state: str) -> Check:
     if not os.path.exists(path):
         return Check("run log", True, "none yet (created by the first run)")
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=15)
-        try:
-            result = db.execute("PRAGMA quick_check").fetchall()
-        finally:
-            db.close()
+        findings = store.quick_check(path)
     except sqlite3.Error as exc:
         return Check("run log", False, f"{path}: {exc}",
                      f"move it aside (mv {path} {path}.broken); the next run starts a new one")
-    if result != [("ok",)]:
-        return Check("run log", False, f"{path}: quick_check: {result[0][0]}",
+    if findings:
+        return Check("run log", False, f"{path}: quick_check: {findings[0]}",
                      f"move it aside (mv {path} {path}.broken); the next run starts a new one")
     return Check("run log", True, f"{path}: quick_check ok")
 
@@ -252,9 +248,11 @@ def _path_check(user: _User, path: str, directory: bool) -> str | None:
 
 def commands_found(jobs: list) -> list[Check]:
     """Each job's program, as its user finds it on the run PATH, with a fix worded for what is wrong."""
+    from jobctl.install import compile
+
     checks = []
     for job in jobs:
-        defn = job.to_applied()
+        defn = compile.definition(job)
         name = f"command of {job.name}"
         user = _job_user(job)
         word = _first_word(defn["command"])
@@ -370,3 +368,35 @@ def inherited_settings(state: str, system: bool) -> list[Check]:
         checks.append(Check(f"crontab line {number}", not problem, text, _SETTING_FIXES.get(name, ""),
                             note=not problem))
     return checks
+
+
+def checks(state: str, jobs_dir: str | None, system: bool) -> list[Check]:
+    """Every check of `jobctl doctor`, in the order it prints them.
+
+    The host first (cron, crontab(1)), then the state directory and run log,
+    the job files and whether the crontab holds them as applied, each job's
+    program and working directory, and the settings above jobctl's block.
+    """
+    from jobctl.jobs import loader
+
+    found = [cron_daemon(), crontab_command(), state_permissions(state), run_log(state)]
+    loaded = loader.read(jobs_dir)
+    directory, result = loaded.directory, loaded.result
+    if loaded.error is not None:
+        found.append(Check("job files", False, loaded.error.message, f"jobctl init {directory}"))
+    found.append(applied_readable(state, result.jobs if result is not None and not result.problems else None))
+    if result is not None:
+        if result.problems:
+            n = len(result.problems)
+            found.append(Check("job files", False, f"{n} problem{'s' if n != 1 else ''} in {directory}",
+                               "jobctl validate"))
+        else:
+            n = len(result.jobs)
+            found.append(Check("job files", True, f"{n} valid job{'s' if n != 1 else ''} in {directory}"))
+            found.append(crontab_in_sync(result.jobs, state, system, directory))
+        if os.path.isdir(directory):
+            found.append(job_files_safe(directory))
+        found.extend(commands_found(result.jobs))
+        found.extend(working_dirs(result.jobs))
+    found.extend(inherited_settings(state, system))
+    return found

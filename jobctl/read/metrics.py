@@ -37,11 +37,7 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
     now = time.time() if now is None else now
     names = applied.names(state)
     samples: dict[str, list[str]] = {m: [] for m, _ in METRICS}
-    counts: dict[tuple[str, str], int] = {}
-    if log is not None:
-        for job, status, n in log.db.execute("SELECT job, status, count(*) FROM runs WHERE retried = 0 "
-                                             "GROUP BY job, status"):
-            counts[(job, status)] = n
+    counts = log.run_counts() if log is not None else {}
     for name in names:
         defn = applied.read(state, name) or {}
         lbl = f'job_name="{_label(name)}"'
@@ -51,17 +47,13 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
                 samples[metric].append(f"{PREFIX}{metric}{{{_lbl}{extra}}} {value}")
 
         if log is not None:
-            last = log.db.execute("SELECT started_at FROM runs WHERE job = ? AND status != 'skipped' "
-                                  "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
-            put("last_start_timestamp_seconds", last[0] if last else None)
-            ok = log.db.execute("SELECT max(started_at) FROM runs WHERE job = ? AND status = 'succeeded'",
-                                (name,)).fetchone()
-            put("last_success_timestamp_seconds", ok[0] if ok else None)
-            fin = log.db.execute("SELECT duration_s, exit_code FROM runs WHERE job = ? AND status NOT IN "
-                                 "('running', 'skipped') ORDER BY id DESC LIMIT 1", (name,)).fetchone()
-            if fin:
-                put("last_duration_seconds", round(fin[0], 3) if fin[0] is not None else None)
-                put("last_exit_code", fin[1])
+            last = log.last_started(name)
+            put("last_start_timestamp_seconds", last["started_at"] if last is not None else None)
+            put("last_success_timestamp_seconds", log.last_success_at(name))
+            fin = log.last_finished(name)
+            if fin is not None:
+                put("last_duration_seconds", round(fin["duration_s"], 3) if fin["duration_s"] is not None else None)
+                put("last_exit_code", fin["exit_code"])
             put("consecutive_failures", consecutive_failures(log, name))
         for status in STATUSES:
             put("runs", counts.get((name, status), 0), f',status="{status}"')

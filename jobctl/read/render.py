@@ -1,6 +1,7 @@
 """Presentation for the read commands: rich tables on a terminal, stable JSON.
 
-Only the CLI imports this module; the core hands it plain rows.
+Only the CLI imports this module; the core hands it plain rows.  A run in
+JSON is store.run_record's, the shape the webhook payload shares.
 """
 
 from __future__ import annotations
@@ -11,17 +12,12 @@ import sys
 import time
 from typing import Any
 
+from jobctl.store import exit_code, iso, run_record
+
 STATUS_STYLE = {
     "succeeded": "green", "failed": "red", "timeout": "red", "killed": "magenta",
     "lost": "magenta", "skipped": "yellow", "running": "cyan",
 }
-
-
-def iso(ts: float | None) -> str | None:
-    """UTC ISO 8601 with a Z, the JSON form of every time."""
-    if ts is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 def local(ts: float | None) -> str:
@@ -88,37 +84,6 @@ def cell(text: Any, style: str = "") -> Any:
     return Text(printable("" if text is None else str(text)), style=style)
 
 
-def exit_code(row: Any) -> int | None:
-    """A run's exit code; None for a skip, which started no process.
-
-    Older wrappers recorded 0 for a paused skip and 75 for a forbid one;
-    whatever is stored, a skip has no exit code.
-    """
-    return None if row["status"] == "skipped" else row["exit_code"]
-
-
-def run_json(row: Any) -> dict[str, Any]:
-    """A run row as the documented JSON object (the field names are an interface)."""
-    return {
-        "id": row["id"],
-        "job": row["job"],
-        "status": row["status"],
-        "exit_code": exit_code(row),
-        "signal": row["signal"],
-        "trigger": row["trigger"],
-        "attempt": row["attempt"],
-        "scheduled_for": iso(row["scheduled_for"]),
-        "started_at": iso(row["started_at"]),
-        "finished_at": iso(row["finished_at"]),
-        "duration_s": None if row["duration_s"] is None else round(row["duration_s"], 3),
-        "pid": row["pid"],
-        "host": row["host"],
-        "output_bytes": row["output_bytes"],
-        "output_truncated": bool(row["output_truncated"]),
-        "reason": row["reason"],
-    }
-
-
 def plural(n: int, word: str) -> str:
     """``word`` for a count of ``n``: "1 job", "2 jobs"."""
     return word if n == 1 else word + "s"
@@ -144,10 +109,7 @@ def status_text(status: str) -> Any:
     return cell(status, STATUS_STYLE.get(status, ""))
 
 
-ACTION_STYLE = {"add": "green", "change": "yellow", "remove": "red", "unchanged": "dim"}
-
-
-ACTION_STYLE["timer"] = "cyan"
+ACTION_STYLE = {"add": "green", "change": "yellow", "remove": "red", "unchanged": "dim", "timer": "cyan"}
 
 
 def _change_line(c: Any) -> Any:
@@ -260,12 +222,12 @@ def status_json(s: Any) -> dict[str, Any]:
         "schedule_description": s.schedule_description,
         "next_run": iso(s.next_run.timestamp()) if s.next_run else None,
         "state": s.state,
-        "last_run": run_json(s.last_run) if s.last_run is not None else None,
+        "last_run": run_record(s.last_run) if s.last_run is not None else None,
         "consecutive_failures": s.consecutive_failures,
         "paused": s.paused,
         "late": s.late,
         "missed": s.missed,
-        "last_started_run": run_json(s.last_started_run) if s.last_started_run is not None else None,
+        "last_started_run": run_record(s.last_started_run) if s.last_started_run is not None else None,
         "jobs_dir": s.jobs_dir,
     }
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobctl import applied, paths
-from jobctl.install import crontab
+from jobctl.install import compile, crontab
 from jobctl.jobs.spec import JobSpec
 from jobctl.store import Store
 
@@ -49,10 +49,7 @@ def consecutive_failures(log: Store | None, name: str) -> int:
 
 def last_started(log: Store | None, name: str) -> Any:
     """The latest run that started the job: skips (paused, forbid) are not results."""
-    if log is None:
-        return None
-    return log.db.execute("SELECT * FROM runs WHERE job = ? AND status != 'skipped' ORDER BY id DESC LIMIT 1",
-                          (name,)).fetchone()
+    return log.last_started(name) if log is not None else None
 
 
 def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
@@ -71,11 +68,10 @@ def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tupl
         return False, False
     if ts < applied_at:
         return False, False  # not installed yet at that time
-    row = log.db.execute("SELECT min(started_at) FROM runs WHERE job = ? AND scheduled_for >= ? AND scheduled_for < ?",
-                         (job.name, ts - 1, ts + 60)).fetchone()
-    if row is None or row[0] is None:
+    started = log.first_start(job.name, ts - 1, ts + 60)
+    if started is None:
         return False, True
-    return row[0] - ts > grace, False
+    return started - ts > grace, False
 
 
 def _installed_state(entry: crontab.Entry, current: dict | None, state: str, system: bool) -> str:
@@ -110,7 +106,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
     rows: list[tuple[JobSpec, str, list[str], bool]] = []
     applied_elsewhere: set[str] = set()
     for job in sorted(jobs, key=lambda j: j.name):
-        defn = job.to_applied()
+        defn = compile.definition(job)
         entry = entries.get(job.name)
         current = read(job.name)
         came_from = applied.jobs_dir_of(current)
@@ -126,9 +122,9 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
             state_ = "timer" if applied.SYSTEMD in applied.recorded_for(current) else "not applied"
         else:
             fields = applied.differs(current, defn)
-            if entry.hash != crontab.definition_hash(defn) and not fields:
+            if entry.hash != compile.definition_hash(defn) and not fields:
                 fields = ["(crontab line)"]
-            edited = entry.tampered or (current is not None and entry.hash == crontab.definition_hash(current)
+            edited = entry.tampered or (current is not None and entry.hash == compile.definition_hash(current)
                                         and _installed_state(entry, current, state, system) == "edited")
             state_ = "edited" if edited else "changed" if fields else "ok"
         rows.append((job, state_, fields, False))
@@ -142,18 +138,18 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         came_from = applied.jobs_dir_of(current)
         elsewhere = not dir_readable or (came_from is not None and jobs_dir is not None
                                          and not applied.same_dir(came_from, jobs_dir))
-        job = applied.to_spec(current) if current is not None and elsewhere else None
-        if job is None:
+        shown = compile.to_spec(current) if current is not None and elsewhere else None
+        if current is None or shown is None:
             orphans.append(name)
             continue
         entry = entries.get(name)
         if entry is None:
             state_ = "timer"
-        elif entry.hash != crontab.definition_hash(current):
+        elif entry.hash != compile.definition_hash(current):
             state_ = "changed"
         else:
             state_ = _installed_state(entry, current, state, system)
-        rows.append((job, state_, [], True))
+        rows.append((shown, state_, [], True))
 
     out: list[JobStatus] = []
     for job, state_, fields, from_applied in rows:

@@ -1,0 +1,183 @@
+"""What the command modules share: failing with a JobctlError, the state directory, the job files, the run log.
+
+A domain failure becomes one line on stderr plus its exit code here, in
+``fail`` only.  Heavy modules (yaml, rich, sqlite3) are imported inside the
+functions so that registering the commands, and ``jobctl --help``, stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+from jobctl.errors import EnvironmentProblem, ExitCode, JobctlError, Problem, UnknownJob
+
+if TYPE_CHECKING:
+    from jobctl.install.crontab import Target
+    from jobctl.jobs.loader import Loaded, LoadResult
+    from jobctl.jobs.spec import JobSpec
+    from jobctl.store import Store
+
+
+def commands() -> typer.Typer:
+    """A command module's group of commands, merged into the one `jobctl` app (cli.app)."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False)
+
+
+def printable(text: str) -> str:
+    """A path or message for a summary line: control characters escaped (render.printable)."""
+    from jobctl.read.render import printable
+
+    return printable(text)
+
+
+def fail(exc: JobctlError) -> NoReturn:
+    # messages quote paths and names an operator's files control: never raw escapes
+    print(f"jobctl: {printable(exc.message)}", file=sys.stderr)
+    raise typer.Exit(int(exc.code))
+
+
+def fail_problems(exc: JobctlError) -> NoReturn:
+    """``fail``, after every problem of an InvalidJobs on its own line."""
+    from jobctl.errors import InvalidJobs
+
+    if isinstance(exc, InvalidJobs):
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        fail(JobctlError(f"{exc.message}; nothing was changed", exc.code))
+    fail(exc)
+
+
+def state_path(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
+    """Where the state directory is (not created); an unsafe path is an environment error (exit 3)."""
+    from jobctl import paths
+
+    try:
+        return paths.state_dir()
+    except paths.UnsafePath as exc:
+        fail(JobctlError(str(exc), code))
+
+
+def state(code: ExitCode = ExitCode.ENVIRONMENT) -> str:
+    """The state directory, created; exit ``code`` (3, or 125 for `run`) when it is not usable."""
+    from jobctl import paths
+
+    path = state_path(code)
+    try:
+        return paths.ensure_state_dir(path)
+    except OSError as exc:
+        fail(JobctlError(f"state directory {path} is not usable: {exc.strerror}; "
+                         "set JOBCTL_STATE_DIR or fix its permissions", code))
+
+
+def warning_line(p: Problem) -> str:
+    """``PATH:LINE:COL: warning: [job NAME: ]message``, as compilers print theirs."""
+    job = f"job {p.job}: " if p.job else ""
+    return f"{p.path}:{p.line}:{p.column}: warning: {job}{p.message}"
+
+
+def warnings_of(result: LoadResult | None) -> list[Problem]:
+    """The loader's warnings, in file order: likely mistakes that do not stop a job file from loading."""
+    return sorted(result.warnings if result is not None else [], key=lambda p: (p.path, p.line, p.column, p.message))
+
+
+def print_warnings(warnings: list[Problem], strict: bool, directory: str) -> None:
+    """The loader's warnings to stderr; with --strict they are errors: exit 1."""
+    for w in warnings:
+        print(warning_line(w), file=sys.stderr)
+    if warnings and strict:
+        n = len(warnings)
+        fail(JobctlError(f"{n} warning{'s' if n != 1 else ''} in {directory}, errors under --strict; "
+                         "nothing was changed"))
+
+
+def valid_jobs(loaded: Loaded, code: ExitCode = ExitCode.NOT_OK, warn: bool = False,
+               strict: bool = False) -> list[JobSpec]:
+    """Every job of a directory read, or print every problem and exit with ``code``.
+
+    With ``warn`` (plan) the loader's warnings are printed too, and are
+    errors under ``strict``.
+    """
+    if loaded.error is not None:
+        fail(JobctlError(loaded.error.message, code))
+    if loaded.problems:
+        for p in sorted(loaded.problems):
+            print(p, file=sys.stderr)
+        n = len(loaded.problems)
+        fail(JobctlError(f"{n} problem{'s' if n != 1 else ''} in {loaded.directory}; nothing was run or changed",
+                         code))
+    if warn:
+        print_warnings(warnings_of(loaded.result), strict, loaded.directory)
+    return loaded.jobs
+
+
+def load(jobs_dir: str | None, code: ExitCode = ExitCode.NOT_OK, warn: bool = False,
+         strict: bool = False) -> tuple[str, list[JobSpec]]:
+    """(the jobs directory, its jobs) for a command that needs every job file valid (see valid_jobs)."""
+    from jobctl.jobs import loader
+
+    loaded = loader.read(jobs_dir)
+    return loaded.directory, valid_jobs(loaded, code, warn, strict)
+
+
+def origin(jobs_dir: str | None) -> str:
+    """Why this jobs directory: what paths.jobs_dir found first."""
+    if jobs_dir:
+        return "--jobs-dir"
+    if os.environ.get("JOBCTL_JOBS_DIR"):
+        return "$JOBCTL_JOBS_DIR"
+    if os.path.isdir("jobs.d"):
+        return "./jobs.d of the current directory"
+    return "the default; --jobs-dir chooses another"
+
+
+def did_you_mean(name: str, names: list[str]) -> str:
+    import difflib
+
+    names = sorted(set(names))
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"; did you mean {close[0]!r}?" if close else (f"; jobs: {', '.join(names)}" if names else "")
+
+
+def find(jobs: list[JobSpec], name: str, directory: str, code: ExitCode = ExitCode.NOT_OK,
+         also: tuple[str, ...] = ()) -> JobSpec:
+    """The job ``name``, or UnknownJob (exit ``code``) suggesting the closest of ``jobs`` and ``also``."""
+    for job in jobs:
+        if job.name == name:
+            return job
+    where = f"{directory} or the applied jobs" if also else directory
+    fail(UnknownJob(f"no job named {name!r} in {where}{did_you_mean(name, [j.name for j in jobs] + list(also))}",
+                    code))
+
+
+def open_log(state: str) -> Store | None:
+    """The run log for a read command, with lost runs finalised; None when there is none yet."""
+    import sqlite3
+    import time
+
+    from jobctl import paths, store
+    from jobctl.runner import host
+
+    path = paths.runs_db(state)
+    if not os.path.exists(path):
+        return None
+    try:
+        log = store.connect(path)
+        log.finalize_lost(None, os.uname().nodename, host.boot_id(), host.alive, host.group_alive, time.time())
+    except (sqlite3.Error, OSError) as exc:
+        fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
+                                "move it aside to start a new one (jobctl doctor checks it)"))
+    return log
+
+
+def target(system: bool) -> Target:
+    """The crontab to manage: the user's, $JOBCTL_CRONTAB's file, or /etc/cron.d/jobctl with --system."""
+    from jobctl.install import crontab
+
+    try:
+        return crontab.target(system)
+    except JobctlError as exc:
+        fail(exc)
