@@ -153,9 +153,6 @@ class Batch:
         self._staged: list[tuple[str, str]] = []  # (temporary file, target)
         self._done: list[tuple[str, str | None, bytes | None]] = []  # (target, old kept as, old bytes)
 
-    def __len__(self) -> int:
-        return len(self._staged)
-
     def add(self, path: str, data: bytes, mode: int) -> None:
         # No remove_stale_temps per file: the caller sweeps the directory once.
         fd, tmp = _temp_for(path)

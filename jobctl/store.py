@@ -1,7 +1,7 @@
 """The SQLite run log: connection settings, migrations, run rows, queries.
 
 Imported by the wrapper on every scheduled run, so it uses only the standard
-library.  Settings measured for concurrency (issue 3): WAL set once at
+library.  Settings measured with concurrent wrappers: WAL set once at
 creation, a 15 s busy timeout, BEGIN IMMEDIATE for every write and
 synchronous=NORMAL; 300 wrappers writing at once then see no "database is
 locked".  Times are stored as UTC epoch seconds (REAL) and rendered as ISO 8601
@@ -20,11 +20,12 @@ try:
     # (docs/benchmarks.md).  Its classes and exceptions are sqlite3's.
     import _sqlite3 as sqlite3
 except ImportError:  # not CPython
-    import sqlite3
+    import sqlite3  # type: ignore[no-redef]
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 BUSY_TIMEOUT_S = 15.0
 
@@ -32,10 +33,57 @@ STATUSES = ("running", "succeeded", "failed", "timeout", "killed", "skipped", "l
 #: what counts as a failure for streaks, notifications and status
 FAILED_STATUSES = ("failed", "timeout", "killed", "lost")
 
-#: the columns of a run row as the read commands expose them (an interface).
+#: The fields of a run record, in order: ``history --json``, the runs in
+#: ``status --json``, the webhook payload's ``run`` and the notify command's
+#: JOBCTL_* variables all come from run_record (an interface: README,
+#: "Notifications", and jobctl(1) document every field).
 RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for",
               "started_at", "finished_at", "duration_s", "pid", "host", "output_bytes",
               "output_truncated", "reason")
+
+
+def iso(ts: float | None) -> str | None:
+    """UTC ISO 8601 with milliseconds and a Z, the JSON form of every time."""
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def exit_code(row: Any) -> int | None:
+    """A run's exit code; None for a skip, which started no process.
+
+    Older wrappers recorded 0 for a paused skip and 75 for a forbid one;
+    whatever is stored, a skip has no exit code.
+    """
+    return None if row["status"] == "skipped" else row["exit_code"]
+
+
+def run_record(row: Any) -> dict[str, Any]:
+    """A run as the documented record: the fields of RUN_FIELDS, times in ISO 8601.
+
+    ``row`` is a ``runs`` row or a mapping with the same columns (the
+    wrapper's run just finished, which it notifies about before reading
+    anything back): every field of RUN_FIELDS must be there.
+    """
+    duration = row["duration_s"]
+    return {
+        "id": row["id"],
+        "job": row["job"],
+        "status": row["status"],
+        "exit_code": exit_code(row),
+        "signal": row["signal"],
+        "trigger": row["trigger"],
+        "attempt": row["attempt"],
+        "scheduled_for": iso(row["scheduled_for"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
+        "duration_s": None if duration is None else round(duration, 3),
+        "pid": row["pid"],
+        "host": row["host"],
+        "output_bytes": row["output_bytes"],
+        "output_truncated": bool(row["output_truncated"]),
+        "reason": row["reason"],
+    }
 
 
 def _m1_runs(db: sqlite3.Connection) -> None:
@@ -76,7 +124,7 @@ def _m1_runs(db: sqlite3.Connection) -> None:
 
 
 def _m2_jitter_notify(db: sqlite3.Connection) -> None:
-    # issue 5: the jitter a scheduled run waited, and what its notifications did
+    # the jitter a scheduled run waited, and what its notifications did (jobctl logs prints it)
     db.execute("ALTER TABLE runs ADD COLUMN jitter_s REAL")
     db.execute("ALTER TABLE runs ADD COLUMN notify TEXT")
 
@@ -123,9 +171,69 @@ class _Transaction:
         self.db.execute("BEGIN IMMEDIATE")
         return self.db
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        return False
+
+
+# --- retention: the deletes after a run and `jobctl prune` (jobctl.retention holds the policy)
+
+#: pages handed back per run; a full `jobctl prune` vacuums everything
+VACUUM_PAGES_AFTER_RUN = 256
+
+
+def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> list[int]:
+    """Ids of the finished runs of ``job`` that retention removes, oldest first.
+
+    ``keep`` counts real runs (started jobs) and, separately, skipped ones:
+    a long pause or a stream of ``forbid`` skips never pushes a real run and
+    its output out.  A run is all its attempts: the cut falls before the
+    first attempt (a row that is not a retry) of the keep-th newest run, so
+    retries are kept or dropped with their run.  Anything older than
+    ``max_age`` goes either way, except the newest real run: whatever
+    ``max_age`` says, the run just recorded stays.
+    ``keep`` and ``max_age`` are clamped to what SQLite's 64-bit integers and
+    a float can hold: a hand-edited definition or an old release's value must
+    not make every run or ``jobctl prune`` fail (validate bounds them too).
+    """
+    keep = min(max(keep, 1), 2**63 - 1)
+    cutoff = now - min(max(max_age, 0), now)
+    rows = db.execute(
+        "SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped') AND ("
+        " id < coalesce((SELECT id FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+        "  AND trigger != 'retry' ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR (started_at < ?"
+        "  AND id < (SELECT max(id) FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+        "   AND trigger != 'retry')))"
+        " UNION ALL "
+        "SELECT id FROM runs WHERE job = ? AND status = 'skipped' AND ("
+        " id < coalesce((SELECT id FROM runs WHERE job = ? AND status = 'skipped'"
+        "  ORDER BY id DESC LIMIT 1 OFFSET ?), -1) OR started_at < ?)"
+        " ORDER BY id",
+        (job, job, keep - 1, cutoff, job, job, job, keep - 1, cutoff),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def prune_job(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> int:
+    """Delete what retention removes for one job; the caller owns the transaction."""
+    ids = doomed(db, job, keep, max_age, now)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        db.execute(f"DELETE FROM run_output WHERE run_id IN ({marks})", chunk)
+        db.execute(f"DELETE FROM runs WHERE id IN ({marks})", chunk)
+    return len(ids)
+
+
+def vacuum(db: sqlite3.Connection, pages: int | None = None) -> None:
+    """Give freed pages back (outside a transaction); converts an old log once."""
+    mode = db.execute("PRAGMA auto_vacuum").fetchone()[0]
+    if mode != 2:  # not INCREMENTAL yet: one full VACUUM switches the file over
+        db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        db.execute("VACUUM")
+        return
+    # The pragma frees one page per step, and Python's execute() steps once:
+    # executescript() runs it to the end.
+    db.executescript(f"PRAGMA incremental_vacuum({int(pages)});" if pages else "PRAGMA incremental_vacuum;")
 
 
 class Store:
@@ -168,27 +276,23 @@ class Store:
         never lowers it (a keep smaller than after_failures would otherwise
         cap it and the alert would never come).
         """
-        from jobctl import retention
-
         with self.write() as db:
             streak = self._count_streak(job)
             last = db.execute("SELECT id FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
                               " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
             if last is not None:
                 db.execute("UPDATE runs SET failures = ? WHERE id = ?", (streak, last[0]))
-            pruned = retention.prune_job(db, job, keep, max_age, now)
+            pruned = prune_job(db, job, keep, max_age, now)
         if pruned:
-            retention.vacuum(self.db, retention.VACUUM_PAGES_AFTER_RUN)
+            vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
         return pruned, streak
 
     def prune(self, job: str, keep: int, max_age: float, now: float) -> int:
         """Retention alone (after a skip: a long pause must not pile up rows until the next real run)."""
-        from jobctl import retention
-
         with self.write() as db:
-            pruned = retention.prune_job(db, job, keep, max_age, now)
+            pruned = prune_job(db, job, keep, max_age, now)
         if pruned:
-            retention.vacuum(self.db, retention.VACUUM_PAGES_AFTER_RUN)
+            vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
         return pruned
 
     def failure_streak(self, job: str) -> int:
@@ -299,7 +403,8 @@ class Store:
 
     def history(self, job: str | None = None, limit: int = 20, status: str | None = None,
                 since: float | None = None) -> list[sqlite3.Row]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if job is not None:
             where.append("job = ?")
             args.append(job)
@@ -315,6 +420,51 @@ class Store:
         sql += " ORDER BY id DESC LIMIT ?"
         args.append(limit)
         return self.db.execute(sql, args).fetchall()
+
+    def last_activity(self, job: str) -> float | None:
+        """The latest minute a run of the job was scheduled for or started at (the catch-up pass); None: no runs."""
+        return self.db.execute("SELECT max(max(coalesce(scheduled_for, 0), started_at)) FROM runs WHERE job = ?",
+                               (job,)).fetchone()[0]
+
+    # --- reads of the read commands (status, metrics, logs, prune)
+
+    def jobs(self) -> list[str]:
+        """Every job with rows in the log (applied or not)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT job FROM runs")]
+
+    def last_started(self, job: str) -> sqlite3.Row | None:
+        """The latest run that started the job: skips (paused, forbid) are not results."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND status != 'skipped' ORDER BY id DESC LIMIT 1",
+                               (job,)).fetchone()
+
+    def last_finished(self, job: str) -> sqlite3.Row | None:
+        """The latest attempt that started and ended."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+                               " ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+
+    def last_success_at(self, job: str) -> float | None:
+        """When the job's latest successful run started."""
+        return self.db.execute("SELECT max(started_at) FROM runs WHERE job = ? AND status = 'succeeded'",
+                               (job,)).fetchone()[0]
+
+    def latest_with_output(self, job: str) -> sqlite3.Row | None:
+        """The job's latest run that printed something."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND output_bytes > 0 ORDER BY id DESC LIMIT 1",
+                               (job,)).fetchone()
+
+    def runs_after(self, job: str, run_id: int) -> int:
+        """How many rows of the job are newer than ``run_id``."""
+        return int(self.db.execute("SELECT count(*) FROM runs WHERE job = ? AND id > ?", (job, run_id)).fetchone()[0])
+
+    def first_start(self, job: str, since: float, until: float) -> float | None:
+        """When the first run scheduled for a time in [since, until) started; None when none did."""
+        return self.db.execute("SELECT min(started_at) FROM runs WHERE job = ? AND scheduled_for >= ?"
+                               " AND scheduled_for < ?", (job, since, until)).fetchone()[0]
+
+    def run_counts(self) -> dict[tuple[str, str], int]:
+        """{(job, status): runs}, a run with its retries once, by its last attempt."""
+        return {(job, status): n for job, status, n in self.db.execute(
+            "SELECT job, status, count(*) FROM runs WHERE retried = 0 GROUP BY job, status")}
 
 
 def _create(path: str) -> None:
@@ -379,6 +529,19 @@ def connect(path: str, create: bool = True) -> Store:
         db.close()
         raise
     return Store(path, db)
+
+
+def quick_check(path: str) -> list[str]:
+    """What SQLite's quick_check finds wrong in the log, read-only (nothing created or migrated); [] when ok.
+
+    Raises sqlite3.Error when the file cannot be opened as a database.
+    """
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    finally:
+        db.close()
+    return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
 
 
 def _migrate(db: sqlite3.Connection) -> None:

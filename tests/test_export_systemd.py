@@ -27,6 +27,7 @@ from jobctl import applied, clock, paths
 from jobctl.cli.app import app
 from jobctl.export import MARK
 from jobctl.export import systemd as sd
+from jobctl.install import compile
 from jobctl.jobs import loader, schedule
 from jobctl.runner import cmdline
 
@@ -470,7 +471,7 @@ def test_record_writes_what_the_timers_run_and_plan_shows_it(write_job, tmp_path
     job = loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])[0]
     recorded = applied.read(state(), "t")
     assert {k: v for k, v in recorded.items() if k not in ("jobs_dir", "recorded_for")} == \
-        json.loads(json.dumps(job.to_applied()))
+        json.loads(json.dumps(compile.definition(job)))
     assert recorded["recorded_for"] == ["systemd"] and recorded["jobs_dir"] == os.environ["JOBCTL_JOBS_DIR"]
     assert oct(os.stat(paths.applied_file(state(), "t")).st_mode & 0o777) == "0o600"
     assert not Path(os.environ["JOBCTL_CRONTAB"]).exists()

@@ -184,10 +184,9 @@ def _forbidden(loaded: list[str]) -> list[str]:
     bad = []
     for mod in loaded:
         top = mod.split(".")[0]
-        if top in THIRD_PARTY_ON_HOT_PATH:
-            bad.append(mod)
-        elif top == "jobctl" and mod not in ("jobctl", "jobctl.runner") and not mod.startswith("jobctl.runner.") \
-                and _stage(mod) != "foundation":
+        ours = top == "jobctl" and mod not in ("jobctl", "jobctl.runner")
+        if top in THIRD_PARTY_ON_HOT_PATH or (ours and not mod.startswith("jobctl.runner.")
+                                              and _stage(mod) != "foundation"):
             bad.append(mod)
     return bad
 

@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobctl.cli import app as cli
+from jobctl.install import compile
 from jobctl.jobs import loader, spec
 
 EXAMPLES = int(os.environ.get("JOBCTL_FUZZ_EXAMPLES", "300"))
@@ -177,7 +178,7 @@ def check(files: dict[str, bytes]) -> None:
 
 
 def check_job(job: spec.JobSpec) -> None:
-    applied = job.to_applied()
+    applied = compile.definition(job)
     json.dumps(applied, allow_nan=False)
     texts = [job.shell, job.working_dir or "", job.description or "", *job.env, *job.env.values(),
              *(job.command if isinstance(job.command, tuple) else [job.command]), *job.tags]

@@ -20,6 +20,7 @@ import pytest
 
 from jobctl.cli import app as cli
 from jobctl.errors import ExitCode
+from jobctl.install import compile
 from jobctl.jobs import loader, spec
 
 WriteJob = Callable[[str, "str | bytes"], Path]
@@ -174,7 +175,7 @@ def test_an_accepted_job_serialises_without_nan(write_job: WriteJob, jobs_dir: P
               "timeout: 7d\nkill_grace: 1h\nhistory: {keep: 1000000, max_age: 3650d}\n")
     jobs, problems = load(jobs_dir)
     assert problems == []
-    json.dumps(jobs["backup"].to_applied(), allow_nan=False)
+    json.dumps(compile.definition(jobs["backup"]), allow_nan=False)
 
 
 # --- item 3: located problems where validate crashed with exit 70 --------------------------------

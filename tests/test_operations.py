@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from jobctl import applied, retention, store
+from jobctl import applied, store
 from jobctl.cli.app import app
 from jobctl.jobs import schedule
 from jobctl.runner import catchup
@@ -82,12 +82,12 @@ def test_retention_keeps_the_newest_and_drops_the_old(jobs_dir):
     insert_runs("a", [now - 86400 * d for d in range(100, 0, -1)], output=b"x" * 100)  # 100 days, one a day
     db = sqlite3.connect(os.path.join(state(), "runs.db"))
     with db:
-        assert retention.prune_job(db, "a", keep=50, max_age=30 * 86400, now=now) == 70
+        assert store.prune_job(db, "a", keep=50, max_age=30 * 86400, now=now) == 70
     left = [r[0] for r in db.execute("SELECT started_at FROM runs ORDER BY id")]
     assert len(left) == 30 and min(left) >= now - 30 * 86400  # the age limit bit first
     assert db.execute("SELECT count(*) FROM run_output").fetchone()[0] == 30  # their output went too
     with db:
-        assert retention.prune_job(db, "a", keep=10, max_age=365 * 86400, now=now) == 20
+        assert store.prune_job(db, "a", keep=10, max_age=365 * 86400, now=now) == 20
     newest = [r[0] for r in db.execute("SELECT started_at FROM runs ORDER BY id")]
     assert newest == sorted(left)[-10:]
 
@@ -97,7 +97,7 @@ def test_retention_never_deletes_a_running_run(jobs_dir):
     insert_runs("a", [now - 200 * 86400], status="running")
     db = sqlite3.connect(os.path.join(state(), "runs.db"))
     with db:
-        assert retention.prune_job(db, "a", keep=1, max_age=86400, now=now) == 0
+        assert store.prune_job(db, "a", keep=1, max_age=86400, now=now) == 0
 
 
 def test_prune_command_uses_each_jobs_history_settings(write_job):
@@ -125,8 +125,8 @@ def test_a_year_of_every_minute_runs_stays_small_after_pruning(jobs_dir):
     assert count("busy") == 525_600
     log = store.connect(path)
     with log.write() as db:
-        retention.prune_job(db, "busy", keep=200, max_age=90 * 86400, now=now)
-    retention.vacuum(log.db)
+        store.prune_job(db, "busy", keep=200, max_age=90 * 86400, now=now)
+    store.vacuum(log.db)
     log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     log.close()
     small = os.path.getsize(path)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from jobctl import applied, retention, store
+from jobctl import applied, store
 from jobctl.read import metrics
 
 from runhelp import RUNNER, job, rows
@@ -39,7 +39,7 @@ def test_skips_never_push_real_runs_out(state):
     for i in range(300):  # a long pause: far more skips than keep
         log.record("j", "skipped", "schedule", 1, None, 2000.0 + i, 1, "h", "skipped: paused", None)
     with log.write() as db:
-        retention.prune_job(db, "j", 3, 10**9, 3000.0)
+        store.prune_job(db, "j", 3, 10**9, 3000.0)
     kept = log.db.execute("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status").fetchall()
     assert [tuple(r) for r in kept] == [("skipped", 3), ("succeeded", 3)]  # keep counts each kind apart
     outputs = [bytes(r[0]) for r in log.db.execute("SELECT head FROM run_output ORDER BY run_id")]

@@ -10,7 +10,8 @@ from crontab import CronSlices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobctl.jobs import schedule, spec
+from jobctl import units
+from jobctl.jobs import schedule
 from jobctl.jobs.schedule import ScheduleError
 
 # --- specials and @every -------------------------------------------------------
@@ -408,13 +409,13 @@ _EXACT_MINUTES = [m for m in range(1, 60) if 60 % m == 0] + [h * 60 for h in (1,
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 30 * 1440))
 def test_every_is_exact_or_suggests_exact_neighbours(minutes: int) -> None:
-    text = f"@every {spec.format_duration(minutes * 60)}"
+    text = f"@every {units.format_duration(minutes * 60)}"
     try:
         parsed = schedule.parse(text)
     except ScheduleError as exc:
         assert minutes not in _EXACT_MINUTES
         suggestions = re.findall(r"@every (\w+)", str(exc).split("; use ", 1)[1])
-        suggested = [spec.parse_duration(s) // 60 for s in suggestions]
+        suggested = [units.parse_duration(s) // 60 for s in suggestions]
         assert all(m in _EXACT_MINUTES for m in suggested)
         assert suggested == sorted(suggested)
         assert min(suggested) < minutes or minutes > max(_EXACT_MINUTES)
@@ -434,7 +435,7 @@ def test_every_is_exact_or_suggests_exact_neighbours(minutes: int) -> None:
      ("0s", 0), (" 5m ", 300), (90, 90), (0, 0)],
 )
 def test_parse_duration(text: str | int, seconds: int) -> None:
-    assert spec.parse_duration(text) == seconds
+    assert units.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
@@ -453,14 +454,14 @@ def test_parse_duration(text: str | int, seconds: int) -> None:
 )
 def test_bad_duration(value: object, message: str) -> None:
     with pytest.raises(ValueError) as err:
-        spec.parse_duration(value)
+        units.parse_duration(value)
     assert str(err.value) == message
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (60, "1m"), (5400, "1h30m"),
                                                (86400, "1d"), (93784, "1d2h3m4s")])
 def test_format_duration(seconds: int, text: str) -> None:
-    assert spec.format_duration(seconds) == text
+    assert units.format_duration(seconds) == text
 
 
 @st.composite
@@ -473,12 +474,12 @@ def canonical_durations(draw: st.DrawFn) -> str:
 
 @given(canonical_durations())
 def test_duration_text_round_trips(text: str) -> None:
-    assert spec.format_duration(spec.parse_duration(text)) == text
+    assert units.format_duration(units.parse_duration(text)) == text
 
 
 @given(st.integers(0, 10**9))
 def test_duration_seconds_round_trip(seconds: int) -> None:
-    assert spec.parse_duration(spec.format_duration(seconds)) == seconds
+    assert units.parse_duration(units.format_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize(
@@ -487,7 +488,7 @@ def test_duration_seconds_round_trip(seconds: int) -> None:
      ("1KB", 1000), ("2GB", 2 * 10**9), ("100B", 100), ("100", 100), ("1 MiB", 1024**2), (4096, 4096), (0, 0)],
 )
 def test_parse_size(text: str | int, size: int) -> None:
-    assert spec.parse_size(text) == size
+    assert units.parse_size(text) == size
 
 
 @pytest.mark.parametrize(
@@ -502,5 +503,5 @@ def test_parse_size(text: str | int, size: int) -> None:
 )
 def test_bad_size(value: object, message: str) -> None:
     with pytest.raises(ValueError) as err:
-        spec.parse_size(value)
+        units.parse_size(value)
     assert str(err.value) == message

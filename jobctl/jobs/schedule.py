@@ -15,6 +15,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
+from jobctl.units import format_duration, parse_duration
+
 SPECIALS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
@@ -377,8 +379,6 @@ _EVERY = re.compile(r"@every\s+(\S+)\s*$", re.IGNORECASE)
 
 def every_to_cron(duration_text: str) -> str:
     """Turn an `@every` duration into the cron expression that runs it exactly."""
-    from jobctl.jobs.spec import format_duration, parse_duration
-
     try:
         seconds = parse_duration(duration_text)
     except ValueError:

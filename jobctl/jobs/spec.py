@@ -3,7 +3,9 @@
 ``FIELDS`` is the one table of keys.  The loader reads it to check shapes and
 report locations, the JSON Schema is generated from it, and the docs test
 checks every key appears in the man page.  Adding a key is one entry here plus
-a field on ``JobSpec``.
+a field on ``JobSpec``; adding a notification sink is one row of
+``NOTIFY_SINK_KEYS`` plus a field on ``Notify`` (and its sender in
+``jobctl.runner.notify.SINKS``).  Durations and sizes are ``jobctl.units``'.
 """
 
 from __future__ import annotations
@@ -17,6 +19,19 @@ from typing import Any
 
 from jobctl.jobs import schedule as schedule_mod
 
+# the keys' parsers use these; code outside jobs/ imports them from jobctl.units
+from jobctl.units import (
+    DAY,
+    DURATION_PATTERN,
+    MAX_NUMBER_TEXT,
+    SIZE_PATTERN,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+    show,
+)
+
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}\Z")
@@ -29,27 +44,11 @@ CONCURRENCY = ("forbid", "allow", "replace", "wait")
 CRON_MAIL = ("failure", "always", "never")
 RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT")
 
-_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?\Z")
-_SIZE_RE = re.compile(r"(\d+)\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?\Z")
-_SIZE_UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
-               "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 MAX_OUTPUT_LIMIT = 1024**3
-#: no duration or size is written with more characters; longer text is not one
-#: (and int() of thousands of digits is slow, then refused by Python itself)
-_MAX_NUMBER_TEXT = 64
 #: the longest cron expression worth writing (every value of every field is ~400)
 MAX_SCHEDULE_CHARS = 1000
 #: the tz database's own limit on a zone name (and the file system's on a name)
 MAX_TIMEZONE_CHARS = 255
-DAY = 86400
-
-
-def show(value: Any, limit: int = 60) -> str:
-    """``repr`` of a value for a message, shortened: a 1 MiB value must not make a 1 MiB line."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 7] + "..." + text[-4:]
-    return text
 
 
 def text_problem(text: str) -> str | None:
@@ -153,58 +152,6 @@ class FieldError(ValueError):
         self.on_key = on_key
 
 
-def parse_duration(value: Any) -> int:
-    """``90s``, ``15m``, ``2h``, ``1h30m``, ``1d`` or an integer of seconds → seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a duration; write e.g. 90s, 15m, 2h or 1h30m")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{value} is negative; durations are 0 or more")
-        return value
-    if isinstance(value, str) and len(value) <= _MAX_NUMBER_TEXT:
-        m = _DURATION_RE.match(value.strip())
-        if m and any(m.groups()):
-            d, h, mi, s = (int(g or 0) for g in m.groups())
-            return ((d * 24 + h) * 60 + mi) * 60 + s
-    raise ValueError(f"{show(value)} is not a duration; write e.g. 90s, 15m, 2h or 1h30m (or whole seconds)")
-
-
-def format_duration(seconds: float) -> str:
-    """Inverse of parse_duration for whole seconds: 5400 → 1h30m."""
-    total = int(seconds)
-    if total == 0:
-        return "0s"
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        if total >= size:
-            out += f"{total // size}{unit}"
-            total %= size
-    return out
-
-
-def parse_size(value: Any) -> int:
-    """``512KiB``, ``1MiB``, ``10MB`` or an integer of bytes → bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a size; write e.g. 512KiB or 1MiB")
-    if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"{value} is negative; sizes are 0 or more")
-        return value
-    if isinstance(value, str) and len(value) <= _MAX_NUMBER_TEXT:
-        m = _SIZE_RE.match(value.strip())
-        if m:
-            return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
-    raise ValueError(f"{show(value)} is not a size; write e.g. 512KiB, 1MiB or 10MB (or whole bytes)")
-
-
-def format_size(size: int) -> str:
-    """Bytes in the largest binary unit that divides them: 1073741824 → 1GiB."""
-    for unit in ("GiB", "MiB", "KiB"):
-        if size and size % _SIZE_UNITS[unit] == 0:
-            return f"{size // _SIZE_UNITS[unit]}{unit}"
-    return str(size)
-
-
 @dataclass(frozen=True)
 class Retries:
     attempts: int = 0
@@ -218,12 +165,12 @@ class Retries:
 
 
 NOTIFY_WHEN = ("failure", "recovery", "success")
-NOTIFY_SINKS = ("command", "webhook", "email", "ping")
-_NOTIFY_KEYS = ("when", "after_failures", *NOTIFY_SINKS)
 
 
 @dataclass(frozen=True)
 class Notify:
+    """A job's ``notify``: when to alert, and one field per sink of NOTIFY_SINK_KEYS (its default: unused)."""
+
     when: tuple[str, ...] = ("failure",)
     after_failures: int = 1
     command: str | None = None
@@ -232,25 +179,17 @@ class Notify:
     ping: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"when": list(self.when), "after_failures": self.after_failures, "command": self.command,
-                "webhook": self.webhook, "email": list(self.email), "ping": self.ping}
+        out: dict[str, Any] = {"when": list(self.when), "after_failures": self.after_failures}
+        for key in NOTIFY_SINKS:
+            value = getattr(self, key)
+            out[key] = list(value) if isinstance(value, tuple) else value
+        return out
 
 
 @dataclass(frozen=True)
 class History:
     keep: int = 200
     max_age: int = 90 * 86400
-
-
-def _offsets(zone: str | None) -> list[list[int]] | None:
-    if not zone:
-        return None
-    import time
-
-    from jobctl.clock import offsets
-
-    year = time.gmtime().tm_year  # a fixed anchor: the table changes once a year, not at every apply
-    return offsets(zone, year, years=3)
 
 
 @dataclass(frozen=True)
@@ -278,45 +217,6 @@ class JobSpec:
     cron_mail: str = "failure"
     #: where the job was defined: "path:line"
     source: str = ""
-
-    def to_applied(self) -> dict[str, Any]:
-        """The compiled definition the wrapper runs (JSON-ready, no YAML)."""
-        return {
-            "name": self.name,
-            "schedule": self.schedule.text,
-            "cron": self.schedule.cron,
-            # the field sets the wrapper matches a time zone's minutes against
-            "fields": schedule_mod.compile_fields(self.schedule.cron),
-            "command": list(self.command) if isinstance(self.command, tuple) else self.command,
-            "shell": self.shell,
-            "working_dir": self.working_dir,
-            "env": dict(self.env),
-            "timeout": self.timeout,
-            "kill_grace": self.kill_grace,
-            "retries": {
-                "attempts": self.retries.attempts,
-                "delay": self.retries.delay,
-                "backoff": self.retries.backoff,
-                "max_delay": self.retries.max_delay,
-            },
-            "concurrency": self.concurrency,
-            "output_limit": self.output_limit,
-            "enabled": self.enabled,
-            "user": self.user,
-            "description": self.description,
-            "tags": list(self.tags),
-            "timezone": self.timezone,
-            "jitter": self.jitter,
-            "catch_up": self.catch_up,
-            "notify": self.notify.to_dict() if self.notify else None,
-            "history": {"keep": self.history.keep, "max_age": self.history.max_age},
-            # definitions applied before the key existed lack it: read them as "failure"
-            "cron_mail": self.cron_mail,
-            "source": self.source,
-            # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
-            "tz_offsets": _offsets(self.timezone),
-        }
-
 
 # --- key parsers: plain values in, model values out, ValueError on bad input.
 
@@ -595,6 +495,18 @@ def _positive_duration(value: Any) -> int:
     return seconds
 
 
+# --- notification sinks: each parses the value of its key under notify, located at that key
+
+def _notify_command(value: Any, key: str) -> str:
+    try:
+        command = _string(value)
+    except ValueError as exc:
+        raise FieldError(f"notify {key} {exc}", at=key) from None
+    if not command.strip():
+        raise FieldError(f"notify {key} is empty", at=key)
+    return command
+
+
 def _url(value: Any, key: str) -> str:
     try:
         text = _string(value)
@@ -603,6 +515,30 @@ def _url(value: Any, key: str) -> str:
     if not re.match(r"https?://[^\s/]+", text):
         raise FieldError(f"notify {key}: {show(text)} is not an http:// or https:// URL", at=key)
     return text
+
+
+def _emails(value: Any, key: str) -> tuple[str, ...]:
+    emails = value if isinstance(value, list) else [value]
+    for e in emails:
+        # an address goes to sendmail's command line: the NUL and surrogate rules apply
+        if not isinstance(e, str) or not re.match(r"[^@\s]+@[^@\s]+\Z", e) or text_problem(e):
+            raise FieldError(f"notify {key}: {show(e)} is not an e-mail address", at=key)
+    return tuple(emails)
+
+
+_URL_SCHEMA = {"type": "string", "pattern": "^https?://"}
+
+#: The sinks a job's ``notify`` can name, in the order messages and docs list
+#: them: key -> (parser of its value, JSON Schema of its value).  ``Notify`` has
+#: a field of the same name; ``jobctl.runner.notify.SINKS`` sends it.
+NOTIFY_SINK_KEYS: dict[str, tuple[Callable[[Any, str], Any], dict[str, Any]]] = {
+    "command": (_notify_command, {"type": "string", "minLength": 1}),
+    "webhook": (_url, _URL_SCHEMA),
+    "email": (_emails, {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    "ping": (_url, _URL_SCHEMA),
+}
+NOTIFY_SINKS = tuple(NOTIFY_SINK_KEYS)
+_NOTIFY_KEYS = ("when", "after_failures", *NOTIFY_SINKS)
 
 
 def _notify(value: Any) -> Notify:
@@ -631,24 +567,9 @@ def _notify(value: Any) -> Notify:
             kwargs["after_failures"] = check_range("notify.after_failures", n)
         except ValueError as exc:
             raise FieldError(str(exc), at="after_failures") from None
-    if "command" in value:
-        try:
-            command = _string(value["command"])
-        except ValueError as exc:
-            raise FieldError(f"notify command {exc}", at="command") from None
-        if not command.strip():
-            raise FieldError("notify command is empty", at="command")
-        kwargs["command"] = command
-    for key in ("webhook", "ping"):
+    for key, (parse, _) in NOTIFY_SINK_KEYS.items():
         if key in value:
-            kwargs[key] = _url(value[key], key)
-    if "email" in value:
-        emails = value["email"] if isinstance(value["email"], list) else [value["email"]]
-        for e in emails:
-            # an address goes to sendmail's command line: the NUL and surrogate rules apply
-            if not isinstance(e, str) or not re.match(r"[^@\s]+@[^@\s]+\Z", e) or text_problem(e):
-                raise FieldError(f"notify email: {show(e)} is not an e-mail address", at="email")
-        kwargs["email"] = tuple(emails)
+            kwargs[key] = parse(value[key], key)
     if not any(k in value for k in NOTIFY_SINKS):
         raise ValueError(f"notify needs at least one of {', '.join(NOTIFY_SINKS)}")
     return Notify(**kwargs)
@@ -712,8 +633,7 @@ def _duration_schema(key: str) -> dict[str, Any]:
     return {
         "oneOf": [
             {"type": "integer", **_bounds(key)},
-            {"type": "string", "pattern": r"^(?:\d+d)?(?:\d+h)?(?:\d+m)?(?:\d+s)?$", "minLength": 2,
-             "maxLength": _MAX_NUMBER_TEXT},
+            {"type": "string", "pattern": DURATION_PATTERN, "minLength": 2, "maxLength": MAX_NUMBER_TEXT},
         ]
     }
 
@@ -754,8 +674,7 @@ FIELDS: tuple[Field, ...] = (
           "When a run starts while the previous one runs: forbid (default), allow, replace, wait."),
     Field("output_limit", _output_limit, ("scalar",),
           {"oneOf": [{"type": "integer", **_bounds("output_limit")},
-                     {"type": "string", "pattern": r"^\d+\s*(B|KiB|MiB|GiB|kB|KB|MB|GB)?$",
-                      "maxLength": _MAX_NUMBER_TEXT}]},
+                     {"type": "string", "pattern": SIZE_PATTERN, "maxLength": MAX_NUMBER_TEXT}]},
           "Output kept per run, head and tail (default 1MiB)."),
     Field("enabled", _bool, ("scalar",), {"type": "boolean"},
           "A disabled job is validated but not installed (default true)."),
@@ -765,8 +684,6 @@ FIELDS: tuple[Field, ...] = (
     Field("user", _user, ("scalar",), {"type": "string"},
           "User to run as; only for the system crontab target (apply --system)."),
 )
-
-_URL_SCHEMA = {"type": "string", "pattern": "^https?://"}
 
 FIELDS += (
     Field("timezone", _timezone, ("scalar",), {"type": "string", "minLength": 1, "maxLength": MAX_TIMEZONE_CHARS},
@@ -780,11 +697,9 @@ FIELDS += (
            "properties": {"when": {"oneOf": [{"enum": list(NOTIFY_WHEN)},
                                              {"type": "array", "minItems": 1, "items": {"enum": list(NOTIFY_WHEN)}}]},
                           "after_failures": {"type": "integer", **_bounds("notify.after_failures")},
-                          "command": {"type": "string", "minLength": 1},
-                          "webhook": _URL_SCHEMA, "ping": _URL_SCHEMA,
-                          "email": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+                          **{key: schema for key, (_, schema) in NOTIFY_SINK_KEYS.items()}},
            "anyOf": [{"required": [k]} for k in NOTIFY_SINKS]},
-          "Alerts: when [failure, recovery, success], after_failures N, sinks command/webhook/email/ping.",
+          f"Alerts: when [failure, recovery, success], after_failures N, sinks {'/'.join(NOTIFY_SINKS)}.",
           list_values=True),
     Field("history", _history, ("map",),
           {"type": "object", "additionalProperties": False,
