@@ -141,3 +141,15 @@ def errors_log(state: str) -> str:
 
 def backups_dir(state: str) -> str:
     return os.path.join(state, "backups")
+
+
+def apply_lock(state: str) -> str:
+    """Serialises apply, uninstall and export --record (filelock; never deleted)."""
+    return os.path.join(state, "apply.lock")
+
+
+def crash_report_name(pid: int) -> str:
+    """The file a crash report goes to, in the state directory (or the temp directory when that fails)."""
+    import time
+
+    return time.strftime("jobctl-crash-%Y%m%dT%H%M%S") + f"-{pid}.txt"

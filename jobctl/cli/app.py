@@ -69,7 +69,6 @@ def _crash_report(exc: BaseException) -> str:
     the one line the operator needs.
     """
     import tempfile
-    import time
     import traceback
 
     from jobctl import paths
@@ -77,7 +76,7 @@ def _crash_report(exc: BaseException) -> str:
     text = f"jobctl {__version__}\nargv: {sys.argv!r}\n\n" + "".join(
         traceback.format_exception(type(exc), exc, exc.__traceback__)
     )
-    name = time.strftime("jobctl-crash-%Y%m%dT%H%M%S") + f"-{os.getpid()}.txt"
+    name = paths.crash_report_name(os.getpid())
     directories = []
     try:
         directories.append(paths.ensure_state_dir(paths.state_dir()))

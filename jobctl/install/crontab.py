@@ -649,7 +649,7 @@ def apply_lock(state: str):
     from filelock import FileLock
 
     # Serialises applies of one state directory; never deleted (pipx's rule).
-    return FileLock(os.path.join(state, "apply.lock"), mode=0o600)
+    return FileLock(paths.apply_lock(state), mode=0o600)
 
 
 def _sweep(state: str, tgt: Target) -> None:
