@@ -9,6 +9,8 @@ at a bounded size.  The queries are store's (store.doomed, prune_job, vacuum).
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from jobctl import applied, store
 
 #: what a job whose definition says nothing keeps (applied.HISTORY_DEFAULT, for the benchmarks)
@@ -33,3 +35,27 @@ def prune_all(log: store.Store, state: str, now: float, dry_run: bool = False) -
     if not dry_run:
         store.vacuum(log.db)
     return counts
+
+
+# --- for a wrapper of the previous release running across an upgrade (jobctl.inflight):
+# its run log calls these two when its job ends, with these signatures.
+
+def prune_job(db: object, job: str, keep: int, max_age: float, now: float) -> int:
+    return int(_store_now().prune_job(db, job, keep, max_age, now))
+
+
+def vacuum(db: object, pages: int | None = None) -> None:
+    _store_now().vacuum(db, pages)
+
+
+def __getattr__(name: str) -> int:
+    if name == "VACUUM_PAGES_AFTER_RUN":
+        return int(_store_now().VACUUM_PAGES_AFTER_RUN)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _store_now() -> ModuleType:
+    """This release's run-log module, even where the previous release's holds ``jobctl.store``."""
+    from jobctl import inflight
+
+    return store if hasattr(store, "prune_job") else inflight.current("store.py")
