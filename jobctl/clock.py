@@ -19,6 +19,7 @@ cron.c.
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -39,6 +40,14 @@ def matches(f: dict, wall: datetime) -> bool:
     return dom or dow
 
 
+#: computed per zone (and start) once per process: a thousand jobs in one zone
+#: would otherwise each walk three years (offsets) or 400 days (superset_minutes)
+#: hour by hour, ~30 ms a job
+_OFFSETS: dict[tuple[str, int, int], list[list[int]]] = {}
+_SHIFTS: dict[tuple, tuple[frozenset[int], frozenset[int]]] = {}
+_CACHE_MAX = 256
+
+
 def offsets(zone_name: str, year: int, years: int = 3) -> list[list[int]]:
     """[[utc_start, offset_seconds], ...] of a zone from 1 January ``year`` for ``years`` years.
 
@@ -46,6 +55,16 @@ def offsets(zone_name: str, year: int, years: int = 3) -> list[list[int]]:
     change.  The last entry's start marks where the table ends (offset 0 there
     is a sentinel, never used): past it the wrapper asks zoneinfo again.
     """
+    key = (zone_name, year, years)
+    table = _OFFSETS.get(key)
+    if table is None:
+        table = _offsets(zone_name, year, years)
+        if len(_OFFSETS) < _CACHE_MAX:
+            _OFFSETS[key] = table
+    return [list(entry) for entry in table]  # the caller's own copy: it goes into a definition
+
+
+def _offsets(zone_name: str, year: int, years: int) -> list[list[int]]:
     zone = _zone(zone_name)
     t = datetime(year, 1, 1, tzinfo=timezone.utc)
     end = datetime(year + years, 1, 1, tzinfo=timezone.utc)
@@ -268,10 +287,26 @@ def superset_minutes(f: dict, zone_name: str, start: datetime, days: int = 400) 
     zone and the system zone over ``days``, plus the minutes at which the job's
     zone jumps forward (a fixed-time job skipped by the jump runs then).
     """
+    t = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
+    # the system's zone takes part: TZ (read by localtime at each call) and what tzset() last set
+    key = (zone_name, t, days, os.environ.get("TZ"), time.tzname, time.timezone)
+    found = _SHIFTS.get(key)
+    if found is None:
+        found = _shifts(zone_name, t, days)
+        if len(_SHIFTS) < _CACHE_MAX:
+            _SHIFTS[key] = found
+    shifts, jumps = found
+    minutes = {(m + s) % 60 for m in f["minute"] for s in shifts}
+    if f["fixed"]:
+        minutes |= jumps
+    return sorted(minutes)
+
+
+def _shifts(zone_name: str, t: datetime, days: int) -> tuple[frozenset[int], frozenset[int]]:
+    """superset_minutes's part that depends only on the zone: (offset differences, minutes of forward jumps)."""
     zone = _zone(zone_name)
     shifts: set[int] = set()
     jumps: set[int] = set()
-    t = start.astimezone(timezone.utc).replace(second=0, microsecond=0)
     end = t + timedelta(days=days)
     step = timedelta(hours=1)
     prev_off = None
@@ -288,7 +323,4 @@ def superset_minutes(f: dict, zone_name: str, start: datetime, days: int = 400) 
             jumps.add(int(m.timestamp() // 60 + at_sys) % 60)
         prev_off = job_off
         t += step
-    minutes = {(m + s) % 60 for m in f["minute"] for s in shifts}
-    if f["fixed"]:
-        minutes |= jumps
-    return sorted(minutes)
+    return frozenset(shifts), frozenset(jumps)

@@ -43,12 +43,77 @@ def _temp_for(path: str) -> tuple[int, str]:
     return fd, tmp
 
 
-def _write(fd: int, tmp: str, data: bytes, mode: int) -> None:
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
+def _write(fd: int, data: bytes, mode: int, sync: bool = True) -> None:
+    """``data`` into a new temporary file open as ``fd`` (closed here), with permissions ``mode``.
+
+    ``sync``: fsync it before returning; a Batch syncs all its files at once instead (_fsync_all).
+    """
+    try:
+        view = memoryview(data)
+        while view:  # os.write, not a file object: no isatty, fstat or lseek per file
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: a batch syncs its files from this many threads at most: the file system commits
+#: concurrent fsyncs together (ext4 and XFS do), 1,000 files in ~50 ms instead of ~0.3 s
+_SYNC_THREADS = 16
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_all(paths: list[str]) -> None:
+    """fsync every file of ``paths`` (written, closed); raises the first OSError.
+
+    Only these files: syncfs(2) would be one call, but it waits for every
+    dirty page of the whole file system, however much someone else wrote.
+    """
+    if len(paths) <= 2:
+        for path in paths:
+            _fsync_path(path)
+        return
+    import threading
+
+    errors: list[OSError] = []
+
+    def work(share: list[str]) -> None:
+        try:
+            for path in share:
+                _fsync_path(path)
+        except OSError as exc:
+            errors.append(exc)
+
+    n = min(_SYNC_THREADS, len(paths))
+    # daemon: an interrupted apply (Ctrl-C) does not wait for them
+    threads = [threading.Thread(target=work, args=(paths[i::n],), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _fsync_dir(directory: str) -> None:
+    """Make the renames in ``directory`` durable; a file system that cannot sync a directory is left as it is."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _unlink(path: str) -> None:
@@ -130,7 +195,7 @@ def replace_atomically(path: str, data: bytes, mode: int) -> None:
     remove_stale_temps(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
     fd, tmp = _temp_for(path)
     try:
-        _write(fd, tmp, data, mode)
+        _write(fd, data, mode)
         os.replace(tmp, path)
     except BaseException:
         _unlink(tmp)
@@ -141,43 +206,59 @@ class Batch:
     """Several files replaced together, all or none.
 
     ``add`` writes each new content to a temporary file (where a full disk
-    shows up); ``commit`` renames them into place, keeping each old file under
-    a temporary name (a hard link: no data is copied, so it works on a full
-    disk); ``rollback`` puts the old files back; ``finish`` drops them.  Any
-    OSError before ``commit`` leaves nothing changed once ``discard`` ran.
-    A killed batch leaves only temporary files, which remove_stale_temps
-    clears later.
+    shows up); ``sync`` makes them all durable at once (``commit`` does it if
+    the caller did not); ``commit`` renames them into place, keeping each old
+    file under a temporary name (a hard link: no data is copied, so it works
+    on a full disk), then syncs the directories once, so that a rename never
+    reaches the disk before the data it points to; ``rollback`` puts the old
+    files back; ``finish`` drops them.  Any OSError before ``commit`` leaves
+    nothing changed once ``discard`` ran.  A killed batch leaves only
+    temporary files, which remove_stale_temps clears later; each target is
+    always its old file or its new one, never part of one.
     """
 
     def __init__(self) -> None:
         self._staged: list[tuple[str, str]] = []  # (temporary file, target)
+        self._synced = True  # every staged file is durable
         self._done: list[tuple[str, str | None, bytes | None]] = []  # (target, old kept as, old bytes)
 
     def add(self, path: str, data: bytes, mode: int) -> None:
         # No remove_stale_temps per file: the caller sweeps the directory once.
         fd, tmp = _temp_for(path)
         try:
-            _write(fd, tmp, data, mode)
+            _write(fd, data, mode, sync=False)
         except BaseException:
             _unlink(tmp)
             raise
         self._staged.append((tmp, path))
+        self._synced = False
+
+    def sync(self) -> None:
+        """Make every staged file durable (one pass for all of them, not an fsync per file in turn)."""
+        if not self._synced:
+            _fsync_all([tmp for tmp, _ in self._staged])
+            self._synced = True
 
     def discard(self) -> None:
         """Before commit: remove every temporary file; nothing changed."""
         for tmp, _ in self._staged:
             _unlink(tmp)
         self._staged = []
+        self._synced = True
 
     def commit(self) -> None:
         """Rename every staged file into place; on an error, undo the renames done so far and raise."""
         try:
+            self.sync()
+            directories = {os.path.dirname(os.path.abspath(path)) for _, path in self._staged}
             while self._staged:
                 tmp, path = self._staged[0]
                 kept, old = self._keep(path)
                 self._done.append((path, kept, old))
                 os.replace(tmp, path)
                 self._staged.pop(0)
+            for directory in sorted(directories):
+                _fsync_dir(directory)
         except BaseException:
             self.rollback()
             self.discard()

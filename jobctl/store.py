@@ -11,23 +11,69 @@ by the read commands.
 from __future__ import annotations
 
 import os
+import sys
 import time
-
-try:
-    # The C module itself: the sqlite3 package adds only datetime adapters,
-    # which the run log never uses (times are REAL), and importing datetime
-    # and collections costs the wrapper ~1.5 ms at every start
-    # (docs/benchmarks.md).  Its classes and exceptions are sqlite3's.
-    import _sqlite3 as sqlite3
-except ImportError:  # not CPython
-    import sqlite3  # type: ignore[no-redef]
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable
+    from types import ModuleType
     from typing import Any
 
+
+def _load_sqlite3() -> ModuleType:
+    """SQLite's C module, ``_sqlite3``, loaded without functools where it can be.
+
+    The C module itself: the sqlite3 package adds only datetime adapters,
+    which the run log never uses (times are REAL), and importing datetime
+    costs the wrapper ~1.5 ms at every start (docs/benchmarks.md).  Its
+    classes and exceptions are sqlite3's.
+
+    Since Python 3.11 the module builds each connection's statement cache
+    with ``functools.lru_cache``, looked up once as it loads, and functools
+    brings collections, types, operator and more: a tenth of a scheduled
+    run.  lru_cache with a number is functools' thin wrapper over the C cache
+    ``_functools._lru_cache_wrapper``.  When nothing has imported functools
+    yet (the wrapper), the module loads with a stand-in holding only that
+    wrapper, which leaves sys.modules before anything else can import
+    functools; the cache it builds is the same object.  Should a _sqlite3
+    want more of functools, the real one is loaded and nothing is lost.
+    """
+    if "functools" not in sys.modules:
+        try:
+            from _functools import _lru_cache_wrapper  # type: ignore[import-not-found]
+        except ImportError:  # not CPython
+            pass
+        else:
+            def lru_cache(maxsize: int = 128, typed: bool = False) -> Callable[[Any], Any]:
+                # cache_info() would build a plain tuple; the statement cache never asks for it
+                return lambda user_function: _lru_cache_wrapper(user_function, maxsize, typed, tuple)
+
+            stand_in = type(sys)("functools")
+            stand_in.lru_cache = lru_cache  # type: ignore[attr-defined]
+            sys.modules["functools"] = stand_in
+            try:
+                import _sqlite3
+                return _sqlite3
+            except Exception:  # noqa: BLE001 - loaded with the real functools below
+                pass
+            finally:
+                if sys.modules.get("functools") is stand_in:
+                    del sys.modules["functools"]
+    try:
+        import _sqlite3
+    except ImportError:  # not CPython
+        import sqlite3 as _sqlite3  # type: ignore[no-redef]
+    return _sqlite3
+
+
+if not TYPE_CHECKING:
+    sqlite3 = _load_sqlite3()
+
 BUSY_TIMEOUT_S = 15.0
+#: a wrapper whose run got an id divisible by this folds the WAL back into the database (Store.checkpoint_due)
+CHECKPOINT_EVERY = 8
 
 STATUSES = ("running", "succeeded", "failed", "timeout", "killed", "skipped", "lost")
 #: what counts as a failure for streaks, notifications and status
@@ -146,11 +192,23 @@ def _m3_retried(db: sqlite3.Connection) -> None:
               AND nxt.trigger = 'retry')""")
 
 
+def _m4_job_scheduled(db: sqlite3.Connection) -> None:
+    # status's late/missed question ("when did the run scheduled for T
+    # start?") read every run of the job through (job, id): with a job's runs
+    # scattered over the table that was a page per run, 2 s at a million runs
+    # (docs/benchmarks.md, section 8).  With this index it reads the one or
+    # two rows for T, whatever the size of the log.  One more index entry per
+    # insert, measured negligible next to the wrapper's transaction.  IF NOT
+    # EXISTS: a log someone indexed by hand (or rolled back) still migrates.
+    db.execute("CREATE INDEX IF NOT EXISTS runs_job_scheduled ON runs (job, scheduled_for)")
+
+
 #: Numbered migrations, applied in order, each in the transaction that records it.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
     ("runs.jitter_s and runs.notify", _m2_jitter_notify),
     ("runs.retried and runs.failures", _m3_retried),
+    ("index runs (job, scheduled_for)", _m4_job_scheduled),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -179,6 +237,35 @@ class _Transaction:
 
 #: pages handed back per run; a full `jobctl prune` vacuums everything
 VACUUM_PAGES_AFTER_RUN = 256
+
+
+def margin(keep: int, max_age: float) -> tuple[int, float]:
+    """How far past its bounds a job's log may go before a run prunes it: a tenth of each (at least one run).
+
+    Pruning after every run deleted one row each time and often moved pages
+    back (incremental vacuum): 2 ms a run on average at keep 200.  The
+    wrapper prunes a job once it holds more than keep + margin rows or a row
+    older than max_age + margin, and then down to keep and max_age exactly
+    (``jobctl prune`` always does), so the work comes once in keep/10 runs.
+    """
+    return max(1, min(keep, 2**62) // 10), min(max(max_age, 0), 2**62) / 10
+
+
+def over_bounds(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> bool:
+    """Whether ``job`` is past retention's bounds by more than the margin: the wrapper then prunes it.
+
+    Rows, not runs, are counted (keep counts real runs and skips apart, a run
+    with its retries once): more rows than keep + margin is necessary for
+    either count to pass keep + margin, so a job under this never holds more.
+    Both questions read the (job, id) index from one end: no scan of the job.
+    """
+    extra, age = margin(keep, max_age)
+    keep = min(max(keep, 1), 2**62)
+    cutoff = now - min(max(max_age, 0), now) - age
+    return bool(db.execute(
+        "SELECT EXISTS (SELECT 1 FROM runs WHERE job = ? ORDER BY id DESC LIMIT 1 OFFSET ?)"
+        " OR (SELECT started_at FROM runs WHERE job = ? ORDER BY id LIMIT 1) < ?",
+        (job, keep + extra, job, cutoff)).fetchone()[0])
 
 
 def doomed(db: sqlite3.Connection, job: str, keep: int, max_age: float, now: float) -> list[int]:
@@ -240,6 +327,8 @@ class Store:
     def __init__(self, path: str, db: sqlite3.Connection) -> None:
         self.path = path
         self.db = db
+        #: the ids of the rows this connection inserted (start_run, record), for checkpoint_due
+        self.inserted: list[int] = []
 
     def close(self) -> None:
         self.db.close()
@@ -247,6 +336,26 @@ class Store:
     def write(self) -> _Transaction:
         """One write transaction, taken immediately so writers queue on the busy timeout."""
         return _Transaction(self.db)
+
+    def checkpoint_due(self) -> None:
+        """Fold the WAL back into the database and empty it when one of this connection's rows has an id
+        divisible by CHECKPOINT_EVERY (a wrapper's connection, which is never closed: connect(checkpoint=False)).
+
+        Every eighth run of the machine, whichever job: the WAL stays at about
+        eight runs' pages (~30 KiB), which is what the next wrapper to open
+        the log reads back (SQLite's recovery, whenever no other connection is
+        open), and the checkpoint's fsyncs come once in eight runs.  TRUNCATE,
+        because the next opener's recovery forgets what a checkpoint copied:
+        a WAL that is not emptied here is never started over and grows.  With
+        no busy wait: where other wrappers are at work (a herd) it copies what
+        it can and leaves the rest to the next one.  SQLite's own automatic
+        checkpoint, after every commit once the WAL passes a size, made every
+        commit of a herd checkpoint and sync (five fsyncs a run in a herd of
+        200); this way one wrapper in eight does.
+        """
+        if any(row % CHECKPOINT_EVERY == 0 for row in self.inserted):
+            self.db.execute("PRAGMA busy_timeout = 0")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     # --- writes used by the wrapper
 
@@ -262,7 +371,9 @@ class Store:
                 " host, boot_id, jitter_s) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id, jitter_s),
             )
-            return int(cur.lastrowid or 0)
+            row = int(cur.lastrowid or 0)
+        self.inserted.append(row)
+        return row
 
     def set_notify(self, run_id: int, text: str) -> None:
         with self.write() as db:
@@ -276,13 +387,28 @@ class Store:
         never lowers it (a keep smaller than after_failures would otherwise
         cap it and the alert would never come).
         """
-        with self.write() as db:
-            streak = self._count_streak(job)
-            last = db.execute("SELECT id FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
-                              " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
-            if last is not None:
-                db.execute("UPDATE runs SET failures = ? WHERE id = ?", (streak, last[0]))
-            pruned = prune_job(db, job, keep, max_age, now)
+        with self.write():
+            pruned, streak = self._after_run(job, keep, max_age, now)
+        if pruned:
+            vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
+        return pruned, streak
+
+    def _after_run(self, job: str, keep: int, max_age: float, now: float) -> tuple[int, int]:
+        """after_run's work, in the caller's transaction."""
+        streak, last = self._streak_and_last(job)
+        if last is not None:
+            self.db.execute("UPDATE runs SET failures = ? WHERE id = ?", (streak, last))
+        pruned = prune_job(self.db, job, keep, max_age, now) if over_bounds(self.db, job, keep, max_age, now) else 0
+        return pruned, streak
+
+    def finish_last(self, run_id: int, status: str, exit_code: int | None, signal: int | None,
+                    finished_at: float, reason: str, head: bytes, tail: bytes, dropped: int, output_bytes: int,
+                    job: str, keep: int, max_age: float, now: float) -> tuple[int, int]:
+        """finish_run of a run's last attempt and after_run, in one transaction: (runs pruned, failures in a row)."""
+        with self.write():
+            self._finish_run(run_id, status, exit_code, signal, finished_at, reason, head, tail, dropped,
+                             output_bytes)
+            pruned, streak = self._after_run(job, keep, max_age, now)
         if pruned:
             vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
         return pruned, streak
@@ -290,37 +416,50 @@ class Store:
     def prune(self, job: str, keep: int, max_age: float, now: float) -> int:
         """Retention alone (after a skip: a long pause must not pile up rows until the next real run)."""
         with self.write() as db:
-            pruned = prune_job(db, job, keep, max_age, now)
+            pruned = prune_job(db, job, keep, max_age, now) if over_bounds(db, job, keep, max_age, now) else 0
         if pruned:
             vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
         return pruned
 
-    def failure_streak(self, job: str) -> int:
+    def failure_streak(self, job: str, latest: sqlite3.Row | None = None) -> int:
         """Failed runs in a row, newest first; a run with its retries counts once, by its last attempt.
 
         The streak recorded on the latest finished run (after_run), else
         counted from the log.  Skips and runs in progress neither break nor
-        extend it.
+        extend it.  ``latest``, the job's newest row when the caller has it
+        (status): when that is a finished last attempt, it is the row this
+        asks for, and no query is needed.
         """
-        row = self.db.execute("SELECT status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
-                              " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
-        if row is not None and row[1] is not None and row[0] in FAILED_STATUSES:
+        if latest is not None and latest["status"] not in ("skipped", "running") and not latest["retried"]:
+            row = (latest["status"], latest["failures"])
+        else:
+            row = self.db.execute("SELECT status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped',"
+                                  " 'running') AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+        if row is None or row[0] not in FAILED_STATUSES:
+            return 0  # what _count_streak finds on the same first row, without asking again
+        if row[1] is not None:
             return int(row[1])
         return self._count_streak(job)
 
     def _count_streak(self, job: str) -> int:
         """The streak from the log alone: failed last attempts in a row, each extending a streak it recorded."""
-        count = 0
-        for status, failures in self.db.execute(
-            "SELECT status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running') AND retried = 0"
-            " ORDER BY id DESC LIMIT 1000", (job,)
+        return self._streak_and_last(job)[0]
+
+    def _streak_and_last(self, job: str) -> tuple[int, int | None]:
+        """_count_streak, and the id of the job's latest finished last attempt (the first row it reads), or None."""
+        count, last = 0, None
+        for run_id, status, failures in self.db.execute(
+            "SELECT id, status, failures FROM runs WHERE job = ? AND status NOT IN ('skipped', 'running')"
+            " AND retried = 0 ORDER BY id DESC LIMIT 1000", (job,)
         ):
+            if last is None:
+                last = run_id
             if status not in FAILED_STATUSES:
                 break
             if failures is not None:  # a run older than this one recorded the streak up to it
-                return count + int(failures)
+                return count + int(failures), last
             count += 1
-        return count
+        return count, last
 
     def set_pid(self, run_id: int, pid: int) -> None:
         with self.write() as db:
@@ -329,17 +468,24 @@ class Store:
     def finish_run(self, run_id: int, status: str, exit_code: int | None, signal: int | None,
                    finished_at: float, reason: str, head: bytes, tail: bytes, dropped: int,
                    output_bytes: int) -> None:
-        with self.write() as db:
-            db.execute(
-                "UPDATE runs SET status = ?, exit_code = ?, signal = ?, finished_at = ?,"
-                " duration_s = ? - started_at, output_bytes = ?, output_truncated = ?, reason = ?"
-                " WHERE id = ?",
-                (status, exit_code, signal, finished_at, finished_at, output_bytes, int(dropped > 0),
-                 reason, run_id),
-            )
-            if head or tail:
-                db.execute("INSERT OR REPLACE INTO run_output (run_id, head, tail, dropped) VALUES (?, ?, ?, ?)",
-                           (run_id, head, tail, dropped))
+        with self.write():
+            self._finish_run(run_id, status, exit_code, signal, finished_at, reason, head, tail, dropped,
+                             output_bytes)
+
+    def _finish_run(self, run_id: int, status: str, exit_code: int | None, signal: int | None,
+                    finished_at: float, reason: str, head: bytes, tail: bytes, dropped: int,
+                    output_bytes: int) -> None:
+        """finish_run's statements, in the caller's transaction."""
+        self.db.execute(
+            "UPDATE runs SET status = ?, exit_code = ?, signal = ?, finished_at = ?,"
+            " duration_s = ? - started_at, output_bytes = ?, output_truncated = ?, reason = ?"
+            " WHERE id = ?",
+            (status, exit_code, signal, finished_at, finished_at, output_bytes, int(dropped > 0),
+             reason, run_id),
+        )
+        if head or tail:
+            self.db.execute("INSERT OR REPLACE INTO run_output (run_id, head, tail, dropped) VALUES (?, ?, ?, ?)",
+                            (run_id, head, tail, dropped))
 
     def record(self, job: str, status: str, trigger: str, attempt: int, scheduled_for: float | None,
                at: float, wrapper_pid: int, host: str, reason: str, exit_code: int | None = None) -> int:
@@ -350,7 +496,9 @@ class Store:
                 " finished_at, duration_s, wrapper_pid, host, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
                 (job, status, exit_code, trigger, attempt, scheduled_for, at, at, wrapper_pid, host, reason),
             )
-            return int(cur.lastrowid or 0)
+            row = int(cur.lastrowid or 0)
+        self.inserted.append(row)
+        return row
 
     def append_reason(self, run_id: int, text: str) -> None:
         with self.write() as db:
@@ -443,9 +591,14 @@ class Store:
                                " ORDER BY id DESC LIMIT 1", (job,)).fetchone()
 
     def last_success_at(self, job: str) -> float | None:
-        """When the job's latest successful run started."""
-        return self.db.execute("SELECT max(started_at) FROM runs WHERE job = ? AND status = 'succeeded'",
-                               (job,)).fetchone()[0]
+        """When the job's latest successful run (the newest by id, as every "latest" here) started.
+
+        Walks the job's runs newest first through (job, id) and stops at the
+        first success; max(started_at) read every run of the job.
+        """
+        row = self.db.execute("SELECT started_at FROM runs WHERE job = ? AND status = 'succeeded'"
+                              " ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+        return row[0] if row is not None else None
 
     def latest_with_output(self, job: str) -> sqlite3.Row | None:
         """The job's latest run that printed something."""
@@ -463,8 +616,10 @@ class Store:
 
     def run_counts(self) -> dict[tuple[str, str], int]:
         """{(job, status): runs}, a run with its retries once, by its last attempt."""
+        # NOT INDEXED: every row is counted anyway, and reading the table in
+        # order beats visiting it in job order through an index (3x at 1M runs)
         return {(job, status): n for job, status, n in self.db.execute(
-            "SELECT job, status, count(*) FROM runs WHERE retried = 0 GROUP BY job, status")}
+            "SELECT job, status, count(*) FROM runs NOT INDEXED WHERE retried = 0 GROUP BY job, status")}
 
 
 def _create(path: str) -> None:
@@ -503,9 +658,11 @@ def _create(path: str) -> None:
             pass
 
 
-def connect(path: str, create: bool = True) -> Store:
+def connect(path: str, create: bool = True, checkpoint: bool = True) -> Store:
     """Open the run log, creating and migrating it when needed.
 
+    ``checkpoint=False``: the connection is never closed (the wrapper's,
+    runlog.leave_open) and checkpoints only when asked (Store.checkpoint_due).
     Raises sqlite3.Error or OSError; the wrapper turns those into one logged
     line and runs the job anyway.
     """
@@ -517,6 +674,8 @@ def connect(path: str, create: bool = True) -> Store:
     try:
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA synchronous = NORMAL")
+        if not checkpoint:
+            db.execute("PRAGMA wal_autocheckpoint = 0")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION:
             _migrate(db)

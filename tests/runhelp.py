@@ -10,7 +10,10 @@ import sys
 import time
 from typing import Any
 
-RUNNER = [sys.executable, "-m", "jobctl.runner"]
+#: the wrapper as crontab lines, timers and `run --detach` start it (cmdline.interpreter_argv), with this
+#: interpreter; tests of lines an older jobctl wrote run ``python -I -m jobctl.runner`` themselves
+RUNNER = [sys.executable, "-I", "-S", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                   "jobctl", "runner", "start.py")]
 
 
 def job(name: str = "t", command: Any = "true", **keys: Any) -> dict[str, Any]:

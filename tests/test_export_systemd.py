@@ -248,7 +248,7 @@ def test_dst_notes():
 # --- the units ---------------------------------------------------------------------------------
 
 def test_every_mapping_in_the_units_of_a_job_with_every_key(units, corpus, jobs_dir):
-    python = cmdline.interpreter_argv()[0]
+    wrapper = " ".join(cmdline.interpreter_argv())  # python -I -S .../jobctl/runner/start.py
     assert (units / "jobctl-full.service").read_text() == f"""\
 {MARK} systemd from {jobs_dir}/full.yaml:1; edits are overwritten by the next export.
 [Unit]
@@ -261,7 +261,7 @@ After=remote-fs.target nss-user-lookup.target
 Type=oneshot
 # The wrapper runs the job as defined in {state()}/applied/full.json (recorded by jobctl export systemd --record):
 # lock, retries, timeout, run log and notifications as under cron.
-ExecStart={python} -I -m jobctl.runner --timer --state-dir {state()} full
+ExecStart={wrapper} --timer --state-dir {state()} full
 # user: root: the wrapper starts the job as root, as under /etc/cron.d/jobctl; no User= here, or the wrapper \
 could not use the state directory
 WorkingDirectory=-/srv/app data

@@ -181,9 +181,17 @@ def _imported(stderr: str) -> list[str]:
     return names
 
 
-def _wrapper_imports(state: Path, name: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-X", "importtime", "-I", "-m", "jobctl.runner", "--scheduled",
-                           "--state-dir", str(state), name], capture_output=True, text=True, timeout=120,
+def _wrapper_imports(state: Path, name: str, line: str = "start.py") -> list[str]:
+    """What one scheduled wake-up imports: with the command a crontab line has now, or an older line's (-m)."""
+    from jobctl.runner import cmdline
+
+    argv = cmdline.wrapper_argv(str(state), name)
+    if line == "start.py" and cmdline.is_module_form(argv):
+        pytest.skip(f"{cmdline.start_script()} is where others could replace it: lines use the module form")
+    if line == "-m":
+        argv = [argv[0], *cmdline.MODULE_FORM, *argv[argv.index("--scheduled"):]]
+    assert ("-S" in argv) == (line == "start.py")  # the form asked for, not the other
+    done = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=120,
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr[-2000:]
     return _imported(done.stderr)
@@ -218,14 +226,16 @@ def applied_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def test_a_scheduled_wake_up_that_is_not_due_imports_only_the_hot_path(applied_state: Path) -> None:
-    loaded = _wrapper_imports(applied_state, "later")
+@pytest.mark.parametrize("line", ["start.py", "-m"])
+def test_a_scheduled_wake_up_that_is_not_due_imports_only_the_hot_path(applied_state: Path, line: str) -> None:
+    loaded = _wrapper_imports(applied_state, "later", line)
     assert "jobctl.runner" in loaded  # the measurement saw the wrapper at all
     assert not _forbidden(loaded), _forbidden(loaded)
 
 
-def test_a_full_run_imports_only_the_hot_path(applied_state: Path) -> None:
-    loaded = _wrapper_imports(applied_state, "every")
+@pytest.mark.parametrize("line", ["start.py", "-m"])
+def test_a_full_run_imports_only_the_hot_path(applied_state: Path, line: str) -> None:
+    loaded = _wrapper_imports(applied_state, "every", line)
     rows = subprocess.run([sys.executable, "-m", "jobctl", "history", "every", "--json"], capture_output=True,
                           text=True, env={**os.environ, "JOBCTL_STATE_DIR": str(applied_state),
                                           "JOBCTL_JOBS_DIR": str(applied_state.parent / "jobs.d")}, timeout=120)

@@ -90,7 +90,7 @@ def run_crontab_lines(crontab: Path) -> None:
     if not crontab.exists():
         return
     for line in crontab.read_text().splitlines():
-        if "jobctl.runner --scheduled" not in line or line.startswith("#"):
+        if " --scheduled " not in line or "jobctl" not in line or line.startswith("#"):
             continue
         fields = line.split(None, 6)
         assert fields[5] == "root"  # apply --system: every line runs the wrapper as root

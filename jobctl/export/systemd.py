@@ -1,6 +1,7 @@
 """Job specs → a systemd service and timer per job, run through the jobctl wrapper.
 
-The service runs ``python -m jobctl.runner --timer`` on the applied
+The service runs the wrapper as a crontab line does, with ``--timer``
+(``python -I -S …/jobctl/runner/start.py --timer``), on the applied
 definition (recorded by ``export systemd --record`` only: printing or writing
 units changes no state), so locks, retries,
 the timeout, the run log and notifications behave as under cron; systemd only

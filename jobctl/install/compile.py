@@ -69,8 +69,41 @@ def definition(job: JobSpec) -> dict[str, Any]:
 
 def definition_hash(defn: dict[str, Any]) -> str:
     """The hash a crontab line carries (``# jobctl:NAME HASH``): of the definition, not of its metadata."""
+    memo = _memo
+    if memo is not None:
+        hit = memo.get(id(defn))
+        if hit is not None and hit[0] is defn:
+            return hit[1]
     canonical = json.dumps({k: v for k, v in defn.items() if k not in applied.NOT_DEFINITION}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    if memo is not None:
+        memo[id(defn)] = (defn, digest)  # the dict itself too: its id cannot be reused while the memo lives
+    return digest
+
+
+#: definition_hash's results by definition object, inside ``with unchanged_definitions()``
+_memo: dict[int, tuple[dict[str, Any], str]] | None = None
+
+
+class unchanged_definitions:  # noqa: N801 - used as a context manager, like a function
+    """``with compile.unchanged_definitions():`` each definition dict is hashed once, however often it is asked.
+
+    For a caller that hashes the same dicts several times and changes none
+    of them meanwhile: `status` hashes each applied definition to compare it
+    with its crontab line, then renders that line, which hashes it again
+    (json.dumps and sha256, ~15 us a job).  By identity, not content: a dict
+    changed inside the block would keep its old hash, so nothing may change one.
+    """
+
+    def __enter__(self) -> None:
+        global _memo
+        self._outer = _memo
+        if _memo is None:
+            _memo = {}
+
+    def __exit__(self, *exc: object) -> None:
+        global _memo
+        _memo = self._outer
 
 
 def to_spec(defn: dict[str, Any]) -> JobSpec | None:

@@ -23,6 +23,8 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from jobctl import applied, paths
@@ -209,6 +211,8 @@ def target(system: bool = False) -> Target:
 @dataclass
 class Entry:
     name: str
+    #: the definition hash of the line's marker; OLDER_FORM appended when the line starts the wrapper the way an
+    #: older jobctl wrote it, so that it matches no definition and the job shows as changed until apply
     hash: str
     line: str
     #: lines in the block carrying this job's marker (more than one: someone copied it)
@@ -225,15 +229,48 @@ class Entry:
 #: the pseudo-entry for lines inside the block that jobctl did not write (no marker)
 FOREIGN = "_foreign"
 
+#: Appended to the hash of an entry whose line runs ``python -I -m jobctl.runner``
+#: (cmdline.MODULE_FORM) where apply now writes ``python -I -S …/start.py``:
+#: such a line still works, and plan and status show the job as changed (a
+#: new line, "(crontab line)"), not as edited, until apply rewrites it.
+OLDER_FORM = "+module"
+
+
+def _older_form(line: str) -> bool:
+    """Whether ``line`` starts the wrapper as a module where apply would now name start.py."""
+    return " -m jobctl.runner " in line and not cmdline.is_module_form(cmdline.interpreter_argv())
+
+
+#: the blanks of shlex in POSIX mode
+_SHLEX_BLANKS = re.compile(r"[ \t\r\n]+")
+
+
+def _shell_words(line: str) -> list[str]:
+    """``shlex.split(line, comments=True)``, without shlex for one line with no quote or backslash.
+
+    Without those, shlex's words are the runs of non-blanks before the first
+    ``#`` (outside quotes a ``#`` starts a comment, inside a word too, up to
+    the end of the line); shlex took 0.18 s for the 1,000 lines of a `status`
+    (tests/test_read_fast.py compares the two).  Raises ValueError as shlex does.
+    """
+    if "'" in line or '"' in line or "\\" in line or "\n" in line:
+        import shlex
+
+        return shlex.split(line, comments=True)
+    return [word for word in _SHLEX_BLANKS.split(line.partition("#")[0]) if word]
+
 
 def _job_run_by(line: str) -> str | None:
-    """The job a crontab line's wrapper command runs (its last word), or None for any other line."""
-    import shlex
+    """The job a crontab line's wrapper command runs (its last word), or None for any other line.
 
-    if "jobctl.runner" not in line or not ("--scheduled" in line or "--timer" in line):
+    Both forms are the wrapper: ``…/jobctl/runner/start.py`` and, in lines
+    an older jobctl wrote, ``-m jobctl.runner``.
+    """
+    if not ("jobctl.runner" in line or "/jobctl/runner/start.py" in line) \
+            or not ("--scheduled" in line or "--timer" in line):
         return None
     try:
-        words = shlex.split(line, comments=True)
+        words = _shell_words(line)
     except ValueError:
         return None
     return words[-1] if words else None
@@ -312,7 +349,8 @@ def split(text: str, instance: str, label: str) -> Split:
         m = _MARKER.search(line)
         if m:
             seen = result.entries.get(m["name"])
-            result.entries[m["name"]] = Entry(m["name"], m["hash"], bare, (seen.lines + 1) if seen else 1)
+            digest = m["hash"] + OLDER_FORM if _older_form(bare) else m["hash"]
+            result.entries[m["name"]] = Entry(m["name"], digest, bare, (seen.lines + 1) if seen else 1)
         elif bare.strip() and not bare.lstrip().startswith("#"):
             foreign.append(bare)
         target = _job_run_by(bare)
@@ -438,6 +476,8 @@ class Plan:
     timers: list[Change] = field(default_factory=list)
     #: the crontab did not exist before jobctl's block (uninstall removes it again)
     created: bool = False
+    #: the applied definitions as the plan read them, by name (None: not usable); apply compares with these
+    current: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
@@ -524,16 +564,27 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
         if j.enabled:
             users = set(applied.recorded_for(current.get(j.name))) | {applied.CRON}
             wanted[j.name] = applied.with_meta(definition(j), directory, sorted(users))
-    lines = [render_line(wanted[name], state, tgt.system) for name in sorted(wanted)]
+    # each line rendered once: the block, and the comparison with the installed line below
+    rendered = {name: render_line(wanted[name], state, tgt.system) for name in sorted(wanted)}
+    lines = list(rendered.values())
     if any(d.get("catch_up") for d in wanted.values()):
         lines += catch_up_lines(state, tgt.system)
     new_text = join(parts, instance, state, lines)
     changes, others = [], {}
+    # same_dir resolves both paths: once per directory, not twice per job
+    here = os.path.realpath(directory) if directory else None
+    resolved: dict[str, str] = {}
+
+    def same_dir(came_from: str) -> bool:
+        if came_from not in resolved:
+            resolved[came_from] = os.path.realpath(came_from)
+        return resolved[came_from] == here
+
     for name in sorted(set(wanted) | {n for n in parts.entries if not n.startswith("_")}):
         entry = parts.entries.get(name)
         old = current.get(name)
         came_from = applied.jobs_dir_of(old)
-        elsewhere = came_from if came_from and directory and not applied.same_dir(came_from, directory) else None
+        elsewhere = came_from if came_from and directory and not same_dir(came_from) else None
         note = f"last applied from {elsewhere}" if elsewhere else ""
         if name not in wanted:
             if elsewhere:
@@ -548,9 +599,10 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
             if fields and applied.SYSTEMD in applied.recorded_for(old):
                 # one definition serves both: apply changes what the timer runs too, and says so
                 note = "; ".join(filter(None, [note, "its systemd timer runs the new definition too"]))
-            if entry.hash != definition_hash(wanted[name]) or fields:
+            # A line exactly as rendered carries the definition's hash in its marker: no need to hash again.
+            if (entry.line != rendered[name] and entry.hash != definition_hash(wanted[name])) or fields:
                 changes.append(Change(name, "change", fields or ["(crontab line)"], note))
-            elif entry.tampered or entry.line != render_line(wanted[name], state, tgt.system):
+            elif entry.tampered or entry.line != rendered[name]:
                 changes.append(Change(name, "change", [EDITED], note))
             else:
                 changes.append(Change(name, "unchanged", note=note))
@@ -567,7 +619,7 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
     stale = [n for n in current if n not in wanted and applied.CRON in applied.recorded_for(current[n])]
     installed = sum(1 for n in parts.entries if not n.startswith("_"))
     return Plan(tgt, instance, old_text, new_text, changes, wanted, stale, directory, installed, others,
-                inherited(parts.before), timers, parts.created)
+                inherited(parts.before), timers, parts.created, current)
 
 
 def _write(tgt: Target, text: str, created: bool) -> None:
@@ -645,11 +697,27 @@ class Outcome:
     backup: str | None
 
 
-def apply_lock(state: str):
-    from filelock import FileLock
+@contextmanager
+def apply_lock(state: str) -> Iterator[None]:
+    """Serialises apply, uninstall and export --record of one state directory; the file is never deleted.
 
-    # Serialises applies of one state directory; never deleted (pipx's rule).
-    return FileLock(paths.apply_lock(state), mode=0o600)
+    flock(2) on STATE/apply.lock, held until the block ends (or the process
+    dies), waiting as long as another holds it: what filelock's FileLock did,
+    without its import (~15 ms of every apply).
+    """
+    import fcntl
+
+    os.makedirs(state, mode=0o700, exist_ok=True)  # as filelock did (the CLI has created it already)
+    fd = os.open(paths.apply_lock(state), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+        except PermissionError:
+            pass
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _sweep(state: str, tgt: Target) -> None:
@@ -689,12 +757,14 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = N
             kept_times: dict[str, int | None] = {}
             try:
                 for name, defn in plan.definitions.items():
-                    old = applied.read(state, name)
+                    old = plan.current.get(name)  # read by make_plan, under the same lock
                     if old != defn:
                         doing = f"cannot write the applied definition {paths.applied_file(state, name)}"
                         if old is not None and not applied.differs(old, defn):
                             kept_times[name] = applied.mtime(state, name)
                         applied.stage(batch, state, defn)
+                doing = f"cannot write the applied definitions in {paths.applied_dir(state)}"
+                batch.sync()  # all of them durable in one pass, before any is renamed into place
                 if changed:
                     doing = f"cannot back up {tgt.label} into {paths.backups_dir(state)}"
                     backup = _backup(state, plan.old_text)

@@ -108,14 +108,19 @@ def compile_fields(cron: str) -> dict | None:
     """The field sets the wrapper matches against (clock.matches), JSON-ready."""
     if cron == "@reboot":
         return None
-    fields = parse_cron(cron)
-    (minute, min_star), (hour, hr_star), (dom, dom_star), (month, _), (dow, dow_star) = fields
-    return {
-        "minute": sorted(minute), "hour": sorted(hour), "dom": sorted(dom), "month": sorted(month),
-        "dow": sorted(dow), "dom_star": dom_star, "dow_star": dow_star,
-        # cron(8): only jobs without * in minute and hour get the DST treatment
-        "fixed": not (min_star or hr_star),
-    }
+    compiled = _COMPILED.get(cron)
+    if compiled is None:
+        (minute, min_star), (hour, hr_star), (dom, dom_star), (month, _), (dow, dow_star) = parse_cron(cron)
+        compiled = {
+            "minute": sorted(minute), "hour": sorted(hour), "dom": sorted(dom), "month": sorted(month),
+            "dow": sorted(dow), "dom_star": dom_star, "dow_star": dow_star,
+            # cron(8): only jobs without * in minute and hour get the DST treatment
+            "fixed": not (min_star or hr_star),
+        }
+        if len(_COMPILED) < _CACHE_MAX:
+            _COMPILED[cron] = compiled
+    # a copy, lists too: the result goes into definitions callers may change
+    return {k: list(v) if isinstance(v, list) else v for k, v in compiled.items()}
 
 
 def describe(cron: str) -> str:
@@ -325,7 +330,28 @@ def _ranges(values: list[int]) -> list[str]:
     return out
 
 
+#: parsed expressions by their text: a thousand jobs share a handful of
+#: schedules, and loading, applying and status parse each job's one or more
+#: times (4,000 parses of 7 schedules for one `status` of 1,000 jobs)
+_PARSED: dict[str, tuple[tuple[frozenset[int], bool], ...]] = {}
+_COMPILED: dict[str, dict] = {}
+_CACHE_MAX = 4096  # distinct expressions kept; past that, parsed afresh
+
+
 def parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
+    """The value sets of a five-field expression, each with whether the field starts with ``*``.
+
+    Cached by the text; every call gets sets of its own.
+    """
+    parsed = _PARSED.get(expr)
+    if parsed is None:
+        parsed = tuple((frozenset(values), star) for values, star in _parse_cron(expr))
+        if len(_PARSED) < _CACHE_MAX:
+            _PARSED[expr] = parsed
+    return tuple((set(values), star) for values, star in parsed)
+
+
+def _parse_cron(expr: str) -> tuple[tuple[set[int], bool], ...]:
     parts = [part for part in re.split(r"[ \t]+", expr) if part]
     if len(parts) != 5:
         raise ScheduleError(

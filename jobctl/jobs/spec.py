@@ -251,13 +251,20 @@ def _description(value: Any) -> str:
     return _string(value)
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_schedule(text: str) -> schedule_mod.Schedule:
+    # A thousand jobs share a handful of schedules; a Schedule is immutable, and
+    # an expression that fails is not cached (it raises again, the same way).
+    return schedule_mod.parse(text)
+
+
 def _schedule(value: Any) -> schedule_mod.Schedule:
     text = _string(value, "a cron expression in quotes, e.g. '*/15 * * * *'")
     if len(text) > MAX_SCHEDULE_CHARS:
         raise ValueError(f"schedule is {len(text)} characters long; a cron expression needs at most "
                          f"{MAX_SCHEDULE_CHARS}: use ranges and steps (1-5, */10) instead of long lists")
     try:
-        return schedule_mod.parse(text)
+        return _parse_schedule(text)
     except schedule_mod.ScheduleError as exc:
         message = str(exc)
         if message.startswith(("@", "schedule")):
@@ -697,7 +704,10 @@ FIELDS += (
            "properties": {"when": {"oneOf": [{"enum": list(NOTIFY_WHEN)},
                                              {"type": "array", "minItems": 1, "items": {"enum": list(NOTIFY_WHEN)}}]},
                           "after_failures": {"type": "integer", **_bounds("notify.after_failures")},
-                          **{key: schema for key, (_, schema) in NOTIFY_SINK_KEYS.items()}},
+                          # the order the schema has listed them in since ping came (a schema
+                          # committed next to the job files must not change on upgrade)
+                          **{key: NOTIFY_SINK_KEYS[key][1]
+                             for key in sorted(NOTIFY_SINKS, key=lambda k: k == "email")}},
            "anyOf": [{"required": [k]} for k in NOTIFY_SINKS]},
           f"Alerts: when [failure, recovery, success], after_failures N, sinks {'/'.join(NOTIFY_SINKS)}.",
           list_values=True),

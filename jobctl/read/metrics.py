@@ -38,6 +38,9 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
     names = applied.names(state)
     samples: dict[str, list[str]] = {m: [] for m, _ in METRICS}
     counts = log.run_counts() if log is not None else {}
+    start = datetime.fromtimestamp(now).astimezone()
+    #: next runs by (schedule, zone): a thousand jobs share a handful
+    next_runs: dict[tuple[str, str | None], int] = {}
     for name in names:
         defn = applied.read(state, name) or {}
         lbl = f'job_name="{_label(name)}"'
@@ -61,9 +64,11 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
         put("paused", 1 if pause.is_paused(state, name) else 0)
         cron = defn.get("cron")
         if cron and cron != "@reboot":
-            start = datetime.fromtimestamp(now).astimezone()
-            nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start, 1, defn.get("timezone"))[0]
-            put("next_run_timestamp_seconds", int(nxt.timestamp()))
+            key = (cron, defn.get("timezone"))
+            if key not in next_runs:
+                nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start, 1, defn.get("timezone"))[0]
+                next_runs[key] = int(nxt.timestamp())
+            put("next_run_timestamp_seconds", next_runs[key])
     lines = []
     for metric, help_text in METRICS:
         lines.append(f"# HELP {PREFIX}{metric} {help_text}")

@@ -42,23 +42,40 @@ class JobStatus:
 STATES = ("ok", "changed", "edited", "not applied", "timer", "orphaned", "disabled")
 
 
-def consecutive_failures(log: Store | None, name: str) -> int:
+def consecutive_failures(log: Store | None, name: str, latest: Any = None) -> int:
     # Skipped runs neither break nor extend a failure streak.
-    return log.failure_streak(name) if log is not None else 0
+    return log.failure_streak(name, latest) if log is not None else 0
 
 
-def last_started(log: Store | None, name: str) -> Any:
-    """The latest run that started the job: skips (paused, forbid) are not results."""
+def last_started(log: Store | None, name: str, latest: Any = None) -> Any:
+    """The latest run that started the job: skips (paused, forbid) are not results.
+
+    ``latest``, the job's latest run when the caller has it: when that is
+    not a skip it is the answer, without a second query.
+    """
+    if latest is not None and latest["status"] != "skipped":
+        return latest
     return log.last_started(name) if log is not None else None
 
 
-def lateness(job: JobSpec, state: str, log: Store | None, now: datetime) -> tuple[bool, bool]:
-    """(late, missed) for the latest scheduled time that should have started by now."""
+def lateness(job: JobSpec, state: str, log: Store | None, now: datetime,
+             prev_runs: dict[tuple[str, str | None, int], datetime | None] | None = None) -> tuple[bool, bool]:
+    """(late, missed) for the latest scheduled time that should have started by now.
+
+    ``prev_runs`` caches the latest scheduled time by (schedule, zone, jitter)
+    across the jobs of one call (the same ``now``): jobs share few schedules.
+    """
     if log is None or job.schedule.is_reboot:
         return False, False
     grace = 60 + job.jitter
-    # the run the wrapper made (or should have) most recently, by cron(8)'s DST rules
-    scheduled = job.schedule.prev_run(now - timedelta(seconds=grace), job.timezone)
+    key = (job.schedule.cron, job.timezone, job.jitter)
+    if prev_runs is not None and key in prev_runs:
+        scheduled = prev_runs[key]
+    else:
+        # the run the wrapper made (or should have) most recently, by cron(8)'s DST rules
+        scheduled = job.schedule.prev_run(now - timedelta(seconds=grace), job.timezone)
+        if prev_runs is not None:
+            prev_runs[key] = scheduled
     if scheduled is None:
         return False, False
     ts = scheduled.timestamp()
@@ -91,6 +108,13 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
     whose job file is gone from the directory it was applied from is
     ``orphaned``.
     """
+    # the definitions here are read or compiled once and never changed: each is hashed once
+    with compile.unchanged_definitions():
+        return _collect(jobs, state, entries, log, now, system, jobs_dir, dir_readable)
+
+
+def _collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], log: Store | None,
+             now: datetime, system: bool, jobs_dir: str | None, dir_readable: bool) -> list[JobStatus]:
     from jobctl import pause
     from jobctl.jobs.schedule import describe
 
@@ -102,6 +126,14 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
             read_cache[name] = applied.read(state, name)
         return read_cache[name]
 
+    same: dict[str, bool] = {}
+
+    def same_dir(came_from: str) -> bool:
+        """Whether ``came_from`` is ``jobs_dir``: two realpath() per job otherwise, for one or two directories."""
+        if came_from not in same:
+            same[came_from] = applied.same_dir(came_from, jobs_dir)
+        return same[came_from]
+
     descriptions: dict[str, str] = {}
     rows: list[tuple[JobSpec, str, list[str], bool]] = []
     applied_elsewhere: set[str] = set()
@@ -110,7 +142,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         entry = entries.get(job.name)
         current = read(job.name)
         came_from = applied.jobs_dir_of(current)
-        if entry is not None and came_from and jobs_dir and not applied.same_dir(came_from, jobs_dir):
+        if entry is not None and came_from and jobs_dir and not same_dir(came_from):
             # cron runs what was applied from the other directory, not this copy: show that
             applied_elsewhere.add(job.name)
             continue
@@ -122,7 +154,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
             state_ = "timer" if applied.SYSTEMD in applied.recorded_for(current) else "not applied"
         else:
             fields = applied.differs(current, defn)
-            if entry.hash != compile.definition_hash(defn) and not fields:
+            if not fields and entry.hash != compile.definition_hash(defn):
                 fields = ["(crontab line)"]
             edited = entry.tampered or (current is not None and entry.hash == compile.definition_hash(current)
                                         and _installed_state(entry, current, state, system) == "edited")
@@ -137,7 +169,7 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         current = read(name)
         came_from = applied.jobs_dir_of(current)
         elsewhere = not dir_readable or (came_from is not None and jobs_dir is not None
-                                         and not applied.same_dir(came_from, jobs_dir))
+                                         and not same_dir(came_from))
         shown = compile.to_spec(current) if current is not None and elsewhere else None
         if current is None or shown is None:
             orphans.append(name)
@@ -152,24 +184,34 @@ def collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry], 
         rows.append((shown, state_, [], True))
 
     out: list[JobStatus] = []
+    # next and latest runs once per distinct schedule and zone: 1,000 jobs share a handful
+    next_runs: dict[tuple[str, str | None], datetime] = {}
+    prev_runs: dict[tuple[str, str | None, int], datetime | None] = {}
     for job, state_, fields, from_applied in rows:
         cron = job.schedule.cron
         if cron not in descriptions:
             descriptions[cron] = describe(cron)
         installed = job.enabled and state_ not in ("not applied", "disabled") and not job.schedule.is_reboot
-        # the wrapper's own decision (clock.due's rules), in the job's zone or cron's
-        nxt = job.schedule.next_runs(now, 1, job.timezone)[0] if installed else None
+        nxt = None
+        if installed:
+            key = (cron, job.timezone)
+            if key not in next_runs:
+                # the wrapper's own decision (clock.due's rules), in the job's zone or cron's
+                next_runs[key] = job.schedule.next_runs(now, 1, job.timezone)[0]
+            nxt = next_runs[key]
         paused = pause.is_paused(state, job.name)
-        late, missed = lateness(job, state, log, now) if installed and not paused else (False, False)
+        late, missed = lateness(job, state, log, now, prev_runs) if installed and not paused else (False, False)
         where = applied.jobs_dir_of(read(job.name)) if from_applied else \
             (os.path.abspath(jobs_dir) if jobs_dir else None)
+        latest = log.latest(job.name) if log else None
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
-                             log.latest(job.name) if log else None, consecutive_failures(log, job.name), fields,
-                             paused, late, missed, job.timezone, last_started(log, job.name), where, from_applied))
+                             latest, consecutive_failures(log, job.name, latest), fields, paused, late, missed,
+                             job.timezone, last_started(log, job.name, latest), where, from_applied))
     for name in orphans:
-        out.append(JobStatus(name, None, None, None, None, "orphaned", log.latest(name) if log else None,
-                             consecutive_failures(log, name), [], pause.is_paused(state, name),
-                             last_started_run=last_started(log, name),
+        latest = log.latest(name) if log else None
+        out.append(JobStatus(name, None, None, None, None, "orphaned", latest,
+                             consecutive_failures(log, name, latest), [], pause.is_paused(state, name),
+                             last_started_run=last_started(log, name, latest),
                              jobs_dir=applied.jobs_dir_of(read(name))))
     out.sort(key=lambda s: (s.state == "orphaned", s.name))
     return out

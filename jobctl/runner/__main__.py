@@ -1,4 +1,4 @@
-"""``python -I -m jobctl.runner …``: the form every installed crontab line uses.
+"""The wrapper's process: ``start.py`` (every line jobctl writes) and ``python -I -m jobctl.runner`` (older lines).
 
 One start of the wrapper, from a crontab line, a systemd timer, the catch-up
 pass or ``jobctl run --detach``: the arguments are parsed (cmdline), the
@@ -59,9 +59,13 @@ def _error(state: str, job: str, message: str) -> None:
     ErrorLog(state, job)(message)
 
 
-def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: float | None) -> None:
+def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: float | None,
+                   exiting: bool) -> None:
+    from jobctl.runner import runlog
     from jobctl.runner.runlog import ErrorLog, RunLog
 
+    if exiting:
+        runlog.leave_open()
     log = RunLog(state, ErrorLog(state, defn["name"]))
     log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
              os.uname().nodename, "skipped: paused (jobctl resume to run again)", None)
@@ -69,8 +73,12 @@ def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: fl
     log.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the crontab lines: ``… -m jobctl.runner --scheduled --state-dir DIR NAME``."""
+def main(argv: list[str] | None = None, exiting: bool = False) -> int:
+    """One start of the wrapper: ``… --scheduled --state-dir DIR NAME`` and the other forms cmdline builds.
+
+    ``exiting``: the process ends as soon as this returns (run()), so the run
+    log is left open rather than closed (runlog.leave_open).
+    """
     args = cmdline.parse(sys.argv[1:] if argv is None else argv)
     if args is None:
         print(USAGE, file=sys.stderr)
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         if not runs:
             return 0
         if os.path.exists(paths.paused_file(state, name)):  # pause.is_paused, without importing it
-            _record_paused(defn, state, trigger, scheduled_for)
+            _record_paused(defn, state, trigger, scheduled_for, exiting)
             return 0
     report_fd = args["report_fd"]
 
@@ -143,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
                 pass
 
     from jobctl.runner.wrapper import execute
+
+    if exiting:
+        from jobctl.runner import runlog  # imported by wrapper already
+
+        runlog.leave_open()
 
     # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
     mail = (defn["cron_mail"] or applied.DEFAULTS["cron_mail"]) if mode == "schedule" and not stream else None
@@ -159,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 def exit_now(code: int) -> None:
     """Exit without the interpreter's teardown, which costs a scheduled run ~3 ms.
 
-    By now the run log and the lock are closed and nothing is registered with
-    atexit; the standard streams are flushed here, as teardown would.
+    By now the lock is closed, the run log's transactions are committed (its
+    connection ends with the process: runlog.leave_open) and nothing is
+    registered with atexit; the standard streams are flushed here, as
+    teardown would.
     """
     for stream in (sys.stdout, sys.stderr):
         try:
@@ -171,5 +186,10 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":
-    exit_now(main())
+def run() -> None:
+    """The wrapper as a process, from either form of line: main(), then out without teardown."""
+    exit_now(main(exiting=True))
+
+
+if __name__ == "__main__":  # python -I -m jobctl.runner: the lines jobctl wrote before start.py
+    run()

@@ -41,19 +41,89 @@ USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --time
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
-def interpreter_argv() -> list[str]:
-    """``PYTHON -I -m jobctl.runner`` with the interpreter named by a stable absolute path.
+#: The crontab line of jobctl before issue 13 (and when start.py is not safe to name): the wrapper as a
+#: module.  Such lines keep working; plan and status show them as changed until apply rewrites them.
+MODULE_FORM = ("-I", "-m", "jobctl.runner")
+
+
+def start_script() -> str:
+    """The wrapper's entry script, run by its path: ``PYTHON -I -S …/jobctl/runner/start.py``."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "start.py")
+
+
+def _interpreter() -> str:
+    """The interpreter a line names: an absolute, stable path.
 
     Cron's PATH is /usr/bin:/bin, so the path is absolute; it is the
     environment's ``bin/python3`` rather than sys.executable, which depends on
     how jobctl was started (python, python3, python3.11) and would make apply
-    rewrite every line.  -I keeps the operator's PYTHON* variables and user
-    site-packages out of scheduled runs.
+    rewrite every line.  Under -S (the wrapper itself, starting a catch-up
+    run) sys.prefix is the base interpreter's, not the venv's: the wrapper
+    reuses the interpreter its own line named, which is sys.executable.
     """
+    if sys.flags.no_site:
+        return sys.executable
     python = os.path.join(sys.prefix, "bin", "python3")
     if not os.access(python, os.X_OK):
         python = sys.executable
-    return [python, "-I", "-m", "jobctl.runner"]
+    return python
+
+
+def _safe_to_name(path: str) -> bool:
+    """Whether a line may run the file at ``path``: it and every directory above it root's or ours, and writable
+    by no one else (a sticky directory excepted).
+
+    A line that names a file runs whatever that file holds, as the line's
+    user (root for /etc/cron.d/jobctl).  With ``-m`` the interpreter finds
+    the package on its own sys.path; a path baked into the line must be no
+    easier to replace than that, even when apply ran from an unusual jobctl
+    (a checkout on PYTHONPATH).  A path that fails this gets the module form.
+    """
+    me = os.geteuid()
+    try:
+        # the directories of the path as written hold its symbolic links; those of the real path, the file
+        for walk in {path, os.path.realpath(path)}:
+            while True:
+                st = os.stat(walk)
+                # others may write a sticky directory (/tmp) but not replace what it holds of root's or ours
+                if st.st_uid not in (0, me) or (st.st_mode & 0o022 and not st.st_mode & 0o1000):
+                    return False
+                parent = os.path.dirname(walk)
+                if parent == walk:
+                    break
+                walk = parent
+    except OSError:
+        return False
+    return True
+
+
+#: interpreter_argv's answer, worked out once per process
+_interpreter_argv: list[str] | None = None
+
+
+def interpreter_argv() -> list[str]:
+    """``PYTHON -I -S …/jobctl/runner/start.py``: how every line, timer, catch-up and detached run starts the wrapper.
+
+    Half of a scheduled run used to be the interpreter starting up: ``-m``
+    imports runpy (importlib.util, contextlib: ~2 ms) and ``site`` reads
+    every .pth file of the environment (~3 ms).  The entry script by its
+    path needs neither: -S skips site, and the script puts the directory
+    holding the jobctl package on sys.path itself.  -I keeps the operator's
+    PYTHON* variables, user site-packages and the script's own directory out
+    of scheduled runs.  When the script's path is not safe to write into a
+    line (_safe_to_name), the module form ``PYTHON -I -m jobctl.runner``.
+    """
+    global _interpreter_argv
+    if _interpreter_argv is None:  # once: apply renders a line per job, and the check walks the path
+        python = _interpreter()
+        start = start_script()
+        _interpreter_argv = [python, "-I", "-S", start] if _safe_to_name(start) else [python, *MODULE_FORM]
+    return list(_interpreter_argv)
+
+
+def is_module_form(argv: list[str]) -> bool:
+    """Whether a wrapper command starts the wrapper as jobctl wrote it before issue 13 (``-I -m jobctl.runner``)."""
+    return tuple(argv[1:4]) == MODULE_FORM
 
 
 def wrapper_argv(state: str, name: str, timer: bool = False) -> list[str]:

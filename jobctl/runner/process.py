@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from jobctl.runner.host import Lock
 
 FORWARDED_SIGNALS = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP)
+#: what the job's child sets back to the default before exec: the wrapper's handlers and what Python ignores
+_RESET_IN_CHILD = (*FORWARDED_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD)
 READ_CHUNK = 1 << 20
 #: reads of what a job left in the pipe when its main process exited: the pipe holds at most
 #: READ_CHUNK, so two take it all, and a background writer cannot keep the wrapper reading
@@ -199,13 +201,17 @@ def become(ids: tuple[str, int, int]) -> None:
     os.setuid(uid)
 
 
+#: JOBCTL_TEST_STOP, read once: the spawn checks it between fork and exec, where every line of Python costs
+_STOP = os.environ.get("JOBCTL_TEST_STOP")
+
+
 def _checkpoint(point: str) -> None:
     """Stop here (SIGSTOP) when JOBCTL_TEST_STOP names ``point``: tests kill the wrapper at an exact moment.
 
-    One dictionary lookup otherwise.  The job never sees the variable: its
-    environment is built from scratch (clean_environment).
+    The job never sees the variable: its environment is built from scratch
+    (clean_environment).
     """
-    if os.environ.get("JOBCTL_TEST_STOP") == point:
+    if point == _STOP:
         os.kill(os.getpid(), _signal.SIGSTOP)
 
 
@@ -257,22 +263,32 @@ class Attempt:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        # Until the child execs, it shares every page with this process, and
+        # whichever of the two writes to a page first gets a copy of it (4 us
+        # a page on a VM; CPython writes to the pages of every object it
+        # touches, through reference counts).  So the child is given
+        # everything ready-made, and between the fork and its exec each side
+        # runs as little Python as it can: a tenth of a scheduled run, before.
+        keep = (err_w, go_r, self.lock.fd) if self.lock is not None else (err_w, go_r)
+        stray = [fd for fd in open_descriptors() if fd > 2 and fd not in keep]
+        env, ids, umask = self.env, self.ids, self.umask
         if self.lock is not None:
             os.set_inheritable(self.lock.fd, True)
+        forking = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe-ish work, then exec
             stage = "setsid"
             try:
                 os.close(go_w)  # so that the wrapper's death reads as end of file on go_r
-                for sig in (*FORWARDED_SIGNALS, _signal.SIGPIPE, _signal.SIGXFSZ, _signal.SIGCHLD):
+                for sig in _RESET_IN_CHILD:
                     _signal.signal(sig, _signal.SIG_DFL)
                 _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
                 os.setsid()
-                os.umask(self.umask)
-                if self.ids is not None:
+                os.umask(umask)
+                if ids is not None:
                     # apply --system: the wrapper runs as root, the job as its user
                     stage = "setuid"
-                    become(self.ids)
+                    become(ids)
                 stage = "chdir"
                 os.chdir(cwd)
                 stage = "exec"
@@ -280,24 +296,27 @@ class Attempt:
                 os.dup2(out_w, 1)
                 os.dup2(out_w, 2)
                 # the job gets 0, 1, 2 and the read-only lock; err_w and go_r close at exec
-                close_descriptors(err_w, go_r, *((self.lock.fd,) if self.lock is not None else ()))
+                for fd in stray:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
                 os.write(err_w, b"R")  # ready: in its own session, as its user
                 if os.read(go_r, 1) != b"G":
                     os._exit(EX_JOBCTL)  # the wrapper died before recording the run: do not run unrecorded
-                os.execve(argv[0], argv, self.env)
+                os.execve(argv[0], argv, env)
             except OSError as exc:
                 os.write(err_w, f"{stage}:{exc.errno}".encode())
             except BaseException:  # noqa: BLE001 - never return into the parent's code
                 os.write(err_w, f"{stage}:0".encode())
             os._exit(EX_CANNOT_EXEC)
+        # the child's start time (it exists until we reap it), for the lock's holder record
+        start = host.forked_ticks(pid, forking, time.clock_gettime_ns(time.CLOCK_BOOTTIME))
         self.pid = pid
-        for fd in (out_w, err_w, devnull, go_r):
-            os.close(fd)
-        if self.lock is not None:
-            os.set_inheritable(self.lock.fd, False)  # the job has it; later children (notifications) must not
         self.out_r = out_r
-        start = host.start_ticks(pid)  # the child exists until we reap it: this is its start time
-        _checkpoint("spawned")
+        os.close(err_w)  # so that a child that dies reads as end of file
+        if _STOP:
+            _checkpoint("spawned")
         try:
             ready = os.read(err_r, 64)
             if ready == b"R":
@@ -308,7 +327,8 @@ class Attempt:
                     pass  # the child is gone; waiting reaps it and says how it ended
                 os.close(go_w)
                 go_w = -1
-                _checkpoint("started")
+                if _STOP:
+                    _checkpoint("started")
                 failure = os.read(err_r, 64)  # EOF once exec succeeded (close-on-exec)
             else:
                 failure = ready or b"exec:0"  # EOF without "R": the child died before it was ready
@@ -316,6 +336,10 @@ class Attempt:
             if go_w >= 0:
                 os.close(go_w)
             os.close(err_r)
+            for fd in (out_w, devnull, go_r):
+                os.close(fd)
+            if self.lock is not None:
+                os.set_inheritable(self.lock.fd, False)  # the job has it; later children (notifications) must not
         if failure:
             os.waitpid(pid, 0)
             os.close(out_r)
@@ -435,18 +459,23 @@ class Attempt:
         return status, ended_by, forwarded
 
 
+def open_descriptors() -> list[int]:
+    """This process's open descriptors (up to 1023 when /proc is not there)."""
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(1024))
+
+
 def close_descriptors(*keep: int) -> None:
     """Close every descriptor above 2 but ``keep``.
 
-    In a job's child before exec (and in the notifier): whatever the wrapper
-    inherited -- from cron (its pipes), from a root shell running `jobctl run`
-    (an open file) -- must not reach a job that runs as another user.
+    In a job's child before exec (listed by the wrapper before the fork) and
+    in the notifier: whatever the wrapper inherited -- from cron (its pipes),
+    from a root shell running `jobctl run` (an open file) -- must not reach a
+    job that runs as another user.
     """
-    try:
-        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
-    except OSError:
-        fds = list(range(3, 1024))
-    for fd in fds:
+    for fd in open_descriptors():
         if fd > 2 and fd not in keep:
             try:
                 os.close(fd)

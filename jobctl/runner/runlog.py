@@ -56,6 +56,28 @@ class ErrorLog:
             pass
 
 
+#: The run logs left open until the process ends (leave_open), or None: close them.
+_left_open: list[Any] | None = None
+
+
+def leave_open() -> None:
+    """From now on close() leaves the run log open: the process ends right after (os._exit).
+
+    Closing the last connection to the log checkpoints the WAL into the
+    database and syncs both (four fsyncs with creating the WAL again: the
+    largest cost of a scheduled run on a busy disk).  A connection left open
+    dies with the process: its locks go with it, every committed transaction
+    is in the WAL, and the next connection rebuilds the WAL's index from it
+    (SQLite's recovery, a read of the WAL, which Store.checkpoint_due keeps
+    short).  The read commands close theirs and fold the WAL back.  The list
+    holds each store until the process ends, so that garbage collection does
+    not close it either.
+    """
+    global _left_open
+    if _left_open is None:
+        _left_open = []
+
+
 class RunLog:
     """The run log seen from the wrapper: every call is allowed to fail.
 
@@ -69,7 +91,8 @@ class RunLog:
         try:
             from jobctl import store
 
-            self.store = store.connect(paths.runs_db(state))
+            # a log left open checkpoints when its turn comes (close), not after every commit
+            self.store = store.connect(paths.runs_db(state), checkpoint=_left_open is None)
         except Exception as exc:  # noqa: BLE001 - any failure of the log must not stop the job
             self._broken(exc)
 
@@ -93,4 +116,12 @@ class RunLog:
 
     def close(self) -> None:
         if self.store is not None:
-            self.store.close()
+            if _left_open is not None:
+                try:
+                    self.store.checkpoint_due()
+                except Exception:  # noqa: BLE001 - the run is recorded; the WAL keeps it for the next checkpoint
+                    pass
+                _left_open.append(self.store)
+            else:
+                self.store.close()
+            self.store = None

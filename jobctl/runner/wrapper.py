@@ -10,6 +10,7 @@ and jobctl-errors.log (runlog), and notifications in a child (notifier, notify).
 
 from __future__ import annotations
 
+import gc
 import os
 import time
 
@@ -82,6 +83,8 @@ class Wrapper:
         #: (run id, status, exit code, started, finished, attempt, reason, output) of the last attempt
         self.final: tuple[int, str, int | None, float, float, int, str, bytes] | None = None
         self.first_started = 0.0
+        #: (runs pruned, failures in a row) once the run's last attempt is recorded (finish_last, after_run)
+        self._after: tuple[int, int] | None = None
         #: `jobctl run` on a terminal: a line between attempts and a summary at the end
         self.progress = stream and _isatty(2)
         #: under cron (scheduled, not streamed): cron_mail decides what reaches cron's mail
@@ -312,8 +315,20 @@ class Wrapper:
             status, code = self._attempt(log, signals, lock, attempt, umask)
             if status not in ("failed", "timeout") or signals.pending:
                 break
-        _, streak = log.call("after_run", self.name, self.keep, self.max_age, time.time(), default=(0, 0))
+        if self._after is None:  # a signal came after the attempt was recorded as one a retry would follow
+            self._after = log.call("after_run", self.name, self.keep, self.max_age, time.time(), default=(0, 0))
+        _, streak = self._after
         return code, previous_failures, streak
+
+    def _finish(self, log: RunLog, signals: Signals, attempt: int, run_id: int, status: str, code: int | None,
+                sig: int | None, finished: float, reason: str, head: bytes = b"", tail: bytes = b"",
+                dropped: int = 0, total: int = 0) -> None:
+        """Record how an attempt ended; the run's last attempt with after_run's work, in one transaction."""
+        if status in ("failed", "timeout") and attempt < self.attempts and not signals.pending:
+            log.call("finish_run", run_id, status, code, sig, finished, reason, head, tail, dropped, total)
+        else:
+            self._after = log.call("finish_last", run_id, status, code, sig, finished, reason, head, tail, dropped,
+                                   total, self.name, self.keep, self.max_age, time.time(), default=(0, 0))
 
     def _notifier(self, what: str, start: bool = False, streak: int = 0,
                   previous_failures: int = 0) -> Notifier | None:
@@ -382,7 +397,7 @@ class Wrapper:
         except LookupError as exc:
             reason = f"cannot start: {exc}"
             self.error(reason, echo=self.stream)
-            log.call("finish_run", run_id, "failed", EX_JOBCTL, None, time.time(), reason, b"", b"", 0, 0)
+            self._finish(log, signals, attempt, run_id, "failed", EX_JOBCTL, None, time.time(), reason)
             self.final = (run_id, "failed", EX_JOBCTL, started, time.time(), attempt, reason, b"")
             return "failed", EX_JOBCTL
         env = clean_environment(self.defn, who)
@@ -411,9 +426,15 @@ class Wrapper:
                 reason = f"cannot start {proc._argv()[0]}: {what}"
             # in jobctl-errors.log always; on stderr when someone watches (under cron, the summary says it)
             self.error(reason, echo=self.stream)
-            log.call("finish_run", run_id, status, code, None, time.time(), reason, b"", b"", 0, 0)
+            self._finish(log, signals, attempt, run_id, status, code, None, time.time(), reason)
             self.final = (run_id, status, code, started, time.time(), attempt, reason, b"")
             return status, code
+        if not gc.isenabled():
+            # start.py held the collector off while the wrapper loaded: what
+            # exists now lives as long as the process, so it is frozen out of
+            # the collections of the hours a job may run
+            gc.freeze()
+            gc.enable()
         wstatus, ended_by, forwarded = proc.wait(self.timeout, self.grace)
         sig: int | None = None
         if ended_by == "timeout":
@@ -434,8 +455,8 @@ class Wrapper:
             reason += f" (started after {fmt_duration(self.jitter)} of jitter)"
         head, tail, dropped = proc.output.finish()
         finished = time.time()
-        log.call("finish_run", run_id, status, code, sig, finished, reason, head, tail, dropped,
-                 proc.output.total)
+        self._finish(log, signals, attempt, run_id, status, code, sig, finished, reason, head, tail, dropped,
+                     proc.output.total)
         self.final = (run_id, status, code, started, finished, attempt, reason, head + tail)
         if self.notify_cfg:
             # the attempt's row as the run log now holds it: notifications carry store.run_record of it
