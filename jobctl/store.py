@@ -211,6 +211,12 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("index runs (job, scheduled_for)", _m4_job_scheduled),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: Migrations that only add an index: no statement needs them to be right, only
+#: fast.  A wrapper or the catch-up pass opening an older log leaves them to
+#: the CLI (connect(build_indexes=False)): building an index over ten million
+#: runs takes ~10 s under the write lock, while cron's other wrappers wait on
+#: the busy timeout and would drop their records past it.
+INDEX_ONLY = frozenset({4})
 
 
 class _Transaction:
@@ -658,11 +664,14 @@ def _create(path: str) -> None:
             pass
 
 
-def connect(path: str, create: bool = True, checkpoint: bool = True) -> Store:
+def connect(path: str, create: bool = True, checkpoint: bool = True, build_indexes: bool = True) -> Store:
     """Open the run log, creating and migrating it when needed.
 
     ``checkpoint=False``: the connection is never closed (the wrapper's,
     runlog.leave_open) and checkpoints only when asked (Store.checkpoint_due).
+    ``build_indexes=False`` (the wrapper, the catch-up pass): a log whose
+    pending migrations are all INDEX_ONLY is used as it is; the next CLI
+    command that opens it (apply, status, ...) migrates it.
     Raises sqlite3.Error or OSError; the wrapper turns those into one logged
     line and runs the job anyway.
     """
@@ -677,7 +686,8 @@ def connect(path: str, create: bool = True, checkpoint: bool = True) -> Store:
         if not checkpoint:
             db.execute("PRAGMA wal_autocheckpoint = 0")
         version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version < SCHEMA_VERSION:
+        if version < SCHEMA_VERSION and (
+                build_indexes or not INDEX_ONLY.issuperset(range(version + 1, SCHEMA_VERSION + 1))):
             _migrate(db)
         elif version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(

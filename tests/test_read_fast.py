@@ -60,6 +60,41 @@ def test_migration_4_indexes_job_and_scheduled_for_and_upgrades_an_old_log(tmp_p
     log.close()
 
 
+def _as_release_3(path: str) -> None:
+    """The log as the previous release left it: schema version 3, no (job, scheduled_for) index."""
+    log = store.connect(path)
+    log.db.execute("DROP INDEX runs_job_scheduled")
+    log.db.execute("DELETE FROM schema_migrations WHERE version = 4")
+    log.db.execute("PRAGMA user_version = 3")
+    log.close()
+
+
+def _version_and_index(path: str) -> tuple[int, int]:
+    db = sqlite3.connect(path)
+    try:
+        return (db.execute("PRAGMA user_version").fetchone()[0],
+                db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'runs_job_scheduled'").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_wrapper_records_into_an_older_log_and_leaves_the_index_to_the_cli(tmp_path, write_job):
+    """The index build holds the write lock for seconds on a big log: never under cron's herd of wrappers."""
+    import runhelp
+
+    path = os.path.join(state(), "runs.db")
+    os.makedirs(state(), mode=0o700, exist_ok=True)
+    _as_release_3(path)
+    done = runhelp.run(state(), runhelp.job("old-log", "echo recorded"))
+    assert done.returncode == 0, done.stderr
+    assert [r["status"] for r in runhelp.rows(state(), "old-log")] == ["succeeded"]
+    assert _version_and_index(path) == (3, 0)
+    # the first CLI command that opens the log builds it
+    write_job("old-log.yaml", 'schedule: "@daily"\ncommand: "true"\n')
+    assert cli.invoke(app, ["status", "--json"]).exit_code == 0
+    assert _version_and_index(path) == (store.SCHEMA_VERSION, 1)
+
+
 def _fill(log: store.Store, jobs: list[str], per_job: int, now: float) -> None:
     """Runs of each job, every minute back from ``now``, interleaved as wrappers write them."""
     statuses = ["succeeded", "failed", "skipped", "succeeded", "timeout"]

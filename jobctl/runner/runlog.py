@@ -91,8 +91,9 @@ class RunLog:
         try:
             from jobctl import store
 
-            # a log left open checkpoints when its turn comes (close), not after every commit
-            self.store = store.connect(paths.runs_db(state), checkpoint=_left_open is None)
+            # a log left open checkpoints when its turn comes (close), not after every commit;
+            # an index a new release adds is built by the CLI, never under cron's herd
+            self.store = store.connect(paths.runs_db(state), checkpoint=_left_open is None, build_indexes=False)
         except Exception as exc:  # noqa: BLE001 - any failure of the log must not stop the job
             self._broken(exc)
 
