@@ -144,7 +144,7 @@ def backups_dir(state: str) -> str:
 
 
 def apply_lock(state: str) -> str:
-    """Serialises apply, uninstall and export --record (filelock; never deleted)."""
+    """Serialises apply, uninstall and export --record (a blocking flock, crontab.apply_lock; never deleted)."""
     return os.path.join(state, "apply.lock")
 
 

@@ -41,8 +41,8 @@ USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --time
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
-#: The crontab line of jobctl before issue 13 (and when start.py is not safe to name): the wrapper as a
-#: module.  Such lines keep working; plan and status show them as changed until apply rewrites them.
+#: The crontab line of earlier releases (and the line when start.py is not safe to name): the wrapper
+#: as a module.  Such lines keep working; plan and status show them as changed until apply rewrites them.
 MODULE_FORM = ("-I", "-m", "jobctl.runner")
 
 
@@ -122,7 +122,7 @@ def interpreter_argv() -> list[str]:
 
 
 def is_module_form(argv: list[str]) -> bool:
-    """Whether a wrapper command starts the wrapper as jobctl wrote it before issue 13 (``-I -m jobctl.runner``)."""
+    """Whether a wrapper command starts the wrapper as earlier releases wrote it (``-I -m jobctl.runner``)."""
     return tuple(argv[1:4]) == MODULE_FORM
 
 

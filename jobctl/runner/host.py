@@ -7,8 +7,8 @@ STATE/locks/NAME.lock and the record of who holds it), next to the checks
 ``replace`` runs on its holder (not_the_runs_group, lock_holders): every
 module the wrapper imports costs each scheduled run its import (~0.2 ms).
 
-filelock's UnixFileLock takes the same flock, so the CLI and the wrapper
-exclude each other.  The lock's descriptor is deliberately inherited by the
+Every run takes it through the wrapper (``jobctl run`` and catch-up runs
+start the same wrapper as cron), so nothing else locks a job.  The lock's descriptor is deliberately inherited by the
 job: the lock is then held exactly as long as any process of the job lives,
 even if the wrapper is killed with SIGKILL (a FileLock descriptor is
 close-on-exec and would free the lock while the job runs on).
