@@ -44,7 +44,7 @@ TARGET_MS = 40.0  # the issue's bound on median wall and CPU over bare sh -c tru
 TARGET_RATIO = 1.5  # issue 13: a scheduled run within 1.5 x python -I -c pass on the same interpreter
 
 # The same exit as `python -m jobctl.runner` of that revision (_exit_now skips teardown).
-NO_RUNPY = "import sys, jobctl.runner as r; getattr(r, '_exit_now', sys.exit)(r.main())"
+NO_RUNPY = "from jobctl.runner.__main__ import run; run()"
 NO_SITE = "import sys; sys.path.append({dir!r}); " + NO_RUNPY
 
 
@@ -92,7 +92,7 @@ def variants(targets: list[str], out: str, alternatives: bool, install: bool) ->
         [argv] = common.apply_definitions(py, state, [common.definition("bench-true", "true")])
         found[f"wrapper ({target})"] = argv
         found[f"python -I -c pass ({target})"] = [py, "-I", "-c", "pass"]  # the interpreter alone, a yardstick
-        # the line every crontab held before issue 13, with this target's interpreter
+        # the line every crontab held before the start.py line, with this target's interpreter
         old = [argv[0], "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir", state, "bench-true"]
         if argv != old:
             found[f"wrapper, old line ({target})"] = old
@@ -100,7 +100,7 @@ def variants(targets: list[str], out: str, alternatives: bool, install: bool) ->
             found.update(install_variants(target, py, argv))
         if not alternatives:
             continue
-        args = argv[argv.index("jobctl.runner") + 1:]
+        args = old[4:]  # the wrapper's own arguments, after whichever interpreter line apply wrote
         pkg_parent = common.helper(py, "import os, jobctl; print(os.path.dirname(os.path.dirname(jobctl.__file__)))")
         found[f"python -I -S -c pass ({target})"] = [py, "-I", "-S", "-c", "pass"]
         found[f"wrapper -I -c, no runpy ({target})"] = [py, "-I", "-c", NO_RUNPY, *args]
