@@ -151,12 +151,7 @@ class FileCrontab(Target):
     def write(self, text: str) -> None:
         if self.system and not text:
             # /etc/cron.d/jobctl is jobctl's own file: an empty one is removed, not left behind.
-            try:
-                os.unlink(self.path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise EnvironmentProblem(f"cannot remove {self.path}: {exc.strerror}; nothing was changed") from None
+            self.remove()
             return
         try:
             mode = os.stat(self.path).st_mode & 0o7777

@@ -177,15 +177,9 @@ def _fast_compose(text: str) -> list[Node] | None:
         return None
     loader = yaml.CSafeLoader(text)
     try:
-        docs = []
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                docs.append(node)
+        docs = _documents(loader)
     except Exception:  # noqa: BLE001 - whatever it is, _Loader reports it as it always did
         return None
-    finally:
-        loader.dispose()
     return docs if _within_limits(docs) else None
 
 
@@ -267,6 +261,20 @@ def _clean(text: str, limit: int) -> str:
     return text
 
 
+def _tally(counts: dict[str, int], path: str, node: Node | None, line: int, column: int) -> tuple[int, int, int]:
+    """Where a finding is (its node's place when it has one) and how many ``counts`` has for its file, it included."""
+    if node is not None:
+        line, column = _pos(node)
+    count = counts.get(path, 0) + 1
+    counts[path] = count
+    return line, column, count
+
+
+def _finding(path: str, line: int, column: int, message: str, job: str | None = None) -> Problem:
+    """A problem or warning, its text made printable and bounded (_clean)."""
+    return Problem(_clean(path, 4096), line, column, _clean(message, 1000), _clean(job, 80) if job else job)
+
+
 class _Collector:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
@@ -279,33 +287,23 @@ class _Collector:
 
     def add(self, path: str, node: Node | None, message: str, job: str | None = None,
             line: int = 1, column: int = 1) -> None:
-        if node is not None:
-            line, column = _pos(node)
-        count = self.counts.get(path, 0) + 1
-        self.counts[path] = count
+        line, column, count = _tally(self.counts, path, node, line, column)
         if count > MAX_PROBLEMS:
-            self.problems.append(Problem(_clean(path, 4096), line, column,
-                                         f"more than {MAX_PROBLEMS} problems in this file; stopped here: "
-                                         "fix these and validate again"))
+            self.problems.append(_finding(path, line, column, f"more than {MAX_PROBLEMS} problems in this file; "
+                                          "stopped here: fix these and validate again"))
             raise _TooMany
-        self.problems.append(Problem(_clean(path, 4096), line, column, _clean(message, 1000),
-                                     _clean(job, 80) if job else job))
+        self.problems.append(_finding(path, line, column, message, job))
 
     def warn(self, path: str, node: Node | None, message: str, job: str | None = None,
              line: int = 1, column: int = 1) -> None:
         """A warning: bounded per file like problems, but never stops the checks."""
-        if node is not None:
-            line, column = _pos(node)
-        count = self.warning_counts.get(path, 0) + 1
-        self.warning_counts[path] = count
+        line, column, count = _tally(self.warning_counts, path, node, line, column)
         if count > MAX_PROBLEMS:
             if count == MAX_PROBLEMS + 1:
-                self.warnings.append(Problem(_clean(path, 4096), line, column,
-                                             f"more than {MAX_PROBLEMS} warnings in this file; the rest are not "
-                                             "listed"))
+                self.warnings.append(_finding(path, line, column, f"more than {MAX_PROBLEMS} warnings in this "
+                                              "file; the rest are not listed"))
             return
-        self.warnings.append(Problem(_clean(path, 4096), line, column, _clean(message, 1000),
-                                     _clean(job, 80) if job else job))
+        self.warnings.append(_finding(path, line, column, message, job))
 
     def warned_enough(self, path: str) -> bool:
         return self.warning_counts.get(path, 0) >= MAX_PROBLEMS
@@ -814,7 +812,11 @@ def _report_yaml(exc: yaml.YAMLError, text: str, path: str, out: _Collector) -> 
 
 
 def _compose(text: str, cls: type) -> list[Node]:
-    loader = cls(text)
+    return _documents(cls(text))
+
+
+def _documents(loader: Any) -> list[Node]:
+    """The documents ``loader`` composes from its text; the loader is disposed of after, whatever happens."""
     try:
         docs = []
         while loader.check_node():

@@ -246,6 +246,18 @@ def _path_check(user: _User, path: str, directory: bool) -> str | None:
     return {3: "denied", 4: "not a directory" if directory else "a directory"}.get(proc.returncode, "cannot check")
 
 
+def _path_passed(name: str, user: _User, path: str, problem: str | None, how: str) -> Check | None:
+    """The passed check when _path_check found nothing wrong (``how``: in what way) or could not check (a note).
+
+    None when it found a problem: what to say then depends on what the path is for.
+    """
+    if problem is None:
+        return Check(name, True, f"{path} ({how})")
+    if problem.startswith("cannot check"):
+        return Check(name, True, f"{path}: {problem} as {user.name}", note=True)
+    return None
+
+
 def commands_found(jobs: list) -> list[Check]:
     """Each job's program, as its user finds it on the run PATH, with a fix worded for what is wrong."""
     from jobctl.install import compile
@@ -270,10 +282,9 @@ def commands_found(jobs: list) -> list[Check]:
         if "/" in word:
             target = word if word.startswith("/") else os.path.join(job.working_dir or user.home, word)
             problem = _path_check(user, target, directory=False)
-            if problem is None:
-                checks.append(Check(name, True, f"{target} (executable by {user.name})"))
-            elif problem.startswith("cannot check"):
-                checks.append(Check(name, True, f"{target}: {problem} as {user.name}", note=True))
+            passed = _path_passed(name, user, target, problem, f"executable by {user.name}")
+            if passed is not None:
+                checks.append(passed)
             elif problem == "missing":
                 checks.append(Check(name, False, f"{target} does not exist",
                                     f"install the program at {target}, or correct the command {where}"))
@@ -324,10 +335,9 @@ def working_dirs(jobs: list) -> list[Check]:
             f"{directory}, the home of {user.name} (working_dir is not set)"
         where = f"in {job.source}"
         problem = _path_check(user, directory, directory=True)
-        if problem is None:
-            checks.append(Check(name, True, f"{directory} (as {user.name})"))
-        elif problem.startswith("cannot check"):
-            checks.append(Check(name, True, f"{directory}: {problem} as {user.name}", note=True))
+        passed = _path_passed(name, user, directory, problem, f"as {user.name}")
+        if passed is not None:
+            checks.append(passed)
         elif problem == "missing":
             fix = (f"mkdir -p {shlex.quote(directory)}" + (f" && chown {user.name}: {shlex.quote(directory)}"
                                                            if not user.me else "")

@@ -32,7 +32,10 @@ import sys
 import time
 
 try:
-    # the numbers and calls without signal.py's enums, as the wrapper imports it (enum costs ~2 ms)
+    # the numbers and calls without signal.py's enums, as the wrapper imports it (enum costs ~2 ms).
+    # Its own copy of the wrapper's lines, not a shared module's: a wrapper of the previous release
+    # loads this file by itself (jobctl.inflight), where jobctl.runner is no package to import from,
+    # and a shared module would be one more import on every run's hot path.
     import _signal as signal
 except ImportError:  # not CPython
     import signal

@@ -14,6 +14,7 @@ import gc
 import os
 import time
 
+# These lines stand again in notify, on purpose: why they are not shared is said there.
 try:
     import _signal  # signal without its enums (~2 ms the wrapper need not pay)
 except ImportError:  # not CPython
