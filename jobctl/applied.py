@@ -1,12 +1,14 @@
 """Applied definitions: the compiled snapshot of each job that cron runs.
 
 `apply` writes one JSON file per job under STATE/applied/; the wrapper reads
-only that file (no YAML, no validation) on every scheduled run.  Writes are
-atomic (temp file + rename) and 0600, since env values may hold secrets.
+only that file (no YAML, none of validate's rules: only the check of its
+shape, ``checked``) on every scheduled run.  Writes are atomic (temp file +
+rename) and 0600, since env values may hold secrets.
 
 This module owns the definition's shape: its keys (``Definition``), what a
-key a definition lacks means (``DEFAULTS``, by format), and the fast reader
-the wrapper uses.  The wrapper imports it, so at import it loads nothing
+key a definition lacks means (``DEFAULTS``, by format), the check that a
+definition read has that shape (``checked``), and the fast reader the
+wrapper uses.  The wrapper imports it, so at import it loads nothing
 beyond ``os`` and ``jobctl.paths``: json, typing and the file helpers are
 imported by the functions that need them (json with its regular expressions
 costs a scheduled run ~3 ms).  The compile step (job spec → definition, and
@@ -22,7 +24,7 @@ from jobctl import paths
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any, TypedDict
 
     from jobctl.files import Batch
@@ -129,9 +131,9 @@ def upgrade(defn: Mapping[str, Any]) -> Definition:
     Every key it lacks gets its DEFAULTS value, and so does every key of a
     ``retries``, ``history`` or (non-empty) ``notify`` mapping; ``retries``
     may be a bare count of attempts, as a hand-written definition gives it.
-    Values are not checked here: the wrapper bounds each number it acts on
-    (number, integer), and a value of the wrong type stops the run with one
-    line naming the definition.
+    Values are not checked here but by checked(), which the wrapper and
+    the catch-up pass read a definition through; the wrapper bounds each
+    number it acts on (number, integer).
     """
     out: dict[str, Any] = {**DEFAULTS, **defn}
     retries = out["retries"]
@@ -185,6 +187,242 @@ def retention(defn: Definition) -> tuple[int, float]:
     return integer(history["keep"], HISTORY_DEFAULT["keep"]), number(history["max_age"], HISTORY_DEFAULT["max_age"])
 
 
+# --- the shape the wrapper indexes ------------------------------------------------------------
+
+class Malformed(ValueError):
+    """An applied definition the wrapper cannot act on; the message names the key: ``key K: expected T, got V``.
+
+    A definition is written by apply, but the state directory may be
+    hand-edited, damaged on disk or written by an older release: every key
+    the wrapper (or the catch-up pass) indexes is checked once, here, so that
+    a bad one stops the run with one line rather than a traceback wherever it
+    is first used.
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        #: the key at fault (None: the file as a whole is no definition)
+        self.key = key
+
+
+def expected(key: str, what: str, value: Any) -> Malformed:
+    """``key K: expected WHAT, got VALUE``, VALUE shown short."""
+    return Malformed(f"key {key}: expected {what}, got {_got(value)}", key)
+
+
+#: concurrency and cron_mail as spec.CONCURRENCY and spec.CRON_MAIL have them (the wrapper does not
+#: import spec; tests/test_hand_edited_state.py checks they agree)
+CONCURRENCY = ("forbid", "allow", "replace", "wait")
+CRON_MAIL = ("failure", "always", "never")
+#: the compiled field sets (jobs.schedule.compile_fields): the sets, then the flags
+FIELD_SETS = ("minute", "hour", "dom", "month", "dow")
+FIELD_FLAGS = ("dom_star", "dow_star", "fixed")
+#: a UTC offset is less than a day either way (datetime.utcoffset's own bound)
+MAX_OFFSET = 86400
+#: the type of every item of an array of integers (bool, a subclass of int, is not one)
+_INT = {int}
+
+
+def _got(value: Any) -> str:
+    """A value of a definition as a message shows it: short, one line, JSON's names for its types."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        if len(value) <= 4 and all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
+            return _printable("[" + ", ".join(_got(v) for v in value) + "]")[:120]  # [1, "a"]: short enough
+        return f"an array of {len(value)} item{'s' if len(value) != 1 else ''}"
+    if isinstance(value, int) and value.bit_length() > 100:  # str() of a huge one is slow, or refused
+        return "a number of over 30 digits"
+    if isinstance(value, float) and value != value:
+        return "NaN"
+    if isinstance(value, (int, float)):
+        return repr(value).replace("inf", "Infinity")  # JSON's names, as the file has them
+    if isinstance(value, str):
+        return _printable('"' + value[:60] + ('..."' if len(value) > 60 else '"'))
+    return type(value).__name__
+
+
+def _number(value: Any) -> bool:
+    """A JSON number; number() and integer() bound it (NaN, infinities and huge ones included)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _text(value: Any, empty: bool = False) -> bool:
+    """A string the system can take as a path, an argument or an environment value: no NUL, no lone surrogate."""
+    if not isinstance(value, str) or not (empty or value) or "\0" in value:
+        return False
+    if not value.isascii():
+        try:
+            os.fsencode(value)
+        except UnicodeError:
+            return False
+    return True
+
+
+def _optional_number(value: Any) -> bool:
+    return value is None or _number(value)  # null: the default, as number() reads it
+
+
+def _optional_text(value: Any) -> bool:
+    return value is None or _text(value)
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _text_list(value: Any) -> bool:
+    return isinstance(value, list) and all(_text(v) for v in value)
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_command(value: Any) -> str | None:
+    if isinstance(value, str):
+        return None if _text(value) else "expected a non-empty command string or array of strings"
+    if not isinstance(value, list) or not value:
+        return "expected a non-empty command string or array of strings"
+    for i, item in enumerate(value):
+        if not _text(item, empty=i > 0):  # an argument may be "", the program may not
+            return f"[{i}]: expected {'the program, a non-empty string' if i == 0 else 'a string'}, got {_got(item)}"
+    return None
+
+
+def _check_env(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "expected an object of NAME: value strings"
+    for key, val in value.items():
+        if not _text(key) or "=" in key:
+            return f": expected variable names, got {_got(key)}"
+        if not _text(val, empty=True):
+            return f".{_printable(key)}: expected a string, got {_got(val)}"
+    return None
+
+
+def _check_fields(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "expected null or the compiled fields of a schedule"
+    for key in FIELD_SETS:
+        items = value.get(key)
+        # set(map(type)) runs in C: a schedule's sets hold ~140 numbers, checked at every wake-up
+        if not isinstance(items, list) or not set(map(type, items)) <= _INT:
+            return f".{key}: expected an array of integers, got {_got(items)}"
+    for key in FIELD_FLAGS:
+        if not isinstance(value.get(key), bool):
+            return f".{key}: expected true or false, got {_got(value.get(key))}"
+    return None
+
+
+def _check_offsets(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        return "expected null or an array of [start, offset] pairs"
+    previous = None
+    for i, row in enumerate(value):
+        if not (isinstance(row, list) and len(row) == 2 and type(row[0]) is int and type(row[1]) is int):
+            return f"[{i}]: expected a [start, offset] pair of integers, got {_got(row)}"
+        if not -MAX_OFFSET < row[1] < MAX_OFFSET:
+            return f"[{i}]: expected a UTC offset of less than a day in seconds, got {_got(row[1])}"
+        if previous is not None and row[0] <= previous:
+            return f"[{i}]: expected starts in increasing order, got {_got(row[0])} after {_got(previous)}"
+        previous = row[0]
+    return None
+
+
+def _check_notify(value: Any) -> str | None:
+    if value is None:
+        return None
+    for key, ok, what in (("when", _str_list, "an array of strings"),
+                          ("after_failures", _optional_number, "a number"),
+                          ("command", _optional_text, "a string or null"),
+                          ("webhook", _optional_text, "a string or null"),
+                          ("ping", _optional_text, "a string or null"),
+                          ("email", _text_list, "an array of e-mail addresses")):
+        if not ok(value[key]):
+            return f".{key}: expected {what}, got {_got(value[key])}"
+    return None
+
+
+def _check_numbers(value: Any, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if not _optional_number(value[key]):
+            return f".{key}: expected a number, got {_got(value[key])}"
+    return None
+
+
+#: key -> (check, what it expects) for the keys whose check is a yes or no; a check of a
+#: structure says itself where in it the problem is (_check_*: None or the rest of the message)
+_SIMPLE: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("schedule", _optional_str, "a string or null"),
+    ("cron", _optional_str, "a string or null"),
+    ("shell", _text, "the path of a shell"),
+    ("working_dir", _optional_text, "a directory's path or null"),
+    ("timeout", _optional_number, "a number of seconds or null"),
+    ("kill_grace", _optional_number, "a number of seconds"),
+    ("concurrency", CONCURRENCY.__contains__, "one of " + ", ".join(CONCURRENCY)),
+    ("output_limit", _optional_number, "a number of bytes"),
+    ("enabled", lambda v: isinstance(v, bool), "true or false"),
+    # never "" nor 0: an empty user would run the job as whoever runs the wrapper (root, for --system)
+    ("user", _optional_text, "a user name or null"),
+    ("description", _optional_str, "a string or null"),
+    ("tags", _str_list, "an array of strings"),
+    ("timezone", _optional_text, "a time zone name or null"),
+    ("jitter", _optional_number, "a number of seconds"),
+    ("catch_up", _optional_number, "a number of seconds or null"),
+    ("cron_mail", CRON_MAIL.__contains__, "one of " + ", ".join(CRON_MAIL)),
+    ("source", lambda v: isinstance(v, str), "a string"),
+)
+
+
+def checked(raw: Any, name: str) -> Definition:
+    """``raw`` (an applied file, parsed) as the definition of job ``name``: in the current format, checked.
+
+    Raises Malformed when it is not a JSON object naming the job, or when a
+    key the wrapper indexes holds a type or value it cannot act on; the
+    message is ``key K: expected T, got V``.  Types, and the values the
+    wrapper branches on, are checked; numbers are not bounded here (the
+    wrapper bounds each: number, integer), so a hand-edited NaN or 1e400
+    still runs as it always has.  A ``retries``, ``history`` or ``notify``
+    that is no mapping is refused before upgrade() would take it for its
+    default.  Some 20 us (a tenth of a percent of a scheduled wake-up).
+    """
+    if not isinstance(raw, dict) or raw.get("name") != name:
+        raise Malformed("not a JSON object naming this job")
+    retries, history, notify = raw.get("retries"), raw.get("history"), raw.get("notify")
+    if not (retries is None or _number(retries) or isinstance(retries, dict)):
+        raise expected("retries", "an object or a number of attempts", retries)
+    if not (history is None or isinstance(history, dict)):
+        raise expected("history", "an object", history)
+    if not (notify is None or isinstance(notify, dict)):
+        raise expected("notify", "an object or null", notify)
+    if "command" not in raw:
+        raise Malformed("key command: expected a command string or array of strings, got nothing", "command")
+    defn = upgrade(raw)
+    values: dict[str, Any] = defn  # type: ignore[assignment]  # indexed by the names of _SIMPLE's keys
+    for key, ok, what in _SIMPLE:
+        if not ok(values[key]):
+            raise expected(key, what, values[key])
+    for key, why in (("command", _check_command(defn["command"])), ("env", _check_env(defn["env"])),
+                     ("fields", _check_fields(defn["fields"])), ("tz_offsets", _check_offsets(defn["tz_offsets"])),
+                     ("retries", _check_numbers(defn["retries"], tuple(RETRIES_DEFAULT))),
+                     ("history", _check_numbers(defn["history"], tuple(HISTORY_DEFAULT))),
+                     ("notify", _check_notify(defn["notify"]))):
+        if why is not None:
+            if why.startswith("expected"):  # about the value itself
+                why = f": {why}, got {_got(values[key])}"
+            raise Malformed(f"key {key}{why}", key)
+    return defn
+
+
 # --- reading and writing files -----------------------------------------------------------------
 
 class _JsonContext:
@@ -205,7 +443,10 @@ def parse(data: bytes) -> Any:
     costs the wrapper ~3 ms at every start (docs/benchmarks.md).  An applied
     definition is a JSON object; it is parsed by the C scanner json.loads
     itself uses, and anything else (other encodings, errors, trailing data)
-    goes to json.loads, so the result and the errors are json's.
+    goes to json.loads, so the result and the errors are json's, but for
+    one: a value nested too deeply for the parser's recursion (100,000
+    arrays in one another) is a ValueError here, as any other JSON that
+    cannot be a definition, rather than json's RecursionError.
     """
     if data[:1] == b"{":
         try:
@@ -219,14 +460,17 @@ def parse(data: bytes) -> Any:
             pass
     import json
 
-    return json.loads(data)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to be a definition") from None
 
 
 def read_raw(state: str, name: str) -> Any:
-    """NAME's applied file parsed, whatever JSON value it holds (the wrapper's read: no checks, no warning).
+    """NAME's applied file parsed, whatever JSON value it holds (the wrapper's read: no warning).
 
     Raises FileNotFoundError when there is none, OSError or ValueError when
-    it cannot be read or is not JSON.
+    it cannot be read or is not JSON.  The wrapper then checks it (checked).
     """
     with open(paths.applied_file(state, name), "rb") as fh:
         return parse(fh.read())

@@ -277,16 +277,18 @@ def _command(value: Any) -> str | tuple[str, ...]:
         if not value:
             raise ValueError("command list is empty; give the program and its arguments")
         for i, item in enumerate(value):
-            if isinstance(item, (int, float)) and not isinstance(item, bool):
-                continue
+            # Every item is a string: the loader hands over a number as written in the
+            # file (numbers_as_written: [chmod, 0644, f] runs chmod 0644), so a number
+            # here (an applied definition edited by hand) would run as str() of it.
             if not isinstance(item, str):
-                raise FieldError(f"command argument must be a string, not {_kind(item)}", at=i)
+                hint = " (quote it)" if isinstance(item, (int, float)) and not isinstance(item, bool) else ""
+                raise FieldError(f"command argument must be a string, not {_kind(item)}{hint}", at=i)
             problem = text_problem(item)
             if problem:
                 raise FieldError(f"command argument {problem}", at=i)
-        if not str(value[0]):
+        if not value[0]:
             raise FieldError("the program (first element) is empty", at=0)
-        return tuple(str(v) for v in value)
+        return tuple(value)
     text = _string(value, "a string (run by the shell) or a list of strings (argv)")
     if not text.strip():
         raise ValueError("command is empty")
@@ -433,7 +435,12 @@ def _tags(value: Any) -> tuple[str, ...]:
 
 
 def _user(value: Any) -> str:
+    # Never "", 0 or null: the wrapper runs a job without a user as whoever runs
+    # the crontab, root for apply --system (the loader refuses null itself).
     text = _string(value)
+    if not text:
+        raise ValueError("must be a user name, not an empty string; remove the key to run the job as the "
+                         "crontab's owner")
     if not USER_RE.match(text):
         raise ValueError(f"{show(text)} is not a valid user name")
     return text

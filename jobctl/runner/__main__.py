@@ -42,7 +42,11 @@ def _gate(defn: Definition, state: str, mode: str, now: float) -> tuple[int, flo
 
             from jobctl import clock
 
-            due = len(clock.due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)))
+            try:
+                due = len(clock.due(defn["fields"], defn["timezone"], datetime.fromtimestamp(now, timezone.utc)))
+            except (LookupError, ValueError, OSError):
+                # ZoneInfoNotFoundError is a KeyError; a name zoneinfo refuses (absolute, "..") a ValueError
+                raise applied.expected("timezone", "a time zone of the tz database", defn["timezone"]) from None
         if not due:
             return 0, 0.0
         runs = due
@@ -111,18 +115,32 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     except OSError as exc:
         error(f"state directory {state} unusable: {exc.strerror}")
         return EX_JOBCTL
+
+    def where() -> str:
+        """What a message about the definition names: its file, or where a detached run's came from."""
+        return "the definition on stdin" if args["from_stdin"] else applied._printable(paths.applied_file(state, name))
+
+    def malformed(exc: applied.Malformed) -> int:
+        """One line naming the definition and its bad key; the run does not start."""
+        if exc.key is None:  # the file as a whole
+            error(f"cannot read the applied definition {where()}: {exc}; re-run jobctl apply")
+        else:
+            error(f"{where()}: {exc}; re-run jobctl apply")
+        return EX_JOBCTL
+
     try:
         raw = applied.parse(sys.stdin.buffer.read()) if args["from_stdin"] else applied.read_raw(state, name)
     except FileNotFoundError:
-        error(f"not applied: no {paths.applied_file(state, name)}; run jobctl apply")
+        error(f"not applied: no {where()}; run jobctl apply")
         return EX_JOBCTL
     except (OSError, ValueError) as exc:
-        error(f"cannot read the applied definition: {exc}; jobctl apply rewrites it")
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        error(f"cannot read the applied definition {where()}: {why}; re-run jobctl apply")
         return EX_JOBCTL
-    if not isinstance(raw, dict) or raw.get("name") != name:
-        error("cannot read the applied definition: not a JSON object naming this job; jobctl apply rewrites it")
-        return EX_JOBCTL
-    defn = applied.upgrade(raw)
+    try:
+        defn = applied.checked(raw, name)
+    except applied.Malformed as exc:
+        return malformed(exc)
     if args["from_stdin"]:
         # A detached run: our stdin was the definition; nothing else is read.
         fd = os.open(os.devnull, os.O_RDONLY)
@@ -134,7 +152,14 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         now = time.time()
         if scheduled_for is None:
             scheduled_for = now - now % 60  # the minute cron meant
-        runs, jitter = _gate(defn, state, mode, now)
+        try:
+            runs, jitter = _gate(defn, state, mode, now)
+        except applied.Malformed as exc:
+            return malformed(exc)
+        except Exception as exc:  # noqa: BLE001 - a shape the checks above did not foresee: one line, not a trace
+            error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
+                  "re-run jobctl apply")
+            return EX_JOBCTL
         if not runs:
             return 0
         if os.path.exists(paths.paused_file(state, name)):  # pause.is_paused, without importing it
@@ -158,13 +183,14 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         runlog.leave_open()
 
     # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
-    mail = (defn["cron_mail"] or applied.DEFAULTS["cron_mail"]) if mode == "schedule" and not stream else None
+    mail = defn["cron_mail"] if mode == "schedule" and not stream else None  # applied.checked: one of CRON_MAIL
     try:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
             code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
     except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
-        error(f"internal error on the applied definition ({type(exc).__name__}: {exc}); jobctl apply rewrites it")
+        error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
+              "re-run jobctl apply")
         return EX_JOBCTL
     return code
 

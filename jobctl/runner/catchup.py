@@ -77,22 +77,47 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     try:
         log = None
         for name in applied.names(state):
+            # One definition that cannot be read or used (hand-edited, damaged, of an older
+            # release) is one line in jobctl-errors.log; the pass goes on with every other job.
+            where = applied._printable(paths.applied_file(state, name))
+            raw = None
             try:
                 raw = applied.read_raw(state, name)
-            except (OSError, ValueError) as exc:  # one unreadable definition does not stop the others
-                ErrorLog(state, name)(f"catch-up: cannot read the applied definition: {exc}")
+                defn = applied.checked(raw, name)
+            except FileNotFoundError:  # removed by an apply since the listing
                 continue
-            if not isinstance(raw, dict):
+            except applied.Malformed as exc:
+                if exc.key not in (None, "catch_up") and isinstance(raw, dict) and not raw.get("catch_up"):
+                    continue  # a job the pass never runs: its own crontab line says what is wrong, not every pass
+                what = f"{where}: {exc}" if exc.key else f"cannot read the applied definition {where}: {exc}"
+                ErrorLog(state, name)(f"catch-up skipped: {what}; re-run jobctl apply")
                 continue
-            defn = applied.upgrade(raw)
+            except (OSError, ValueError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                ErrorLog(state, name)(f"catch-up skipped: cannot read the applied definition {where}: {why}; "
+                                      "re-run jobctl apply")
+                continue
             if not defn["catch_up"] or pause.is_paused(state, name):
                 continue
             if applied.CRON not in applied.recorded_for(defn):
                 # a systemd timer's job (export systemd --record): Persistent= catches it up, not cron
                 continue
+            applied_at = applied.mtime(state, name)
+            if applied_at is None:
+                continue
             if log is None:
-                log = store.connect(paths.runs_db(state))
-            when = missed(defn, os.stat(paths.applied_file(state, name)).st_mtime, log.last_activity(name), now)
+                log = store.connect(paths.runs_db(state), build_indexes=False)
+            last = log.last_activity(name)
+            try:
+                when = missed(defn, applied_at / 1e9, last, now)
+            except Exception as exc:  # noqa: BLE001 - one job's definition must not stop the pass for the others
+                if isinstance(exc, (LookupError, ValueError, OSError)) and defn["timezone"]:
+                    # a zone zoneinfo does not know (ZoneInfoNotFoundError is a KeyError) or refuses ("../x")
+                    why = str(applied.expected("timezone", "a time zone of the tz database", defn["timezone"]))
+                else:
+                    why = f"internal error on the definition ({type(exc).__name__}: {exc})"
+                ErrorLog(state, name)(f"catch-up skipped: {where}: {why}; re-run jobctl apply")
+                continue
             if when is None:
                 continue
             subprocess.Popen(
