@@ -410,11 +410,22 @@ class Store:
     def finish_last(self, run_id: int, status: str, exit_code: int | None, signal: int | None,
                     finished_at: float, reason: str, head: bytes, tail: bytes, dropped: int, output_bytes: int,
                     job: str, keep: int, max_age: float, now: float) -> tuple[int, int]:
-        """finish_run of a run's last attempt and after_run, in one transaction: (runs pruned, failures in a row)."""
-        with self.write():
-            self._finish_run(run_id, status, exit_code, signal, finished_at, reason, head, tail, dropped,
-                             output_bytes)
-            pruned, streak = self._after_run(job, keep, max_age, now)
+        """finish_run of a run's last attempt and after_run, in one transaction: (runs pruned, failures in a row).
+
+        The one commit of a run that is synced to disk (synchronous=FULL syncs
+        the WAL at commit): a finished run survives a power cut.  The start of
+        a run and everything after (notify's outcome) stay NORMAL; a run whose
+        start row was lost with the power shows nowhere, but its wrapper was
+        gone with the power too.
+        """
+        self.db.execute("PRAGMA synchronous = FULL")
+        try:
+            with self.write():
+                self._finish_run(run_id, status, exit_code, signal, finished_at, reason, head, tail, dropped,
+                                 output_bytes)
+                pruned, streak = self._after_run(job, keep, max_age, now)
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
         if pruned:
             vacuum(self.db, VACUUM_PAGES_AFTER_RUN)
         return pruned, streak

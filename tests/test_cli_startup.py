@@ -128,3 +128,21 @@ def test_a_command_behaves_the_same_with_its_module_alone(args: list[str]) -> No
     full = CliRunner().invoke(cli.app, args)
     alone = CliRunner().invoke(cli._build(args[0]), args)
     assert (alone.exit_code, alone.stdout, alone.stderr) == (full.exit_code, full.stdout, full.stderr)
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
+def test_help_and_version_fail_as_typer_does_when_stdout_cannot_take_them(flag: str, redirect: str, tmp_path) -> None:
+    """stdout full or closed: the answer without typer fails the way typer's does, never with a traceback."""
+    entry = ("import sys; from jobctl.cli import app; sys.argv = ['jobctl', sys.argv[2]]\n"
+             "if sys.argv[1:] and SLOW: app._answer_without_typer = lambda args: None\n"
+             "app.main()")
+    codes = []
+    for slow in (False, True):
+        code = entry.replace("SLOW", str(slow))
+        done = subprocess.run(["/bin/sh", "-c", f'"$0" -c "$1" x {flag} {redirect}', sys.executable, code],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "JOBCTL_STATE_DIR": str(tmp_path)})
+        assert "Traceback" not in done.stderr, done.stderr
+        codes.append(done.returncode)
+    assert codes[0] == codes[1]

@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 CRON_ENV = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LOGNAME": "root", "SHELL": "/bin/sh"}
 cli = CliRunner()
 
-#: lines name start.py only where no one else could replace it (cmdline._safe_to_name): a checkout under a
+#: lines name start.py only where no one else could replace it (cmdline.untrusted_part): a checkout under a
 #: directory others can write gets the module form, and the tests of the new form do not apply
-needs_start_py = pytest.mark.skipif(not cmdline._safe_to_name(cmdline.start_script()),
+needs_start_py = pytest.mark.skipif(cmdline.untrusted_part(cmdline.start_script()) is not None,
                                     reason="start.py lies where others could replace it: lines use the module form")
 
 
@@ -125,14 +125,81 @@ def test_a_start_py_others_could_replace_is_not_written_into_lines(tmp_path: Pat
     os.symlink(safe / "start.py", shared / "link.py")
     if any(os.stat(p).st_mode & 0o022 and not os.stat(p).st_mode & stat.S_ISVTX for p in tmp_path.parents):
         pytest.skip(f"{tmp_path} lies under a directory others can write")
-    assert cmdline._safe_to_name(str(safe / "start.py"))
-    assert not cmdline._safe_to_name(str(shared / "start.py"))
-    assert not cmdline._safe_to_name(str(shared / "link.py"))  # the link itself can be replaced
+    assert cmdline.untrusted_part(str(safe / "start.py")) is None
+    assert cmdline.untrusted_part(str(shared / "start.py")) == str(shared)
+    assert cmdline.untrusted_part(str(shared / "link.py")) == str(shared)  # the link itself can be replaced
     os.symlink(shared / "start.py", safe / "points-out.py")
-    assert not cmdline._safe_to_name(str(safe / "points-out.py"))  # and so can what it points to
+    assert cmdline.untrusted_part(str(safe / "points-out.py")) == str(shared)  # and so can what it points to
     os.chmod(shared, 0o1777)  # sticky, as /tmp: others cannot replace what root or we put there
-    assert cmdline._safe_to_name(str(shared / "start.py"))
+    assert cmdline.untrusted_part(str(shared / "start.py")) is None
+    # ... but a link another user put there is theirs to repoint, whatever it points to now
+    os.symlink(safe, shared / "venv")
+    os.lchown(shared / "venv", 4242, 4242)
+    assert cmdline.untrusted_part(str(shared / "venv" / "start.py")) == str(shared / "venv")
     os.chmod(shared, 0o755)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chowning a link to another user needs root (CI is root)")
+def test_apply_refuses_an_interpreter_reached_through_another_users_link(write_job, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack: root's venv reached through a link in /tmp that another user owns and may repoint."""
+    os.chmod(tmp_path, 0o755)
+    shared = tmp_path / "pub"
+    shared.mkdir(mode=0o1777)
+    os.chmod(shared, 0o1777)
+    os.symlink(Path(sys.executable).parent.parent, shared / "venv")
+    os.lchown(shared / "venv", 4242, 4242)
+    if any(os.stat(p).st_mode & 0o022 and not os.stat(p).st_mode & stat.S_ISVTX for p in tmp_path.parents):
+        pytest.skip(f"{tmp_path} lies under a directory others can write")
+    monkeypatch.setattr(cmdline, "_interpreter_argv", [str(shared / "venv" / "bin" / "python3"), *cmdline.MODULE_FORM])
+    write_job("a.yaml", 'schedule: "@daily"\ncommand: "true"\n')
+    done = cli.invoke(app, ["apply"])
+    assert done.exit_code == 3, done.output
+    assert f"{shared / 'venv'} on its way can be changed by a user other than root" in done.output
+    assert "nothing was changed" in done.output
+    assert not Path(os.environ["JOBCTL_CRONTAB"]).exists()
+
+
+def test_apply_from_a_checkout_names_the_package_the_module_form_would_run(tmp_path: Path) -> None:
+    """python -m jobctl run in a checkout imports the checkout; cron must run what -I -m jobctl.runner runs."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    os.chmod(tmp_path, 0o755)
+    shutil.copytree(REPO / "jobctl", checkout / "jobctl", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "JOBCTL_JOBS_DIR": str(tmp_path / "jobs"), "JOBCTL_STATE_DIR": str(tmp_path / "state"),
+           "JOBCTL_CRONTAB": str(tmp_path / "crontab")}
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "a.yaml").write_text('schedule: "@daily"\ncommand: "true"\n')
+    done = subprocess.run([sys.executable, "-m", "jobctl", "apply"], cwd=checkout, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    line = (tmp_path / "crontab").read_text()
+    assert str(checkout) not in line
+    installed = subprocess.run([sys.executable, "-I", "-c", "import jobctl; print(jobctl.__file__)"], cwd="/",
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert f"{os.path.dirname(installed)}/runner/start.py" in line or " -I -m jobctl.runner " in line
+    # and the installed jobctl sees its own line: no false alarm of an edited line
+    again = subprocess.run([sys.executable, "-m", "jobctl", "status", "--json"], cwd="/", env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert [row["state"] for row in json.loads(again.stdout)] == ["ok"]
+
+
+def test_a_line_naming_another_start_py_is_changed_and_doctor_says_it_is_gone(write_job) -> None:
+    """A venv re-created for another Python leaves lines naming a start.py that no longer exists."""
+    write_job("a.yaml", 'schedule: "*/5 * * * *"\ncommand: "true"\n')
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    path = Path(os.environ["JOBCTL_CRONTAB"])
+    new = path.read_text()
+    python = cmdline.interpreter_argv()[0]
+    gone = "/nonexistent/venv/lib/python3.10/site-packages/jobctl/runner/start.py"
+    path.write_text(new.replace(" ".join(cmdline.interpreter_argv()), f"{python} -I -S {gone}"))
+    [row] = json.loads(cli.invoke(app, ["status", "--json"]).stdout)
+    assert row["state"] == "changed"
+    doctor = cli.invoke(app, ["doctor"]).stdout
+    assert f"{gone} (run by a) does not exist" in doctor
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    assert path.read_text() == new
+    assert "ok    wrapper lines" in cli.invoke(app, ["doctor"]).stdout
 
 
 def test_a_wrapper_without_site_names_its_own_interpreter_for_catch_up_runs(tmp_path: Path) -> None:

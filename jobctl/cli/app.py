@@ -245,9 +245,13 @@ def main() -> None:
     answer = _answer_without_typer(sys.argv[1:])
     if answer is not None:
         # what the eager --version and --help options print, and their exit status, without typer
-        sys.stdout.write(answer)
-        sys.stdout.flush()
-        sys.exit(0)
+        try:
+            sys.stdout.write(answer)
+            sys.stdout.flush()
+        except (AttributeError, OSError, ValueError):
+            pass  # stdout closed or full: typer's path below fails (or not) the way it always has
+        else:
+            sys.exit(0)
     try:
         app = globals().get("app") or _build(sys.argv[1] if len(sys.argv) > 1 else None)
         app(prog_name="jobctl")

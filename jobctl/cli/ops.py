@@ -129,8 +129,9 @@ def prune(
 ) -> None:
     """Apply each job's history retention (keep / max_age) to the run log now.
 
-    Jobs no longer applied keep the defaults (200 runs, 90 days).  Runs are
-    also pruned after each run; this prunes everything and compacts the file.
+    Jobs no longer applied keep the defaults (200 runs, 90 days).  A run also
+    prunes its own job, once the job is past keep or max_age by a tenth; this
+    prunes every job down to exactly its bounds and compacts the file.
     """
     import time
 

@@ -224,16 +224,26 @@ class Entry:
 #: the pseudo-entry for lines inside the block that jobctl did not write (no marker)
 FOREIGN = "_foreign"
 
-#: Appended to the hash of an entry whose line runs ``python -I -m jobctl.runner``
-#: (cmdline.MODULE_FORM) where apply now writes ``python -I -S …/start.py``:
-#: such a line still works, and plan and status show the job as changed (a
+#: Appended to the hash of an entry whose line starts the wrapper through another interpreter line than
+#: apply writes now (cmdline.interpreter_argv): an earlier release's ``python -I -m jobctl.runner``, a venv
+#: re-created for another Python, another installed jobctl.  plan and status show the job as changed (a
 #: new line, "(crontab line)"), not as edited, until apply rewrites it.
 OLDER_FORM = "+module"
 
+#: how a line jobctl wrote starts the wrapper, whichever interpreter and package it names
+_WRAPPER_START = re.compile(r" -I -m jobctl\.runner | -I -S .*?/jobctl/runner/start\.py'? ")
+#: today's interpreter line as _render quotes it, worked out once
+_current_start: str | None = None
+
 
 def _older_form(line: str) -> bool:
-    """Whether ``line`` starts the wrapper as a module where apply would now name start.py."""
-    return " -m jobctl.runner " in line and not cmdline.is_module_form(cmdline.interpreter_argv())
+    """Whether ``line`` starts the wrapper another way than apply would write it now."""
+    global _current_start
+    if _current_start is None:
+        import shlex
+
+        _current_start = " " + " ".join(shlex.quote(a) for a in cmdline.interpreter_argv()).replace("%", "\\%") + " "
+    return _current_start not in line and _WRAPPER_START.search(line) is not None
 
 
 #: the blanks of shlex in POSIX mode
@@ -722,6 +732,29 @@ def _sweep(state: str, tgt: Target) -> None:
         remove_stale_temps(os.path.dirname(os.path.abspath(tgt.path)), os.path.basename(tgt.path))
 
 
+def untrusted_interpreter() -> str | None:
+    """Why the interpreter the lines name could run another user's code; None when only root or we can change it.
+
+    Every line runs it as the crontab's user (root for /etc/cron.d/jobctl).
+    A venv reached through another user's symbolic link, or below a
+    directory others can write, would let them put their own python there.
+    """
+    python = cmdline.interpreter_argv()[0]
+    bad = cmdline.untrusted_part(python)
+    if bad is None:
+        return None
+    who = "root or you" if os.geteuid() else "root"
+    return (f"the lines would run {python}, and {bad} on its way can be changed by a user other than {who}: "
+            "cron would run what they put there")
+
+
+def refuse_untrusted_interpreter() -> None:
+    why = untrusted_interpreter()
+    if why is not None:
+        raise JobctlError(f"{why}; nothing was changed. Install jobctl where only root (or you) can write"
+                          " (./install.sh does) and run apply with that jobctl", ExitCode.ENVIRONMENT)
+
+
 def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = None,
           prune_others: bool = True) -> Outcome:
     """Install the jobs: all of it or, on any error, nothing (one EnvironmentProblem for an OSError).
@@ -734,6 +767,7 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = N
     directory, or more than half of the installed ones, stops (Plan.refusal).
     """
     doing = f"cannot apply to {tgt.label}"
+    refuse_untrusted_interpreter()
     try:
         with apply_lock(state):
             _sweep(state, tgt)

@@ -150,6 +150,50 @@ def crontab_in_sync(jobs: list, state: str, system: bool, jobs_dir: str | None =
     return Check("crontab in sync", True, f"{plan.target.label}: {n} job{'s' if n != 1 else ''} as applied")
 
 
+def wrapper_lines(state: str, system: bool) -> Check:
+    """Whether what the installed lines start (interpreter, start.py) exists and only root or we can change it.
+
+    A venv re-created for another Python, or a jobctl removed, leaves lines
+    naming files that are gone: cron then fails every run before jobctl
+    could record anything (only cron's mail says so).
+    """
+    from jobctl.errors import JobctlError
+    from jobctl.install import crontab
+    from jobctl.runner import cmdline
+
+    try:
+        entries = crontab.installed(state, crontab.target(system))
+    except JobctlError as exc:
+        return Check("wrapper lines", False, exc.message, "see the message")
+    named: dict[str, list[str]] = {}
+    for entry in entries.values():
+        try:
+            words = shlex.split(entry.line.replace("\\%", "%"), comments=True)
+        except ValueError:  # a hand-edited line that does not parse: crontab in sync says so
+            continue
+        for i, word in enumerate(words):
+            if word == "-I" and i > 0:
+                named.setdefault(words[i - 1], []).append(entry.name)
+                if words[i + 1:i + 2] == ["-S"] and len(words) > i + 2:
+                    named.setdefault(words[i + 2], []).append(entry.name)
+                break
+    problems = []
+    for path, jobs in sorted(named.items()):
+        who = ", ".join(sorted(set(jobs))[:3]) + (" ..." if len(set(jobs)) > 3 else "")
+        if not os.path.exists(path):
+            problems.append(f"{path} (run by {who}) does not exist: cron fails every run of those jobs")
+        else:
+            bad = cmdline.untrusted_part(path)
+            if bad is not None:
+                problems.append(f"{path} (run by {who}): {bad} can be changed by a user other than root or you")
+    if problems:
+        return Check("wrapper lines", False, "; ".join(problems),
+                     "reinstall jobctl where only root (or you) can write (./install.sh), then jobctl apply")
+    if not named:
+        return Check("wrapper lines", True, "no jobctl lines installed")
+    return Check("wrapper lines", True, ", ".join(sorted(named)))
+
+
 def job_files_safe(directory: str) -> Check:
     """As root: the job files, the jobs directory and every directory above it are root's alone.
 
@@ -404,6 +448,7 @@ def checks(state: str, jobs_dir: str | None, system: bool) -> list[Check]:
             n = len(result.jobs)
             found.append(Check("job files", True, f"{n} valid job{'s' if n != 1 else ''} in {directory}"))
             found.append(crontab_in_sync(result.jobs, state, system, directory))
+        found.append(wrapper_lines(state, system))
         if os.path.isdir(directory):
             found.append(job_files_safe(directory))
         found.extend(commands_found(result.jobs))

@@ -69,32 +69,87 @@ def _interpreter() -> str:
     return python
 
 
-def _safe_to_name(path: str) -> bool:
-    """Whether a line may run the file at ``path``: it and every directory above it root's or ours, and writable
-    by no one else (a sticky directory excepted).
+def untrusted_part(path: str, _depth: int = 0) -> str | None:
+    """The first place on the way to ``path`` that a user other than root or us could change; None when none.
 
     A line that names a file runs whatever that file holds, as the line's
-    user (root for /etc/cron.d/jobctl).  With ``-m`` the interpreter finds
-    the package on its own sys.path; a path baked into the line must be no
-    easier to replace than that, even when apply ran from an unusual jobctl
-    (a checkout on PYTHONPATH).  A path that fails this gets the module form.
+    user (root for /etc/cron.d/jobctl).  Every component is looked at with
+    lstat, as the kernel walks it: a directory or file must be root's or
+    ours and writable by no one else (others may add to a sticky directory
+    such as /tmp, but not replace what it holds of root's or ours); a
+    symbolic link must be root's or ours too, and what it points to passes
+    the same walk.  stat(2) alone follows links, and a link in /tmp owned
+    by another user then passed for the root-owned directory it names.
+    A path that does not exist is its own answer.
     """
+    import stat
+
+    if _depth > 40:  # the kernel's own bound on links followed (ELOOP)
+        return path
     me = os.geteuid()
+    if not path.startswith("/"):
+        path = os.path.join(os.getcwd(), path)
+    current = "/"
+    for part in ["", *path.split("/")]:
+        if part == ".":
+            continue
+        if part == "..":
+            current = os.path.dirname(current)
+            continue
+        here = os.path.join(current, part) if part else "/"
+        try:
+            st = os.lstat(here)
+        except OSError:
+            return here
+        if st.st_uid not in (0, me):
+            return here
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                target = os.path.join(current, os.readlink(here))
+            except OSError:
+                return here
+            bad = untrusted_part(target, _depth + 1)
+            if bad is not None:
+                return bad
+            current = os.path.realpath(target)
+        else:
+            if st.st_mode & 0o022 and not (stat.S_ISDIR(st.st_mode) and st.st_mode & 0o1000):
+                return here
+            current = here
+    return None
+
+
+def _module_start(python: str, start: str) -> str | None:
+    """The start.py of the package ``python -I -m jobctl.runner`` loads: ``start`` (ours) or another; None if none.
+
+    apply run as ``python -m jobctl`` from a checkout, or with a checkout on
+    PYTHONPATH, imports that checkout's jobctl, while -I drops both (and the
+    user's site-packages): a line written the module way runs the installed
+    package.  A line naming the checkout's start.py would make cron follow
+    whatever the working tree holds, and which CLI last ran apply would
+    change every line.  Where our package was found through a place -I
+    drops, the interpreter is asked which package it loads (~25 ms, once);
+    otherwise (the installed ``jobctl``) it is ours.
+    """
+    import site
+
+    parent = os.path.realpath(os.path.dirname(os.path.dirname(os.path.dirname(start))))
+    dropped = [os.getcwd(), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+    if sys.path and sys.path[0]:
+        dropped.append(sys.path[0])  # the script's directory, or the current one under -m
+    if site.ENABLE_USER_SITE and site.USER_SITE:
+        dropped.append(site.USER_SITE)
+    if parent not in {os.path.realpath(p) for p in dropped if p}:
+        return start
+    import subprocess
+
     try:
-        # the directories of the path as written hold its symbolic links; those of the real path, the file
-        for walk in {path, os.path.realpath(path)}:
-            while True:
-                st = os.stat(walk)
-                # others may write a sticky directory (/tmp) but not replace what it holds of root's or ours
-                if st.st_uid not in (0, me) or (st.st_mode & 0o022 and not st.st_mode & 0o1000):
-                    return False
-                parent = os.path.dirname(walk)
-                if parent == walk:
-                    break
-                walk = parent
-    except OSError:
-        return False
-    return True
+        done = subprocess.run([python, "-I", "-c", "import jobctl.runner.cmdline as c; print(c.start_script())"],
+                              cwd="/", stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = done.stdout.strip()
+    return found if done.returncode == 0 and found.startswith("/") else None
 
 
 #: interpreter_argv's answer, worked out once per process
@@ -111,13 +166,19 @@ def interpreter_argv() -> list[str]:
     holding the jobctl package on sys.path itself.  -I keeps the operator's
     PYTHON* variables, user site-packages and the script's own directory out
     of scheduled runs.  When the script's path is not safe to write into a
-    line (_safe_to_name), the module form ``PYTHON -I -m jobctl.runner``.
+    line (untrusted_part), the module form ``PYTHON -I -m jobctl.runner``;
+    the script is always the one of the package that form would run
+    (_module_start).
     """
     global _interpreter_argv
     if _interpreter_argv is None:  # once: apply renders a line per job, and the check walks the path
         python = _interpreter()
         start = start_script()
-        _interpreter_argv = [python, "-I", "-S", start] if _safe_to_name(start) else [python, *MODULE_FORM]
+        # under -S this is a wrapper that apply's line started by this very script: no need to ask again
+        named = start if sys.flags.no_site else _module_start(python, start)
+        if named is not None and (not os.path.isfile(named) or untrusted_part(named) is not None):
+            named = None
+        _interpreter_argv = [python, "-I", "-S", named] if named is not None else [python, *MODULE_FORM]
     return list(_interpreter_argv)
 
 
