@@ -29,9 +29,11 @@ Install jobctl from this checkout ($repo).
   (no option)   Install or update jobctl in its own virtual environment and
                 put \`jobctl\` on PATH, with its man page.
                   as root: /opt/jobctl, /usr/local/bin/jobctl,
-                           /usr/local/share/man/man1/jobctl.1
+                           /usr/local/share/man/man1/jobctl.1,
+                           /usr/local/share/bash-completion/completions/jobctl
                   others:  ~/.local/share/jobctl, ~/.local/bin/jobctl,
-                           ~/.local/share/man/man1/jobctl.1
+                           ~/.local/share/man/man1/jobctl.1,
+                           ~/.local/share/bash-completion/completions/jobctl
                 As root on Debian it first installs what is missing with
                 apt-get: python3 and python3-venv, cron (the daemon that runs
                 the jobs) and man-db.
@@ -39,9 +41,9 @@ Install jobctl from this checkout ($repo).
                 and the test dependencies; then: .venv/bin/python -m pytest
                 As root on Debian it also installs python3, python3-venv and
                 cron when missing (the tests need crontab and the daemon).
-  --uninstall   Remove the virtual environment, the jobctl command and the
-                man page.  The run log (state directory) and the jobs
-                directory are kept.
+  --uninstall   Remove the virtual environment, the jobctl command, the
+                man page and the bash completion.  The run log (state
+                directory) and the jobs directory are kept.
                 It refuses while jobctl's jobs are installed (a jobctl
                 block in your crontab, or /etc/cron.d/jobctl as root):
                 their lines run this environment's python3, so they would
@@ -81,6 +83,8 @@ if [ "$(id -u)" -eq 0 ]; then
     venv=/opt/jobctl
     bin_dir=/usr/local/bin
     man_dir=/usr/local/share/man/man1
+    # bash-completion loads /usr/local/share/bash-completion/completions/NAME (XDG_DATA_DIRS) on demand
+    bash_completion_dir=/usr/local/share/bash-completion/completions
     # These two mirror jobctl/paths.py; uninstall names them and leaves them alone.
     state_dir=/var/lib/jobctl
     jobs_dir=/etc/jobctl/jobs.d
@@ -90,6 +94,8 @@ else
     venv=$HOME/.local/share/jobctl
     bin_dir=$HOME/.local/bin
     man_dir=$HOME/.local/share/man/man1
+    # where bash-completion looks for a user's own completions
+    bash_completion_dir=${BASH_COMPLETION_USER_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/bash-completion}/completions
     state_dir=${XDG_STATE_HOME:-$HOME/.local/state}/jobctl
     jobs_dir=$HOME/.config/jobctl/jobs.d
 fi
@@ -273,6 +279,37 @@ install_man_page() {
     fi
 }
 
+# The bash completion, written by `jobctl completion bash`; its first line names that command.
+readonly completion_mark='(jobctl completion bash)'
+
+install_bash_completion() {
+    local file=$bash_completion_dir/jobctl tmp
+    if [ -e "$file" ] && ! grep -qF "$completion_mark" "$file"; then
+        warn "$file exists and was not written by jobctl; left alone (jobctl completion bash prints the script)"
+        return 0
+    fi
+    tmp=$(mktemp -t jobctl-completion.XXXXXX)
+    if ! "$venv/bin/jobctl" completion bash >"$tmp" 2>/dev/null; then
+        rm -f "$tmp"
+        warn "jobctl completion bash failed; the bash completion is not installed"
+        return 0
+    fi
+    if [ -f "$file" ] && cmp -s "$tmp" "$file"; then
+        rm -f "$tmp"
+        say "the bash completion $file is up to date"
+    else
+        mkdir -p "$bash_completion_dir"
+        install -m 0644 "$tmp" "$file"
+        rm -f "$tmp"
+        say "installed the bash completion $file"
+    fi
+    if [ ! -r /usr/share/bash-completion/bash_completion ]; then
+        # shellcheck disable=SC2016  # printed for the user to type, unexpanded
+        say "note: bash loads it through the bash-completion package, which is missing (as root: apt-get install" \
+            "bash-completion); or add this line to ~/.bashrc: source $(home_short "$file" '$HOME')"
+    fi
+}
+
 link_command() {
     local link=$bin_dir/jobctl target=$venv/bin/jobctl found
     mkdir -p "$bin_dir"
@@ -420,6 +457,7 @@ do_install() {
 
     link_command
     install_man_page
+    install_bash_completion
 
     if [ "$is_root" -eq 1 ] && [ -x /usr/sbin/cron ] && ! cron_running; then
         say "note: the cron daemon is not running; start it (systemctl start cron, or service cron start) for jobs to run"
@@ -507,6 +545,12 @@ do_uninstall() {
         if have mandb; then
             mandb -q >/dev/null 2>&1 || true
         fi
+    fi
+
+    if [ -f "$bash_completion_dir/jobctl" ] && grep -qF "$completion_mark" "$bash_completion_dir/jobctl"; then
+        rm -f "$bash_completion_dir/jobctl"
+        say "removed $bash_completion_dir/jobctl"
+        removed=1
     fi
 
     [ "$removed" -eq 1 ] || say "jobctl was not installed for this user; nothing to remove"

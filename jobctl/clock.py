@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 
 MINUTE = timedelta(minutes=1)
 #: cron(8) treats clock changes of more than three hours as a time reset, not DST
@@ -324,3 +324,34 @@ def _shifts(zone_name: str, t: datetime, days: int) -> tuple[frozenset[int], fro
         prev_off = job_off
         t += step
     return frozenset(shifts), frozenset(jumps)
+
+
+# --- wall times and instants in a zone (``zone`` None: the server's local time), for the read commands
+
+
+def aware(u: datetime, zone: tzinfo | None) -> datetime:
+    """The aware instant ``u`` in ``zone``."""
+    return u.astimezone(zone) if zone is not None else u.astimezone()
+
+
+def wall(u: datetime, zone: tzinfo | None) -> datetime:
+    """The naive wall time of the aware instant ``u`` in ``zone``."""
+    return aware(u, zone).replace(tzinfo=None)
+
+
+def offset(u: datetime, zone: tzinfo | None) -> timedelta:
+    """``zone``'s UTC offset at the instant ``u``."""
+    return aware(u, zone).utcoffset() or timedelta(0)
+
+
+def instants(at: datetime, zone: tzinfo | None) -> list[datetime]:
+    """The UTC instants whose wall time in ``zone`` is ``at``: none (a DST gap), one, or two (a repeated hour)."""
+    found = set()
+    for fold in (0, 1):
+        if zone is None:
+            u = datetime.fromtimestamp(at.replace(fold=fold).timestamp(), timezone.utc)
+        else:
+            u = at.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc)
+        if wall(u, zone) == at:
+            found.add(u)
+    return sorted(found)

@@ -135,6 +135,16 @@ def applied_file(state: str, job: str) -> str:
     return os.path.join(state, "applied", job + ".json")
 
 
+def spool_dir(state: str) -> str:
+    """Where live runs' output is spooled while they run (created 0700 by the first wrapper that needs it)."""
+    return os.path.join(state, "spool")
+
+
+def output_spool(state: str, run_id: int) -> str:
+    """The live output of run ``run_id`` (process.Output writes it, `logs --follow` reads it; removed once recorded)."""
+    return os.path.join(state, "spool", str(run_id))
+
+
 def errors_log(state: str) -> str:
     return os.path.join(state, "jobctl-errors.log")
 

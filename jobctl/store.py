@@ -552,6 +552,14 @@ class Store:
                     " WHERE id = ? AND status = 'running'",
                     [(t, t, r, i) for t, r, i in lost],
                 )
+            from jobctl import paths
+
+            state = os.path.dirname(self.path)
+            for _, _, run_id in lost:  # its wrapper died before removing the run's live output
+                try:
+                    os.unlink(paths.output_spool(state, run_id))
+                except OSError:
+                    pass
         return len(lost)
 
     # --- reads
@@ -617,10 +625,36 @@ class Store:
                               " ORDER BY id DESC LIMIT 1", (job,)).fetchone()
         return row[0] if row is not None else None
 
+    def recent(self, job: str, count: int = 10) -> list[sqlite3.Row]:
+        """(status, duration_s) of the job's last ``count`` runs, newest first (status's strip and usual duration).
+
+        A run counts once, by its last attempt: an attempt a retry followed is
+        left out.  Skips and a run in progress are in.  One statement newest
+        first through (job, id): it reads ``count`` rows and the retried
+        attempts among them, however long the job's history.
+        """
+        return self.db.execute("SELECT status, duration_s FROM runs WHERE job = ? AND retried = 0"
+                               " ORDER BY id DESC LIMIT ?", (job, count)).fetchall()
+
     def latest_with_output(self, job: str) -> sqlite3.Row | None:
         """The job's latest run that printed something."""
         return self.db.execute("SELECT * FROM runs WHERE job = ? AND output_bytes > 0 ORDER BY id DESC LIMIT 1",
                                (job,)).fetchone()
+
+    def next_attempt(self, row: sqlite3.Row) -> sqlite3.Row | None:
+        """The attempt that retried ``row`` (its wrapper's next one), once it has started."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND id > ? AND wrapper_pid = ? AND attempt = ?"
+                               " ORDER BY id LIMIT 1",
+                               (row["job"], row["id"], row["wrapper_pid"], row["attempt"] + 1)).fetchone()
+
+    def run_started_at(self, row: sqlite3.Row) -> float:
+        """When the run ``row`` is an attempt of started: its first attempt's start (its own for attempt 1)."""
+        if row["attempt"] <= 1:
+            return float(row["started_at"])
+        first = self.db.execute("SELECT started_at FROM runs WHERE job = ? AND id < ? AND wrapper_pid = ?"
+                                " AND attempt = 1 ORDER BY id DESC LIMIT 1",
+                                (row["job"], row["id"], row["wrapper_pid"])).fetchone()
+        return float(first[0] if first is not None else row["started_at"])
 
     def runs_after(self, job: str, run_id: int) -> int:
         """How many rows of the job are newer than ``run_id``."""
@@ -637,6 +671,35 @@ class Store:
         # order beats visiting it in job order through an index (3x at 1M runs)
         return {(job, status): n for job, status, n in self.db.execute(
             "SELECT job, status, count(*) FROM runs NOT INDEXED WHERE retried = 0 GROUP BY job, status")}
+
+    # --- reads of `jobctl why`
+
+    def scheduled_runs(self, job: str, since: float, until: float) -> list[sqlite3.Row]:
+        """Every row (attempts and skips) of ``job`` scheduled for a time in [since, until), oldest first."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND scheduled_for >= ? AND scheduled_for < ?"
+                               " ORDER BY id", (job, since, until)).fetchall()
+
+    def cron_started(self, since: float, until: float, started_by: float) -> list[tuple[str, int]]:
+        """(job, first run id) of every job cron started for a minute in [since, until), started before ``started_by``.
+
+        Only trigger ``schedule``: a wrapper cron (or a timer) started for
+        that minute, whatever it then did (a skip too).  Read through the
+        started_at index: such a run starts within its minute plus jitter.
+        """
+        return [(r[0], int(r[1])) for r in self.db.execute(
+            "SELECT job, min(id) FROM runs WHERE started_at >= ? AND started_at < ? AND scheduled_for >= ?"
+            " AND scheduled_for < ? AND trigger = 'schedule' GROUP BY job ORDER BY job",
+            (since, started_by, since, until))]
+
+    def first_cron_start(self, since: float) -> sqlite3.Row | None:
+        """The first run of any job that cron's lines started (scheduled or catch-up) at or after ``since``."""
+        return self.db.execute("SELECT * FROM runs WHERE started_at >= ? AND trigger IN ('schedule', 'catchup')"
+                               " ORDER BY started_at LIMIT 1", (since,)).fetchone()
+
+    def catch_up_since(self, job: str, since: float) -> sqlite3.Row | None:
+        """The job's first catch-up run for a minute at or after ``since``."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND trigger = 'catchup' AND scheduled_for >= ?"
+                               " ORDER BY id LIMIT 1", (job, since)).fetchone()
 
 
 def _create(path: str) -> None:

@@ -137,6 +137,7 @@ def test_every_statement_of_status_history_and_metrics_reads_through_an_index(wr
     db = sqlite3.connect(os.path.join(state(), "runs.db"))
     selects = sorted({s for s in seen if s.lstrip().upper().startswith("SELECT") and " runs" in s})
     assert any("scheduled_for >=" in s for s in selects), "status did not ask the late/missed question"
+    assert any("retried = 0 ORDER BY id DESC LIMIT" in s for s in selects), "status did not read the recent runs"
     for sql in selects:
         plan = _plan(db, sql)
         if "NOT INDEXED" in sql:  # metrics' runs by status: every row counted, in table order
@@ -338,7 +339,9 @@ def _status_rows(rng: random.Random, n: int) -> list[SimpleNamespace]:
             state=rng.choice(list(render.STATE_STYLE) + ["other"]),
             paused=rng.random() < 0.2, late=rng.random() < 0.1, missed=rng.random() < 0.1,
             last_started_run=last, consecutive_failures=rng.choice([0, 0, 1, 2, 17]),
-            description=rng.choice(_TEXTS + [None])))
+            description=rng.choice(_TEXTS + [None]),
+            recent=[rng.choice(list(render.STATUS_STYLE) + ["weird"]) for _ in range(rng.choice([0, 1, 3, 10]))],
+            usual_duration=rng.choice([None, 0.2, 30.0])))
     return rows
 
 
@@ -349,7 +352,8 @@ def _history_rows(rng: random.Random, n: int) -> list[dict]:
              "exit_code": rng.choice([None, 0, 2]), "reason": rng.choice(_TEXTS + [None])} for i in range(n)]
 
 
-# The renderer before issue 13, the reference: rich Text cells built as they were, in a rich Table.
+# The renderer before issue 13, the reference: rich Text cells built as they were, in a rich Table
+# (with issue 14's cells: the relative times, the RECENT strip a Text appended glyph by glyph, USUAL).
 
 def _old_status_text(status):
     return render.cell(status, render.STATUS_STYLE.get(status, ""))
@@ -371,21 +375,29 @@ def _old_result(s, short, fails):
     return text
 
 
-def _old_status_cells(s, short, fails_in_result):
+def _old_status_cells(s, short, fails_in_result, now):
     cell = render.cell
     last = s.last_started_run
-    stamp = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M %Z"
     state = cell(s.state, render.STATE_STYLE.get(s.state, ""))
     for flag, style in (("paused", "yellow"), ("late", "yellow"), ("missed", "bold red")):
         if getattr(s, flag):
             state.append(f" {flag}", style=style)
-    when = "never" if last is None else \
-        time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
+
+    def at(ts, stamp):
+        ago = render.relative(ts, now)
+        return ago if short else f"{time.strftime(stamp, time.localtime(ts))} ({ago})"
+
+    when = "never" if last is None else at(last["started_at"], "%Y-%m-%d %H:%M:%S")
+    strip = cell("")
+    for status in s.recent:
+        strip.append(render.glyphs().get(status, "?"), style=render.STATUS_STYLE.get(status, ""))
+    took = last["duration_s"] if last is not None else None
     return {
         "JOB": cell(s.name), "SCHEDULE": cell(s.schedule or "-"), "WHEN": cell(s.schedule_description or "", "dim"),
-        "NEXT RUN": cell(s.next_run.strftime(stamp) if s.next_run else "-"), "STATE": state, "LAST RUN": cell(when),
-        "RESULT": _old_result(s, short, fails_in_result),
-        "DURATION": cell(render.duration(last["duration_s"]) if last is not None else "-"),
+        "NEXT RUN": cell(at(s.next_run.timestamp(), "%Y-%m-%d %H:%M") if s.next_run else "-"), "STATE": state,
+        "LAST RUN": cell(when), "RESULT": _old_result(s, short, fails_in_result), "RECENT": strip,
+        "DURATION": cell(render.duration(took), "yellow" if render.slow(took, s.usual_duration) else ""),
+        "USUAL": cell(render.duration(s.usual_duration)),
         "FAILS": cell(s.consecutive_failures, "red" if s.consecutive_failures else ""),
         "DESCRIPTION": cell(s.description or "", "dim"),
     }

@@ -4,7 +4,9 @@ Commands live in modules grouped by stage, each a thin layer that parses
 arguments, calls the core, renders and fails through ``common.fail`` (one
 line on stderr, the exit code of errors.ExitCode): jobs (validate, schema,
 init), runs (run), history (history, logs), install (plan, apply,
-uninstall), ops (status, pause, resume, prune, metrics, doctor) and export.
+uninstall), ops (status, pause, resume, prune, metrics, doctor), completion
+(completion) and export.  A shell asking for completions (_JOBCTL_COMPLETE
+set) is answered by completion.respond.
 They import common and options, never this module.  Heavy modules (yaml,
 rich) are imported inside the commands that need them.
 
@@ -46,22 +48,26 @@ Options:
   -h, --help  Show this message and exit.
 
 Commands:
-  validate   Check every job file; report every problem with file, line...
-  schema     Print the JSON Schema (draft 2020-12) of job files, for...
-  init       Write a commented example job file; never overwrites.
-  run        Run a job now through the same wrapper cron uses, and record...
-  history    Past and running runs, newest first.
-  logs       Print the captured output of a run, with a marker where...
-  plan       Show what apply would change: job by job, then a diff of the...
-  apply      Validate every job file, then install the enabled jobs into...
-  uninstall  Remove jobctl's block from the crontab; the run log is kept.
-  status     Every job: schedule, next run, state, last run, consecutive...
-  pause      Pause jobs: their scheduled runs are recorded as skipped...
-  resume     Resume paused jobs.
-  prune      Apply each job's history retention (keep / max_age) to the...
-  metrics    Prometheus metrics of every applied job (label job_name).
-  doctor     Check the cron daemon, crontab, state directory, run log,...
-  export     Turn the job files into Kubernetes CronJobs or systemd timers.
+  validate    Check every job file; report every problem with file, line...
+  schema      Print the JSON Schema (draft 2020-12) of job files, for...
+  init        Write a commented example job file; never overwrites.
+  import      Turn a crontab's entries into job files that run the same way.
+  run         Run a job now through the same wrapper cron uses, and...
+  history     Past and running runs, newest first.
+  logs        Print the captured output of a run, with a marker where...
+  plan        Show what apply would change: job by job, then a diff of...
+  apply       Validate every job file, then install the enabled jobs into...
+  uninstall   Remove jobctl's block from the crontab; the run log is kept.
+  status      Every job: schedule, next run, state, last run, recent...
+  pause       Pause jobs: their scheduled runs are recorded as skipped...
+  resume      Resume paused jobs.
+  prune       Apply each job's history retention (keep / max_age) to the...
+  metrics     Prometheus metrics of every applied job (label job_name).
+  doctor      Check the cron daemon, crontab, state directory, run log,...
+  show        A job's effective definition, where each value comes from,...
+  why         Explain why a job ran or did not run at a time: one verdict...
+  completion  Print the shell completion script for bash, zsh or fish.
+  export      Turn the job files into Kubernetes CronJobs or systemd timers.
 
   Examples:
 
@@ -133,10 +139,10 @@ def _build(command: str | None = None):  # -> typer.Typer (typer is imported her
     import typer
     from typer.main import get_command_name
 
-    from jobctl.cli import export, history, install, jobs, ops, runs
+    from jobctl.cli import completion, export, history, importer, inspect, install, jobs, ops, runs
 
     # in this order in `jobctl --help`: a job's way from its file to its runs, then operating it
-    modules = [jobs, runs, history, install, ops]
+    modules = [jobs, importer, runs, history, install, ops, inspect, completion]
     groups = {"export": export.app}
     if command in groups:
         modules = []
@@ -252,6 +258,10 @@ def main() -> None:
             pass  # stdout closed or full: typer's path below fails (or not) the way it always has
         else:
             sys.exit(0)
+    if os.environ.get(_COMPLETE_VAR):
+        from jobctl.cli.completion import respond
+
+        respond(globals().get("app") or _build(), _COMPLETE_VAR)  # exits; never a traceback, never stderr
     try:
         app = globals().get("app") or _build(sys.argv[1] if len(sys.argv) > 1 else None)
         app(prog_name="jobctl")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
 from jobctl.errors import EnvironmentProblem, ExitCode, JobctlError, Problem, UnknownJob
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from jobctl.install.crontab import Target
     from jobctl.jobs.loader import Loaded, LoadResult
     from jobctl.jobs.spec import JobSpec
@@ -171,6 +173,96 @@ def open_log(state: str) -> Store | None:
         fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
                                 "move it aside to start a new one (jobctl doctor checks it)"))
     return log
+
+
+def pager_command() -> str | None:
+    """The pager to use: $JOBCTL_PAGER, else $PAGER, else less (more without it); None: none ("" or cat)."""
+    import shutil
+
+    for name in ("JOBCTL_PAGER", "PAGER"):
+        if name in os.environ:
+            value = os.environ[name].strip()
+            return None if value in ("", "cat") else value
+    for program in ("less", "more"):
+        if shutil.which(program):
+            return program
+    return None
+
+
+def _screen_lines() -> int | None:
+    """The terminal's height in lines; None when it cannot say (a new pseudo-terminal reports 0)."""
+    try:
+        lines = os.get_terminal_size(sys.stdout.fileno()).lines
+    except (AttributeError, ValueError, OSError):
+        lines = 0
+    if lines <= 0:
+        try:
+            lines = int(os.environ.get("LINES", ""))
+        except ValueError:
+            return None
+    return lines if lines > 0 else None
+
+
+def paged(draw: Callable[[Any], None], pager: bool = True) -> None:
+    """What ``draw(console)`` prints, on stdout; through a pager when stdout is a terminal and it is longer than it.
+
+    Like git and systemctl: $JOBCTL_PAGER, $PAGER or less, started through
+    the shell with LESS=FRX unless LESS is set (keep colours, leave the text
+    on the screen, quit at once when it fits); "" or cat means none.  Never
+    when stdout is not a terminal, nor with ``pager`` False (--no-pager).
+    The text is made first, for the terminal's width and colours, and
+    written directly when it fits on the screen (less would, with -F; any
+    other pager would not).  ``draw(None)``: the command prints as usual.
+    """
+    import io
+    import re
+    import subprocess
+
+    from jobctl.read import render
+
+    command = pager_command() if pager and sys.stdout.isatty() else None
+    height = _screen_lines() if command else None
+    if command is None or height is None:
+        draw(None)
+        return
+    screen = render.console()
+    if not screen.is_terminal:
+        draw(screen)
+        return
+    buffer = io.StringIO()
+    draw(render.captured(screen, buffer))
+    text = buffer.getvalue()
+    from rich.cells import cell_len
+
+    width = max(screen.width, 1)
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    lines = sum(max(1, -(-cell_len(line) // width)) for line in plain.split("\n")[:-1])
+    if lines < height:  # fits, with a line left for the prompt
+        render.write_out(text)
+        return
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    env.setdefault("LV", "-c")
+    sys.stdout.flush()
+    try:
+        proc = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, env=env)
+    except OSError:
+        render.write_out(text)
+        return
+    import signal
+
+    # ^C belongs to the pager (less clears its prompt); jobctl only waits for it to end
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(text.encode(sys.stdout.encoding or "utf-8", "replace"))
+            proc.stdin.close()
+        except BrokenPipeError:  # the pager quit before reading it all (q in less)
+            pass
+        proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def target(system: bool) -> Target:

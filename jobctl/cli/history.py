@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -16,6 +17,7 @@ from jobctl.errors import JobctlError, UnknownJob
 if TYPE_CHECKING:
     import sqlite3
 
+    from jobctl.runner.process import SpoolReader
     from jobctl.store import Store
 
 app = common.commands()
@@ -127,17 +129,24 @@ def _known_jobs(log: Store | None) -> list[str]:
 
 @app.command(epilog="Examples:\n\n  jobctl logs backup        # the latest run of backup that printed something\n\n"
              "  jobctl logs backup --run latest   # its latest run, even a skip\n\n  jobctl logs 1842\n\n"
-             "  jobctl logs 1842 --raw   # on a terminal too: the job's colours, as it printed them")
+             "  jobctl logs 1842 --raw   # on a terminal too: the job's colours, as it printed them\n\n"
+             "  jobctl logs backup --follow   # its running run, live, then its result; exits with its exit code")
 def logs(
     target: Annotated[str, typer.Argument(
         metavar="RUN_ID|NAME", help="A run id, or a job name for its latest run with output (see --run).")],
     raw: Annotated[bool, typer.Option(
         "--raw", help="Write the output byte for byte even on a terminal, escape sequences included "
                       "(piped output is always raw).")] = False,
-    which: Annotated[str, typer.Option(
-        "--run", metavar="WHICH",
+    which: Annotated[str | None, typer.Option(
+        "--run", metavar="WHICH", show_default=False,
         help="With NAME: 'output' (default), its latest run that printed something (else its latest run that "
-             "started); 'latest', its latest run whatever it was, a skip too.")] = "output",
+             "started); 'latest', its latest run whatever it was, a skip too (the default with --follow).")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f",
+        help="Show the output live while the run goes on (NAME: its running run, else its latest run), then "
+             "its result line (as `jobctl run` ends) on stderr; exit with the run's exit code as `jobctl run` "
+             "would (0, the job's code, 75 skipped, 124 timed out, 125 lost, 128+N killed). Ctrl-C stops "
+             "following, not the run.")] = False,
 ) -> None:
     """Print the captured output of a run, with a marker where output was dropped.
 
@@ -146,34 +155,23 @@ def logs(
     escape sequences in the output (and in notification errors) are shown
     escaped, ESC as \\x1b, so a job cannot drive your terminal; piped, or
     with --raw, the output is written byte for byte.
+
+    With --follow, a run still going is shown as it prints (retries too),
+    until it ends; a run that has ended is printed as without it.  Either
+    way its result line comes last.
     """
     from jobctl.read import render
 
-    if which not in LOGS_RUNS:
+    if which is not None and which not in LOGS_RUNS:
         raise typer.BadParameter(f"use one of {', '.join(LOGS_RUNS)}", param_hint="--run")
     run_id = _run_id(target)
-    log = common.open_log(common.state())
-    row = None
-    if log is not None:
-        if run_id is not None:
-            row = log.get(run_id)
-        elif which == "latest":
-            row = log.latest(target)
-        else:  # the latest run that printed something, else the latest that started (not a skip)
-            row = log.latest_with_output(target)
-            if row is None:
-                row = log.last_started(target)
-    if row is None:
-        if run_id is not None:
-            common.fail(JobctlError(f"no run {run_id}"))
-        row = log.latest(target) if log is not None else None  # only skips, which have no output
-        if row is None:
-            known = _known_jobs(log)
-            # a job it knows (applied, or with runs of other kinds) has simply not run yet: suggest nothing
-            common.fail(UnknownJob(f"no runs of {target!r} yet" if target in known
-                                   else f"no runs of {target!r}{common.did_you_mean(target, known)}"))
+    state = common.state()
+    log = common.open_log(state)
+    row = _pick(log, target, run_id, which or ("latest" if follow else "output"), follow)
     assert log is not None  # the row was found in it
-    if run_id is None and which == "output":
+    if follow:
+        raise typer.Exit(_follow(log, state, row, raw))
+    if run_id is None and which in (None, "output"):
         newest = log.latest(target)
         if newest is not None and newest["id"] != row["id"]:
             later = log.runs_after(target, row["id"])
@@ -186,6 +184,275 @@ def logs(
         print(f"jobctl: run {row['id']} was skipped ({render.printable(why)}); a skip starts no process and has "
               "no output", file=sys.stderr)
     _write_output(row, log.output(row["id"]), raw)
+
+
+def _pick(log: Store | None, target: str, run_id: int | None, which: str, live_first: bool) -> sqlite3.Row:
+    """The run `logs` shows: RUN_ID's, or NAME's per ``which`` (``live_first``: its newest running run first)."""
+    row = None
+    if log is not None:
+        if run_id is not None:
+            row = log.get(run_id)
+        else:
+            if live_first:
+                running = log.running(target)
+                row = running[-1] if running else None
+            if row is None and which == "latest":
+                row = log.latest(target)
+            elif row is None:  # the latest run that printed something, else the latest that started (not a skip)
+                row = log.latest_with_output(target)
+                if row is None:
+                    row = log.last_started(target)
+    if row is None:
+        if run_id is not None:
+            common.fail(JobctlError(f"no run {run_id}"))
+        row = log.latest(target) if log is not None else None  # only skips, which have no output
+        if row is None:
+            known = _known_jobs(log)
+            # a job it knows (applied, or with runs of other kinds) has simply not run yet: suggest nothing
+            common.fail(UnknownJob(f"no runs of {target!r} yet" if target in known
+                                   else f"no runs of {target!r}{common.did_you_mean(target, known)}"))
+    return row
+
+
+#: how often `logs --follow` looks at the spool, the run's row and its wrapper: no busy loop
+FOLLOW_POLL_S = 0.2
+#: at most this much output is copied between two looks at the run's row
+_FOLLOW_BURST = 16 << 20
+#: `logs --follow`'s exit code for a run jobctl lost track of (lost, or its wrapper died): as `run`'s 125
+_EX_LOST = 125
+_EX_SKIPPED = 75
+_EX_INTERRUPTED = 130
+
+
+class _Live:
+    """Output as `logs` writes it (escaped on a terminal unless --raw), piece by piece as a run prints it.
+
+    Tracks the output position written up to, so that what the spool did
+    not carry (a late start, a cut, a spool that failed) comes from the
+    run log once the run is recorded (``catch_up``).
+    """
+
+    def __init__(self, raw: bool) -> None:
+        from jobctl.read import render
+
+        self.stdout = sys.stdout.buffer
+        self.tty = sys.stdout.isatty()
+        self.escape = render.printable_output if not raw and self.tty else None
+        self.pending = b""  # an incomplete UTF-8 character held back for the next piece (escaping only)
+        self.last = b"\n"  # the last byte written
+
+    def data(self, data: bytes) -> None:
+        if not data:
+            return
+        if self.escape is not None:
+            data, self.pending = _complete_utf8(self.pending + data)
+            if not data:
+                return
+            self.stdout.write(self.escape(data))
+        else:
+            self.stdout.write(data)
+        self.last = data[-1:]
+        self.stdout.flush()
+
+    def _flush_pending(self) -> None:
+        if self.pending and self.escape is not None:
+            self.stdout.write(self.escape(self.pending))
+            self.last, self.pending = self.pending[-1:], b""
+
+    def marker(self, text: str) -> None:
+        """A line of jobctl's own between output: on a line of its own."""
+        self._flush_pending()
+        if self.last != b"\n":
+            self.stdout.write(b"\n")
+        self.stdout.write(f"[... {text} ...]\n".encode())
+        self.last = b"\n"
+        self.stdout.flush()
+
+    def dropped(self, n: int) -> None:
+        if n > 0:
+            self.marker(f"{n} bytes of output dropped (output_limit)")
+
+    def catch_up(self, pos: int, out: tuple[bytes, bytes, int] | None) -> None:
+        """What the run log holds of output positions pos.. (its head and tail, and the count dropped between)."""
+        head, tail, dropped = out or (b"", b"", 0)
+        tail_at = len(head) + dropped  # the output position of the tail's first byte
+        if pos < len(head):
+            self.data(head[pos:])
+            pos = len(head)
+        if pos < tail_at:
+            self.dropped(tail_at - pos)
+            pos = tail_at
+        if pos < tail_at + len(tail):
+            self.data(tail[pos - tail_at:])
+
+    def end(self) -> None:
+        """Before the result line: the output's last line ended (on a terminal, where stderr joins it)."""
+        self._flush_pending()
+        if self.tty and self.last != b"\n":
+            self.stdout.write(b"\n")
+        self.stdout.flush()
+
+
+def _complete_utf8(data: bytes) -> tuple[bytes, bytes]:
+    """(the data up to an incomplete UTF-8 character at its end, that character's bytes so far)."""
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 == 0x80:
+            continue  # a continuation byte: look further back for the lead byte
+        need = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+        return (data[:-back], data[-back:]) if back < need else (data, b"")
+    return data, b""
+
+
+def _exit_code(row: sqlite3.Row) -> int:
+    """The exit code `jobctl run` gave (or would have given) for the run ``row`` ended with."""
+    if row["status"] == "skipped":
+        return _EX_SKIPPED
+    if row["status"] in ("lost", "running") or row["exit_code"] is None:
+        return _EX_LOST
+    return int(row["exit_code"])
+
+
+def _follow(log: Store, state: str, row: sqlite3.Row, raw: bool) -> int:
+    """`logs --follow`: the run's output live (its retries too), then its result line; the run's exit code."""
+    from jobctl.read import render
+    from jobctl.runner import host, runlog
+
+    name = row["job"]
+    here = (os.uname().nodename, host.boot_id())
+    live = _Live(raw)
+    try:
+        while True:
+            local = (row["host"], row["boot_id"]) == here
+            if row["status"] == "running":
+                row = _follow_attempt(log, state, row, live, local)
+            else:  # ended already: what the run log holds, as `logs` prints it
+                live.catch_up(0, log.output(row["id"]))
+            if row["status"] in _ENDED_BY:
+                live.marker(render.printable(row["reason"] or row["status"]))
+            nxt = _next_attempt(log, row, local)
+            if nxt is None:
+                break
+            live.end()
+            wait = max((nxt["started_at"] or 0) - (row["finished_at"] or nxt["started_at"] or 0), 0)
+            of = _attempts(state, name, nxt["attempt"])
+            print(f"jobctl: job {name}: attempt {nxt['attempt']}{f'/{of}' if of > 1 else ''} after "
+                  f"{runlog.fmt_duration(wait)} (attempt {row['attempt']}: "
+                  f"{render.printable(row['reason'] or row['status'])})", file=sys.stderr, flush=True)
+            row = nxt
+        live.end()
+    except KeyboardInterrupt:
+        live.end()
+        print(f"jobctl: stopped following run {row['id']}; the run goes on "
+              f"(jobctl logs {row['id']} --follow follows it again)", file=sys.stderr)
+        return _EX_INTERRUPTED
+    if row["status"] == "running":  # its wrapper died: nothing will record how it ends
+        print(f"jobctl: job {name}: run {row['id']} is not recorded as ended but its wrapper (pid "
+              f"{row['wrapper_pid']}) is gone, so it never will be; its processes still run, and it becomes "
+              f"lost once they end", file=sys.stderr)
+        return _EX_LOST
+    started = log.run_started_at(row)
+    seconds = (row["finished_at"] or started) - started
+    line = runlog.summary(row["status"], None if row["status"] == "skipped" else row["exit_code"], seconds,
+                          row["id"], row["attempt"], _attempts(state, name, row["attempt"]),
+                          render.printable(row["reason"] or ""))
+    print(f"jobctl: job {name}: {line}", file=sys.stderr)
+    return _exit_code(row)
+
+
+def _attempts(state: str, name: str, attempt: int) -> int:
+    """How many attempts a run of ``name`` has (retries.attempts + 1, as applied), at least ``attempt``; 1 unknown."""
+    from jobctl import applied
+
+    try:
+        defn = applied.load(state, name)[0]
+        total = 1 + int(defn["retries"]["attempts"]) if defn else 1
+    except (OSError, KeyError, TypeError, ValueError):
+        total = 1
+    return total if total >= attempt else 1
+
+
+def _follow_attempt(log: Store, state: str, row: sqlite3.Row, live: _Live, local: bool) -> sqlite3.Row:
+    """One running attempt, live from its spool until the run log records its end (or its wrapper is gone).
+
+    Returns its row as it then stands: ended, or still `running` when its
+    wrapper died while processes of its group live on.  Polls every
+    FOLLOW_POLL_S; whatever the spool did not carry comes from the run log.
+    """
+    from jobctl import paths
+    from jobctl.runner import host
+    from jobctl.runner.process import SpoolReader
+
+    path = paths.output_spool(state, row["id"])
+    reader: SpoolReader | None = None
+    try:
+        while True:
+            if reader is None:
+                reader = SpoolReader.open(path)  # none until the run prints something
+            copied = _copy(reader, live) if reader is not None else 0
+            fresh = log.get(row["id"])
+            if fresh is None:  # deleted under us (a hand-made prune): nothing will say how it ended
+                common.fail(JobctlError(f"run {row['id']} was removed from the run log while it was followed"))
+            if fresh["status"] == "running" and local and not (fresh["wrapper_pid"] and fresh["wrapper_pid"] > 0
+                                                                and host.alive(fresh["wrapper_pid"])):
+                # killed before it could record the end: the run log's rule says whether it is lost
+                log.finalize_lost(fresh["job"], fresh["host"], fresh["boot_id"], host.alive, host.group_alive,
+                                  time.time())
+                fresh = log.get(row["id"]) or fresh
+                if fresh["status"] == "running":
+                    if reader is not None:
+                        _copy(reader, live, until_empty=True)
+                    return fresh
+            if fresh["status"] != "running":
+                if reader is None:
+                    reader = SpoolReader.open(path)  # recorded and removed, most likely: the run log has it all
+                if reader is not None:
+                    _copy(reader, live, until_empty=True)  # the wrapper wrote it all before recording the end
+                live.catch_up(reader.pos if reader is not None else 0, log.output(fresh["id"]))
+                return fresh
+            if copied < _FOLLOW_BURST:
+                time.sleep(FOLLOW_POLL_S)
+    finally:
+        if reader is not None:
+            reader.close()
+
+
+def _copy(reader: SpoolReader, live: _Live, until_empty: bool = False) -> int:
+    """Copy what the spool has now (at most _FOLLOW_BURST, unless ``until_empty``); the bytes copied."""
+    copied = 0
+    while until_empty or copied < _FOLLOW_BURST:
+        dropped, data = reader.read()
+        if not dropped and not data:
+            break
+        live.dropped(dropped)
+        live.data(data)
+        copied += len(data) + 1
+    return copied
+
+
+def _next_attempt(log: Store, row: sqlite3.Row, local: bool) -> sqlite3.Row | None:
+    """The attempt retrying the ended attempt ``row``, waited for while its wrapper lives; None: ``row`` ended the run.
+
+    A retry follows a failed or timed-out attempt that is not its run's
+    last: the wrapper records the failure streak (``failures``) on a last
+    attempt only, in the transaction that ends it.
+    """
+    from jobctl.runner import host
+
+    while True:
+        if row["retried"]:
+            return log.next_attempt(row)
+        if row["status"] not in ("failed", "timeout") or row["failures"] is not None:
+            return None
+        pid = row["wrapper_pid"]
+        if not local or not (pid and pid > 0 and host.alive(pid)):
+            fresh = log.get(row["id"])  # it may have started the retry just before it went
+            return log.next_attempt(fresh) if fresh is not None and fresh["retried"] else None
+        time.sleep(FOLLOW_POLL_S)
+        fresh = log.get(row["id"])
+        if fresh is None:
+            return None
+        row = fresh
 
 
 def _write_output(row: sqlite3.Row, out: tuple[bytes, bytes, int] | None, raw: bool) -> None:

@@ -15,8 +15,9 @@ from jobctl.errors import EnvironmentProblem, ExitCode, UnknownJob
 app = common.commands()
 
 
-@app.command(epilog="Examples:\n\n  jobctl status\n\n  jobctl status backup\n\n  jobctl status --wide\n\n"
-             "  jobctl status --json | jq -r '.[] | select(.consecutive_failures > 0) | .name'")
+@app.command(epilog="Examples:\n\n  jobctl status\n\n  jobctl status backup\n\n  jobctl status --wide --no-pager\n\n"
+             "  jobctl status --json | jq -r '.[] | select(.consecutive_failures > 0) | .name'\n\n"
+             "  jobctl status --json | jq -r '.[] | select(.recent[-1] == \"failed\") | .name'")
 def status(
     name: Annotated[str | None, typer.Argument(help="Only this job.")] = None,
     jobs_dir: JobsDir = None,
@@ -24,8 +25,11 @@ def status(
     json_out: Json = False,
     wide: Annotated[bool, typer.Option(
         "--wide", "-w", help="Every column in full, however wide the terminal (lines may wrap).")] = False,
+    no_pager: Annotated[bool, typer.Option(
+        "--no-pager", help="Never page: on a terminal a table longer than the screen goes through $JOBCTL_PAGER, "
+        "$PAGER or less.")] = False,
 ) -> None:
-    """Every job: schedule, next run, state, last run, consecutive failures, description.
+    """Every job: schedule, next run, state, last run, recent results, durations, failures, description.
 
     States: ok, changed (files differ from what is applied), edited (the line
     in jobctl's crontab block is not the one apply wrote), not applied, timer
@@ -35,6 +39,15 @@ def status(
     from another jobs directory are shown from their applied definitions, so
     status works from any directory.  On a narrow terminal less important
     columns are shortened or left out, never the job name; --wide shows all.
+
+    RECENT shows the last 10 runs, oldest first, a coloured mark each
+    (check mark, ballot x, stopwatch, circled slash, zigzag, ?, triangle for
+    succeeded, failed, timeout, skipped, killed, lost, running; + x T - K ? >
+    where the locale is not UTF-8).  DURATION is the latest run's (yellow
+    when it took over twice the usual), USUAL the median of the successes
+    among those 10.  Times are local with the relative time next to them;
+    the last line names the zone.  On a terminal a table longer than the
+    screen goes through a pager (--no-pager).
     """
     from datetime import datetime
 
@@ -63,7 +76,8 @@ def status(
         print(f"jobctl: warning: jobctl's block holds {n} line{'s' if n != 1 else ''} jobctl did not write; "
               "jobctl plan shows them, jobctl apply removes them", file=sys.stderr)
     log = common.open_log(state)
-    rows = status_mod.collect(jobs, state, entries, log, datetime.now().astimezone(), system, directory, readable)
+    now = datetime.now().astimezone()
+    rows = status_mod.collect(jobs, state, entries, log, now, system, directory, readable)
     if name is not None:
         rows = [r for r in rows if r.name == name]
         if not rows:
@@ -79,7 +93,7 @@ def status(
     if json_out:
         render.print_json([render.status_json(r) for r in rows])
     else:
-        render.status_table(rows, wide=wide)
+        common.paged(lambda out: render.status_screen(rows, wide=wide, out=out, now=now.timestamp()), not no_pager)
 
 
 Names = Annotated[list[str], typer.Argument(metavar="NAME...", help="Jobs to act on.")]

@@ -21,6 +21,96 @@ STATUS_STYLE = {
 }
 
 
+#: the RECENT strip of `status`: a glyph per run (every one a single terminal cell), and the ASCII
+#: ones where the locale is not UTF-8
+GLYPHS = {"succeeded": "\u2713", "failed": "\u2717", "timeout": "\u23f1", "skipped": "\u2298", "killed": "\u21af",
+          "lost": "?", "running": "\u25b8"}
+ASCII_GLYPHS = {"succeeded": "+", "failed": "x", "timeout": "T", "skipped": "-", "killed": "K", "lost": "?",
+                "running": ">"}
+#: what Python's locale coercion (PEP 538) sets LC_CTYPE to when the locale was C or POSIX
+_COERCED = ("C.UTF-8", "C.utf8", "UTF-8")
+_utf8: bool | None = None
+
+
+def utf8() -> bool:
+    """Whether stdout's locale is UTF-8: else the glyphs jobctl chooses are ASCII.
+
+    Read from LC_ALL, LC_CTYPE, LANG as the C library does (the first one
+    set).  Python itself never says: under LANG=C it coerces LC_CTYPE to
+    C.UTF-8 in its own environment and writes UTF-8 anyway (UTF-8 mode), so
+    an LC_CTYPE that coercion set is skipped; nothing set at all is the C
+    locale.  A stdout that cannot write UTF-8 (PYTHONIOENCODING) is ASCII.
+    """
+    global _utf8
+    if _utf8 is None:
+        encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        _utf8 = False
+        if encoding in ("utf8", "utf8mb4"):
+            env = os.environ
+            for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+                value = env.get(name)
+                if not value or name == "LC_CTYPE" and sys.flags.utf8_mode and value in _COERCED:
+                    continue
+                _utf8 = "utf8" in value.lower().replace("-", "")
+                break
+    return _utf8
+
+
+def glyphs() -> dict[str, str]:
+    return GLYPHS if utf8() else ASCII_GLYPHS
+
+
+def relative(ts: float, now: float) -> str:
+    """``ts`` from ``now`` in words: "in 4 min", "12 min ago", "3 h ago", "in 2 days".
+
+    Rounded to the nearest unit, and a unit grows at one and a half of the
+    next (90 s is "2 min", 36 h is "2 days"), as git's relative dates.
+    """
+    delta = ts - now
+    n = abs(delta)
+    if n < 1:
+        return "now"
+    if n < 90:
+        text = f"{int(n)} s"
+    elif (m := int((n + 30) // 60)) < 90:
+        text = f"{m} min"
+    elif (h := int((m + 30) // 60)) < 36:
+        text = f"{h} h"
+    else:
+        d = int((h + 12) // 24)
+        text = f"{d} day{'s' if d != 1 else ''}"
+    return f"in {text}" if delta > 0 else f"{text} ago"
+
+
+def local_zone_name() -> str | None:
+    """The system's zone by name, as the C library finds it: TZ, else /etc/timezone or /etc/localtime's target."""
+    tz = os.environ.get("TZ")
+    if tz is not None:
+        tz = tz.lstrip(":")
+        return tz.split("zoneinfo/", 1)[1] if "zoneinfo/" in tz else tz or "UTC"
+    try:
+        with open("/etc/timezone", encoding="utf-8") as fh:
+            name = fh.readline().strip()
+        if name:
+            return name
+    except OSError:
+        pass
+    target = os.path.realpath("/etc/localtime")
+    return target.split("zoneinfo/", 1)[1] if "zoneinfo/" in target else None
+
+
+def zone_note(now: float) -> str:
+    """The line under the status table that says once which zone its times are in, and when now is."""
+    t = time.localtime(now)
+    off = t.tm_gmtoff or 0
+    offset = f"UTC{'+' if off >= 0 else '-'}{abs(off) // 3600:02d}:{abs(off) % 3600 // 60:02d}"
+    abbr = t.tm_zone or ""
+    label = local_zone_name() or abbr or offset
+    details = [d for d in (abbr, "" if off == 0 and abbr in ("UTC", "GMT") else offset) if d and d != label]
+    zone = f"{label} ({', '.join(details)})" if details else label
+    return f"times in {zone}; now {time.strftime('%Y-%m-%d %H:%M:%S', t)}"
+
+
 def local(ts: float | None) -> str:
     if ts is None:
         return "-"
@@ -177,10 +267,20 @@ def _encode(o: Any, nl: str, out: list[str]) -> None:
             out.append("[]")
             return
         inner = nl + "  "
+        if type(o[0]) is str:
+            try:  # a list of strings (status's recent statuses) in one piece
+                out.append("[" + inner + ("," + inner).join(map(_string, o)) + nl + "]")
+                return
+            except TypeError:  # not all of them
+                pass
         sep = "[" + inner
         for v in o:
-            out.append(sep)
-            _encode(v, inner, out)
+            scalar = _SCALAR.get(type(v))
+            if scalar is not None:  # status's lists of ten statuses: no call per item
+                out.append(sep + scalar(v))
+            else:
+                out.append(sep)
+                _encode(v, inner, out)
             sep = "," + inner
         out.append(nl + "]")
     # the order of json.encoder's checks for subclasses: str, None, True, False, int, float
@@ -199,11 +299,22 @@ def console() -> Any:
 
     # Markup and emoji codes off: a reason reading "[/]" or ":fire:" is text,
     # not an instruction (a stray "[/]" made every later `history` crash).
-    # Piped output is for grep and awk: never wrap a row.
-    out = Console(highlight=False, soft_wrap=False, markup=False, emoji=False)
+    # Piped output is for grep and awk: never wrap a row.  NO_COLOR: no
+    # escape codes at all (rich alone would still write bold and dim).
+    colours: Any = None if os.environ.get("NO_COLOR") else "auto"
+    out = Console(highlight=False, soft_wrap=False, markup=False, emoji=False, color_system=colours)
     if not out.is_terminal:
         out = Console(highlight=False, soft_wrap=False, markup=False, emoji=False, width=1000)
     return out
+
+
+def captured(like: Any, file: Any) -> Any:
+    """A console that writes to ``file`` what ``like``, a terminal's, would show (the pager reads it)."""
+    from rich.console import Console
+
+    return Console(file=file, force_terminal=True, width=like.width, height=like.height,
+                   color_system=like.color_system, no_color=like.no_color, legacy_windows=False,
+                   highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 class _Cell:
@@ -219,11 +330,19 @@ class _Cell:
     __slots__ = ("text", "style", "spans", "cell_len")
 
     def __init__(self, text: Any = "", style: str = "") -> None:
-        self.text = printable("" if text is None else str(text))
+        if type(text) is not str:
+            text = "" if text is None else str(text)
+        if text.isascii():  # printable() and _cells() for most cells, without their calls
+            if not text.isprintable():
+                text = _UNSAFE_IN_CELL.sub(_visible, text)
+            self.cell_len = len(text)
+        else:
+            text = printable(text)
+            #: terminal cells, as rich measures them (wide characters count two)
+            self.cell_len = _cells(text)
+        self.text = text
         self.style = style
         self.spans: list[tuple[int, int, str]] = []
-        #: terminal cells, as rich measures them (wide characters count two)
-        self.cell_len = _cells(self.text)
 
     def append(self, text: str, style: str = "") -> _Cell:
         start = len(self.text)
@@ -353,6 +472,11 @@ def uninstall_summary(outcome: Any) -> None:
 
 
 def status_json(s: Any) -> dict[str, Any]:
+    last = run_record(s.last_run) if s.last_run is not None else None
+    started = s.last_started_run
+    # most often the latest run is the latest that started: one record for both (1,000 of them)
+    last_started = last if started is s.last_run else run_record(started) if started is not None else None
+    took = started["duration_s"] if started is not None else None
     return {
         "name": s.name,
         "description": s.description,
@@ -360,13 +484,16 @@ def status_json(s: Any) -> dict[str, Any]:
         "schedule_description": s.schedule_description,
         "next_run": iso(s.next_run.timestamp()) if s.next_run else None,
         "state": s.state,
-        "last_run": run_record(s.last_run) if s.last_run is not None else None,
+        "last_run": last,
         "consecutive_failures": s.consecutive_failures,
         "paused": s.paused,
         "late": s.late,
         "missed": s.missed,
-        "last_started_run": run_record(s.last_started_run) if s.last_started_run is not None else None,
+        "last_started_run": last_started,
         "jobs_dir": s.jobs_dir,
+        "recent": s.recent,
+        "usual_duration_s": None if s.usual_duration is None else round(s.usual_duration, 3),
+        "last_duration_s": None if took is None else round(took, 3),
     }
 
 
@@ -378,15 +505,18 @@ STATE_STYLE = {"ok": "green", "changed": "yellow", "edited": "bold yellow", "not
 #
 # One line per job.  The job name is never cut.  When the table is wider than
 # the terminal, columns go in this order until it fits: first every column
-# takes its short form (times without the year, a success without "(0)"),
-# then WHEN, DURATION, DESCRIPTION (cut with "..." before it goes), LAST RUN,
-# FAILS (the count then follows the result, "x3"), NEXT RUN and SCHEDULE.
-# JOB, STATE and RESULT always stay.  --wide shows every column in full.
+# takes its short form (NEXT RUN and LAST RUN only the relative time, "in 4
+# min", "12 min ago"; a success without "(0)"), then WHEN, DESCRIPTION (cut
+# with "..." before it goes), USUAL, DURATION, RECENT, LAST RUN, FAILS (the
+# count then follows the result, "x3"), NEXT RUN and SCHEDULE: what a glance
+# needs goes last.  JOB, STATE and RESULT always stay.  --wide shows every
+# column in full.  Times are the system's local time, without a zone in each
+# cell: status_screen's last line names the zone once.
 
 #: columns in display order: (header, justify, drop rank: 0 never, lower goes first)
-_COLUMNS = (("JOB", "left", 0), ("SCHEDULE", "left", 7), ("WHEN", "left", 1), ("NEXT RUN", "left", 6),
-            ("STATE", "left", 0), ("LAST RUN", "left", 4), ("RESULT", "left", 0), ("DURATION", "right", 2),
-            ("FAILS", "right", 5), ("DESCRIPTION", "left", 3))
+_COLUMNS = (("JOB", "left", 0), ("SCHEDULE", "left", 9), ("WHEN", "left", 1), ("NEXT RUN", "left", 8),
+            ("STATE", "left", 0), ("LAST RUN", "left", 6), ("RESULT", "left", 0), ("RECENT", "left", 5),
+            ("DURATION", "right", 4), ("USUAL", "right", 3), ("FAILS", "right", 7), ("DESCRIPTION", "left", 2))
 _GAP = 2  # padding between two columns (rich: one on each side)
 _MIN_DESCRIPTION = 12
 
@@ -407,9 +537,61 @@ def _result(s: Any, short: bool, fails: bool) -> _Cell:
     return text
 
 
-def _status_cells(s: Any, short: bool, fails_in_result: bool) -> dict[str, _Cell]:
+_STRIPS: dict[tuple[bool | str, ...], _Cell] = {}
+
+
+def _strip(recent: list[str]) -> _Cell:
+    """The RECENT cell: a glyph per run, oldest first, each in its status's colour (a span per run of one colour).
+
+    Made once per sequence of statuses (most jobs repeat a few); a cell
+    that is never appended to can be shared.
+    """
+    key: tuple[bool | str, ...] = (utf8(), *recent)
+    made = _STRIPS.get(key)
+    if made is None:
+        made = _STRIPS[key] = _new_strip(recent)
+    return made
+
+
+def _new_strip(recent: list[str]) -> _Cell:
+    marks = glyphs()
+    c = _Cell.__new__(_Cell)  # the glyphs need no escaping, and each is one cell wide
+    c.text = "".join([marks.get(st, "?") for st in recent])
+    c.cell_len = len(recent)
+    c.style = ""
+    spans: list[tuple[int, int, str]] = []
+    for i, st in enumerate(recent):
+        style = STATUS_STYLE.get(st)
+        if style is None:
+            continue
+        if spans and spans[-1][1] == i and spans[-1][2] == style:
+            spans[-1] = (spans[-1][0], i + 1, style)
+        else:
+            spans.append((i, i + 1, style))
+    c.spans = spans
+    return c
+
+
+def slow(took: float | None, usual: float | None) -> bool:
+    """Whether the last run took more than twice the usual time (and at least a second more)."""
+    return took is not None and usual is not None and took > 2 * usual and took - usual >= 1
+
+
+_NEXT: dict[tuple[float, float, bool], str] = {}
+
+
+def _next_run(at: float, now: float, short: bool) -> str:
+    """The NEXT RUN cell's text, once per time: jobs share a few schedules."""
+    key = (at, now, short)
+    text = _NEXT.get(key)
+    if text is None:
+        until = relative(at, now)
+        text = _NEXT[key] = until if short else f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(at))} ({until})"
+    return text
+
+
+def _status_cells(s: Any, short: bool, fails_in_result: bool, now: float) -> dict[str, _Cell]:
     last = s.last_started_run
-    stamp = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M %Z"
     state = _Cell(s.state, STATE_STYLE.get(s.state, ""))
     for flag, style in (("paused", "yellow"), ("late", "yellow"), ("missed", "bold red")):
         if getattr(s, flag):
@@ -417,16 +599,22 @@ def _status_cells(s: Any, short: bool, fails_in_result: bool) -> dict[str, _Cell
     if last is None:
         when = "never"
     else:
-        when = time.strftime("%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S", time.localtime(last["started_at"]))
+        ago = relative(last["started_at"], now)
+        when = ago if short else \
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last['started_at']))} ({ago})"
+    nxt = "-" if s.next_run is None else _next_run(s.next_run.timestamp(), now, short)
+    took = last["duration_s"] if last is not None else None
     return {
         "JOB": _Cell(s.name),
         "SCHEDULE": _Cell(s.schedule or "-"),
         "WHEN": _Cell(s.schedule_description or "", "dim"),
-        "NEXT RUN": _Cell(s.next_run.strftime(stamp) if s.next_run else "-"),
+        "NEXT RUN": _Cell(nxt),
         "STATE": state,
         "LAST RUN": _Cell(when),
         "RESULT": _result(s, short, fails_in_result),
-        "DURATION": _Cell(duration(last["duration_s"]) if last is not None else "-"),
+        "RECENT": _strip(s.recent),
+        "DURATION": _Cell(duration(took), "yellow" if slow(took, s.usual_duration) else ""),
+        "USUAL": _Cell(duration(s.usual_duration)),
         "FAILS": _Cell(s.consecutive_failures, "red" if s.consecutive_failures else ""),
         "DESCRIPTION": _Cell(s.description or "", "dim"),
     }
@@ -472,10 +660,11 @@ def _fit(columns: tuple, shown: list[str], make: Any, width: int | None,
     return shown, measure(cells, shown), cells
 
 
-def _layout(rows: list[Any], width: int | None) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
+def _layout(rows: list[Any], width: int | None,
+            now: float) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
     """The status table's columns, widths and cells; once FAILS is gone its count follows the result."""
     shown = [h for h, _, _ in _COLUMNS if h != "DESCRIPTION" or any(s.description for s in rows)]
-    return _fit(_COLUMNS, shown, lambda short, cols: [_status_cells(s, short, short and "FAILS" not in cols)
+    return _fit(_COLUMNS, shown, lambda short, cols: [_status_cells(s, short, short and "FAILS" not in cols, now)
                                                       for s in rows], width, cut="DESCRIPTION")
 
 
@@ -631,13 +820,35 @@ def _write_piped(text: str) -> None:
         raise
 
 
-def status_table(rows: list[Any], wide: bool = False, out: Any = None) -> None:
+def write_out(text: str) -> None:
+    """Text made for this terminal, written as rich would (the pager's short output)."""
+    _write_piped(text)
+
+
+def status_table(rows: list[Any], wide: bool = False, out: Any = None, now: float | None = None) -> None:
+    """The table alone; relative times are from ``now`` (epoch seconds; the time of the call by default)."""
+    now = time.time() if now is None else now
     if out is None and _piped():  # every column in full (_width), no styles
-        _write_piped(_plain_table(_COLUMNS, *_layout(rows, None)))
+        _write_piped(_plain_table(_COLUMNS, *_layout(rows, None, now)))
         return
     out = out or console()
-    shown, widths, cells = _layout(rows, _width(out, wide))
+    shown, widths, cells = _layout(rows, _width(out, wide), now)
     _fitted_table(_COLUMNS, shown, widths, cells, out)
+
+
+def status_screen(rows: list[Any], wide: bool = False, out: Any = None, now: float | None = None) -> None:
+    """`jobctl status`: the table, and on a terminal a last line naming the zone of its times once.
+
+    Piped, the table alone: every line after the header is a job, for grep
+    and awk (--json has UTC times).
+    """
+    now = time.time() if now is None else now
+    if out is None and _piped():
+        status_table(rows, wide, None, now)
+        return
+    out = out or console()
+    status_table(rows, wide, out, now)
+    out.print(cell(zone_note(now), "dim"))
 
 
 # --- the history table ---------------------------------------------------------------

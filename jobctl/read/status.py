@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,9 +37,38 @@ class JobStatus:
     jobs_dir: str | None = None
     #: shown from its applied definition: no job file for it in the jobs directory read
     from_applied: bool = False
+    #: the statuses of the last RECENT runs, oldest first (a run once, by its last attempt; skips too)
+    recent: list[str] = field(default_factory=list)
+    #: the median duration of the successful runs among them; None when none succeeded
+    usual_duration: float | None = None
 
 
 STATES = ("ok", "changed", "edited", "not applied", "timer", "orphaned", "disabled")
+#: how many runs the strip of `status` shows, and the usual duration is taken over
+RECENT = 10
+
+
+def recent(log: Store | None, name: str) -> tuple[list[str], float | None]:
+    """(the statuses of the job's last RECENT runs, oldest first; the median duration of the successes among them).
+
+    The usual duration comes from the same runs as the strip: one indexed
+    statement a job (docs/benchmarks.md: status over 1,000 jobs stays flat in
+    the size of the log).  A run in progress has no duration yet.
+    """
+    if log is None:
+        return [], None
+    rows = log.recent(name, RECENT)
+    durations = sorted(r[1] for r in rows if r[0] == "succeeded" and r[1] is not None)
+    return [r[0] for r in reversed(rows)], median(durations)
+
+
+def median(ordered: list[float]) -> float | None:
+    """The median of an ascending list; None when it is empty (statistics costs an import of fractions)."""
+    n = len(ordered)
+    if not n:
+        return None
+    mid = n // 2
+    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def consecutive_failures(log: Store | None, name: str, latest: Any = None) -> int:
@@ -187,6 +216,7 @@ def _collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry],
     # next and latest runs once per distinct schedule and zone: 1,000 jobs share a handful
     next_runs: dict[tuple[str, str | None], datetime] = {}
     prev_runs: dict[tuple[str, str | None, int], datetime | None] = {}
+    here = os.path.abspath(jobs_dir) if jobs_dir else None
     for job, state_, fields, from_applied in rows:
         cron = job.schedule.cron
         if cron not in descriptions:
@@ -201,17 +231,18 @@ def _collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry],
             nxt = next_runs[key]
         paused = pause.is_paused(state, job.name)
         late, missed = lateness(job, state, log, now, prev_runs) if installed and not paused else (False, False)
-        where = applied.jobs_dir_of(read(job.name)) if from_applied else \
-            (os.path.abspath(jobs_dir) if jobs_dir else None)
+        where = applied.jobs_dir_of(read(job.name)) if from_applied else here
         latest = log.latest(job.name) if log else None
+        strip, usual = recent(log, job.name)
         out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
                              latest, consecutive_failures(log, job.name, latest), fields, paused, late, missed,
-                             job.timezone, last_started(log, job.name, latest), where, from_applied))
+                             job.timezone, last_started(log, job.name, latest), where, from_applied, strip, usual))
     for name in orphans:
         latest = log.latest(name) if log else None
+        strip, usual = recent(log, name)
         out.append(JobStatus(name, None, None, None, None, "orphaned", latest,
                              consecutive_failures(log, name, latest), [], pause.is_paused(state, name),
                              last_started_run=last_started(log, name, latest),
-                             jobs_dir=applied.jobs_dir_of(read(name))))
+                             jobs_dir=applied.jobs_dir_of(read(name)), recent=strip, usual_duration=usual))
     out.sort(key=lambda s: (s.state == "orphaned", s.name))
     return out

@@ -62,8 +62,29 @@ def signame(num: int) -> str:
         return f"signal {num}"
 
 
+#: The spool (STATE/spool/RUN_ID) is the live copy of a run's output, bounded like the run log's:
+#: a header, the head (the first half of output_limit, at SPOOL_HEADER), then one tail segment of
+#: at most SPOOL_SEGMENT(half) bytes.  When the next chunk would overflow the segment, the segment is
+#: cut back (ftruncate) and starts again with the last `half` bytes of the output, so the file never
+#: holds more than SPOOL_HEADER + half + SPOOL_SEGMENT(half) bytes (1.5 x output_limit, with a 64 KiB
+#: floor for the segment), and a reader that attaches late still finds the newest output.
+#: Header: magic (8 bytes), half (8, little-endian), base (8): the output position the segment starts
+#: at, 0 until the first cut (the segment then follows the head).  A cut truncates, then writes the
+#: new base, then the kept bytes: a reader that sees the same base before and after its read read
+#: bytes of that segment (SpoolReader).
+SPOOL_MAGIC = b"jobctl\x01\n"
+SPOOL_HEADER = 24
+_SPOOL_BASE_AT = 16
+SPOOL_MIN_SEGMENT = 1 << 16
+
+
+def spool_segment(half: int) -> int:
+    """A spool's tail segment capacity: twice what a cut keeps, so a cut comes once per ``half`` bytes at most."""
+    return max(2 * half, SPOOL_MIN_SEGMENT)
+
+
 class Output:
-    """Bounded capture: the first and last halves of the limit, and a count between."""
+    """Bounded capture: the first and last halves of the limit, and a count between; spooled live when asked."""
 
     def __init__(self, limit: int) -> None:
         self.half = limit // 2
@@ -71,21 +92,91 @@ class Output:
         self.tail = bytearray()
         self.total = 0
         self.dropped = 0
+        #: the spool's path (spool_to), opened at the first output: a silent run costs no file
+        self.spool_path = ""
+        self.spool = -1  # its descriptor; -2: given up (an error), the run goes on without it
+        self.base = self.half  # the output position the spool's tail segment starts at
+
+    def spool_to(self, path: str) -> None:
+        self.spool_path = path
 
     def feed(self, chunk: bytes) -> None:
+        start = self.total
         self.total += len(chunk)
+        rest = chunk
         room = self.half - len(self.head)
         if room > 0:
             self.head += chunk[:room]
-            chunk = chunk[room:]
-        if not chunk:
-            return
-        self.tail += chunk
-        excess = len(self.tail) - self.half
-        # Trim in batches: deleting the front of a bytearray copies the rest.
-        if excess > max(self.half, 1 << 16):
-            del self.tail[:excess]
-            self.dropped += excess
+            rest = chunk[room:]
+        if rest:
+            self.tail += rest
+            excess = len(self.tail) - self.half
+            # Trim in batches: deleting the front of a bytearray copies the rest.
+            if excess > max(self.half, 1 << 16):
+                del self.tail[:excess]
+                self.dropped += excess
+        if self.spool_path and self.spool != -2:
+            self._spool(chunk, start)
+
+    def _spool(self, chunk: bytes, start: int) -> None:
+        """Write ``chunk`` (output positions start..total) to the spool; on any error stop spooling, never the job."""
+        try:
+            if self.spool < 0:
+                self.spool = self._open_spool()
+            end = self.total
+            if end - self.base > spool_segment(self.half):
+                self._cut(chunk, start, end)
+            elif start >= self.half:
+                os.pwrite(self.spool, chunk, SPOOL_HEADER + self.half + start - self.base)
+            else:  # in or across the head: the segment still follows it (base == half)
+                os.pwrite(self.spool, chunk, SPOOL_HEADER + start)
+        except OSError:
+            self.close_spool()
+            self.spool = -2
+
+    def _open_spool(self) -> int:
+        """Create the spool 0600, close-on-exec, never through a link (the directory, 0700, is made when missing)."""
+        path = self.spool_path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
+        for _ in range(3):
+            try:
+                fd = os.open(path, flags, 0o600)
+                break
+            except FileNotFoundError:
+                try:
+                    os.mkdir(os.path.dirname(path), 0o700)
+                except FileExistsError:
+                    pass  # another wrapper made it
+            except FileExistsError:
+                os.unlink(path)  # left by a wrapper killed with this run id (ids of deleted rows come back)
+        else:
+            raise FileExistsError(path)
+        os.write(fd, SPOOL_MAGIC + self.half.to_bytes(8, "little") + bytes(8))
+        return fd
+
+    def _cut(self, chunk: bytes, start: int, end: int) -> None:
+        """Start the tail segment again with the output's last ``half`` bytes (self.tail holds them after feed)."""
+        fd, half = self.spool, self.half
+        if start < half:  # the chunk completes the head first
+            os.pwrite(fd, chunk[:half - start], SPOOL_HEADER + start)
+        base = max(end - half, half)
+        keep = end - base
+        os.ftruncate(fd, SPOOL_HEADER + half)  # first: a reader then finds nothing where it looks
+        os.pwrite(fd, base.to_bytes(8, "little"), _SPOOL_BASE_AT)  # then the new base, then the bytes
+        if keep:
+            os.pwrite(fd, self.tail[len(self.tail) - keep:], SPOOL_HEADER + half)
+        self.base = base
+
+    def close_spool(self) -> None:
+        """Remove the spool (the run is recorded: its output is in the run log); a reader's open descriptor reads on."""
+        if self.spool >= 0:
+            fd, self.spool = self.spool, -1
+            try:
+                os.close(fd)
+                os.unlink(self.spool_path)
+            except OSError:
+                pass
+        self.spool_path = ""
 
     def finish(self) -> tuple[bytes, bytes, int]:
         excess = len(self.tail) - self.half
@@ -93,6 +184,54 @@ class Output:
             del self.tail[:excess]
             self.dropped += excess
         return bytes(self.head), bytes(self.tail), self.dropped
+
+
+class SpoolReader:
+    """`jobctl logs --follow`'s side of a spool: what was written since the last read, and what a cut dropped.
+
+    It keeps its descriptor: once the wrapper has recorded the run and
+    removed the file, the descriptor still reads the rest of it.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        #: the output position read up to
+        self.pos = 0
+
+    @classmethod
+    def open(cls, path: str) -> SpoolReader | None:
+        """The spool at ``path``; None when there is none (nothing printed yet, or the run is recorded)."""
+        try:
+            return cls(os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW))
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def read(self, most: int = READ_CHUNK) -> tuple[int, bytes]:
+        """(bytes dropped before it, up to ``most`` new bytes); (0, b"") when nothing is new."""
+        for _ in range(16):  # a cut during the read: read again (each cut needs `half` new bytes)
+            header = os.pread(self.fd, SPOOL_HEADER, 0)
+            if len(header) < SPOOL_HEADER or header[:8] != SPOOL_MAGIC:
+                return 0, b""  # not written yet
+            half = int.from_bytes(header[8:16], "little")
+            base = int.from_bytes(header[16:24], "little") or half
+            pos = self.pos
+            if pos < half:  # the head is written once and never cut
+                data = os.pread(self.fd, min(most, half - pos), SPOOL_HEADER + pos)
+                self.pos += len(data)
+                return 0, data
+            dropped = max(base - pos, 0)
+            pos += dropped
+            data = os.pread(self.fd, most, SPOOL_HEADER + half + pos - base)
+            if os.pread(self.fd, 8, _SPOOL_BASE_AT) != header[16:24]:
+                continue  # cut meanwhile: what was read may be of the new segment
+            self.pos = pos + len(data)
+            return dropped, data
+        return 0, b""
 
 
 class Interrupted(Exception):

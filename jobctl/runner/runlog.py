@@ -32,6 +32,15 @@ def fmt_duration(seconds: float) -> str:
     return out or ("0s" if seconds <= 0 else f"{seconds:.1f}s")
 
 
+def summary(status: str, code: int | None, seconds: float, run_id: int, attempt: int, attempts: int,
+            reason: str) -> str:
+    """A run's result in one line, as `jobctl run` ends and `jobctl logs --follow` ends:
+    ``failed, exit code 3, 12s, run 1842, attempt 2 of 2 (exit status 3)``."""
+    of = f", attempt {attempt} of {attempts}" if attempts > 1 else (f", attempt {attempt}" if attempt > 1 else "")
+    exit_code = "no exit code" if code is None else f"exit code {code}"
+    return f"{status}, {exit_code}, {fmt_duration(seconds)}, run {run_id or '?'}{of} ({reason})"
+
+
 class ErrorLog:
     """One line to stderr and to STATE/jobctl-errors.log; never raises."""
 

@@ -26,7 +26,7 @@ from jobctl.runner import host
 from jobctl.runner.cmdline import EX_CANNOT_EXEC, EX_JOBCTL, EX_NOT_FOUND, EX_SKIPPED, EX_TIMEOUT
 from jobctl.runner.host import Holder, Lock
 from jobctl.runner.process import Attempt, Interrupted, Signals, clean_environment, run_as, signame
-from jobctl.runner.runlog import ErrorLog, RunLog, fmt_duration
+from jobctl.runner.runlog import ErrorLog, RunLog, fmt_duration, summary
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
@@ -122,9 +122,8 @@ class Wrapper:
         """One line: job, status, exit code, duration, run id (and attempt of how many)."""
         run_id, status, code, started, finished, attempt, _, _ = self.final or (0, "?", None, 0, 0, 1, "", b"")
         started = self.first_started or started  # the whole run, retries and their delays included
-        of = f", attempt {attempt} of {self.attempts}" if self.attempts > 1 else ""
-        return (f"{status}, exit code {code}, {fmt_duration(finished - started)}, run {run_id or '?'}{of}"
-                f" ({self.final[6] if self.final else ''})")
+        return summary(status, code, finished - started, run_id, attempt, self.attempts,
+                       self.final[6] if self.final else "")
 
     def _say(self, line: str) -> None:
         try:
@@ -436,6 +435,17 @@ class Wrapper:
             # the collections of the hours a job may run
             gc.freeze()
             gc.enable()
+        if run_id:
+            # the live copy `jobctl logs --follow` reads, created at the first output, removed once recorded
+            proc.output.spool_to(paths.output_spool(self.state, run_id))
+        try:
+            return self._wait(log, signals, proc, attempt, run_id, trigger, started, env)
+        finally:
+            proc.output.close_spool()
+
+    def _wait(self, log: RunLog, signals: Signals, proc: Attempt, attempt: int, run_id: int, trigger: str,
+              started: float, env: dict[str, str]) -> tuple[str, int]:
+        """Wait for the attempt's process, then record how it ended."""
         wstatus, ended_by, forwarded = proc.wait(self.timeout, self.grace)
         sig: int | None = None
         if ended_by == "timeout":
