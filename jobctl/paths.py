@@ -153,6 +153,11 @@ def backups_dir(state: str) -> str:
     return os.path.join(state, "backups")
 
 
+def adopted_records(state: str) -> str:
+    """What each `import --adopt` took out of the crontab, for `uninstall --restore` (never pruned with backups)."""
+    return os.path.join(backups_dir(state), "import-adopted.json")
+
+
 def apply_lock(state: str) -> str:
     """Serialises apply, uninstall and export --record (a blocking flock, crontab.apply_lock; never deleted)."""
     return os.path.join(state, "apply.lock")

@@ -64,8 +64,6 @@ _DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FIELD_RANGES: tuple[tuple[int, int, tuple[str, ...]], ...] = (
     (0, 59, ()), (0, 23, ()), (1, 31, ()), (1, 12, _MONTHS), (0, 7, _DAYS))
 STDIN_DELIMITER = "JOBCTL_STDIN"
-#: the file the adopt records live in, in the backups directory (paths.backups_dir)
-ADOPTED = "import-adopted.json"
 
 
 class ImportProblem(JobctlError):
@@ -1169,7 +1167,7 @@ def _outside(text: str, state: str, label: str) -> str:
 
 
 def _records_path(state: str) -> str:
-    return os.path.join(paths.backups_dir(state), ADOPTED)
+    return paths.adopted_records(state)
 
 
 def records(state: str) -> list[dict[str, Any]]:
