@@ -148,3 +148,17 @@ def test_help_and_version_fail_as_typer_does_when_stdout_cannot_take_them(flag: 
         assert "Traceback" not in done.stderr, done.stderr
         codes.append(done.returncode)
     assert codes[0] == codes[1]
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["plan"], ["history"], ["show", "a"],
+                                     ["why", "a"], ["completion", "bash"], ["validate"], ["schema"]])
+@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"])
+def test_a_command_whose_stdout_is_full_or_closed_says_so_and_writes_no_crash_report(command, redirect, write_job):
+    """A reader that went away is not a bug in jobctl: one line, no exit 70, no crash report in the state dir."""
+    write_job("a.yaml", 'schedule: "@daily"\ncommand: "true"\n')
+    line = " ".join([sys.executable, "-m", "jobctl", *command, redirect])
+    done = subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr
+    assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+    state = os.environ["JOBCTL_STATE_DIR"]
+    assert not [f for f in os.listdir(state) if f.startswith("jobctl-crash")] if os.path.isdir(state) else True

@@ -203,6 +203,30 @@ def test_why_due_and_ran_names_the_run(write_job):
     assert all(ln.startswith("  - ") for ln in lines[1:])
 
 
+def test_why_two_runs_for_one_minute_are_told_apart(write_job, tmp_path):
+    """The line twice in a crontab: the verdict names the last run with its own result, and that it ran twice."""
+    flag = tmp_path / "ran-once"
+    write_job("tick.yaml", 'schedule: "* * * * *"\n'
+                           f'command: "if [ -e {flag} ]; then exit 3; fi; touch {flag}"\n')
+    apply()
+    for _ in range(3):  # both runs inside one minute
+        flag.unlink(missing_ok=True)
+        cron_runs("tick")
+        cron_runs("tick")
+        rows = sorted(runhelp.rows(state(), "tick"), key=lambda r: r["id"])[-2:]
+        if rows[0]["scheduled_for"] == rows[1]["scheduled_for"]:
+            break
+    else:
+        pytest.skip("could not start two runs inside one minute")
+    first, second = sorted(rows, key=lambda r: r["id"])
+    assert (first["status"], second["status"]) == ("succeeded", "failed")
+    out = why("tick", "--at", z(minute_of(second["scheduled_for"])))
+    assert out["reason"] == "ran"
+    assert f"ran 2 times, the last: run {second['id']} " in out["verdict"] and "failed (exit 3)" in out["verdict"]
+    assert f"run {first['id']} " not in out["verdict"]
+    assert any("it ran more than once" in line for line in out["evidence"])
+
+
 def test_why_paused_says_since_when(write_job):
     write_job("tick.yaml", 'schedule: "* * * * *"\ncommand: "true"\n')
     apply()

@@ -247,6 +247,35 @@ def _crash_report(exc: BaseException) -> str:
     return "(could not be written)"
 
 
+def _stdout_unusable(exc: BaseException) -> str | None:
+    """Why standard output could not take what a command printed (closed, full, gone); None for anything else.
+
+    A write that fails for lack of space is put down to stdout only when
+    stdout is where space ran out: a device that refuses it (/dev/full) or a
+    file on a file system with no room left.
+    """
+    import errno
+    import stat
+
+    if sys.stdout is None:
+        return "it is closed"
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EPIPE, errno.ENOSPC, errno.EBADF, errno.EDQUOT):
+        return None
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return "it is closed"
+    if exc.errno in (errno.EPIPE, errno.EBADF):
+        return exc.strerror
+    if not stat.S_ISREG(st.st_mode):
+        return exc.strerror if stat.S_ISCHR(st.st_mode) else None
+    try:
+        full = os.fstatvfs(sys.stdout.fileno()).f_bavail == 0
+    except OSError:
+        return None
+    return exc.strerror if full else None
+
+
 def main() -> None:
     answer = _answer_without_typer(sys.argv[1:])
     if answer is not None:
@@ -271,6 +300,11 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
         from jobctl.errors import ExitCode
 
+        why = _stdout_unusable(exc)
+        if why is not None:
+            # `> /dev/full`, `>&-`: the reader's side, not a bug; nothing to report, as for a closed pipe
+            print(f"jobctl: cannot write to standard output: {why}", file=sys.stderr)
+            sys.exit(int(ExitCode.NOT_OK))
         report = _crash_report(exc)
         print(f"jobctl: internal error: {type(exc).__name__}: {exc} (full report: {report})", file=sys.stderr)
         sys.exit(int(ExitCode.INTERNAL))

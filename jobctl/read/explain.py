@@ -263,9 +263,10 @@ def subject(ctx: Context, name: str) -> Subject:
         where = ctx.directory if ctx.readable else "the applied jobs"
         from difflib import get_close_matches
 
-        close = get_close_matches(name, sorted(set(known)), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else (f"; jobs: {', '.join(sorted(set(known)))}"
-                                                              if known else "")
+        names = sorted(set(known))
+        close = get_close_matches(name, names, n=1)
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more (jobctl status)" if len(names) > 10 else "")
+        hint = f"; did you mean {close[0]!r}?" if close else (f"; jobs: {listed}" if names else "")
         raise UnknownJob(f"no job named {name!r} in {where} or the crontab{hint}")
     return Subject(name, job, file_job, defn, ctx.entries.get(name))
 
@@ -758,8 +759,21 @@ def _recorded(ctx: Context, sub: Subject, at: datetime, rows: list[Any], due: bo
     if not due:
         evidence.append("the schedule read now is not due then: it may have changed since the run")
     if real:
-        first, last = real[0], real[-1]
+        # a run is its first attempt and the retries after it; two runs for one minute (the line twice in the
+        # crontab, a catch-up run beside cron's) are told apart, each with its own result
+        runs: list[list[Any]] = []
+        for r in real:
+            if not runs or (r["attempt"] == 1 and r["trigger"] != "retry"):
+                runs.append([r])
+            else:
+                runs[-1].append(r)
+        if len(runs) > 1:
+            evidence.append(f"{len(runs)} runs started for this minute (runs "
+                            f"{', '.join(str(run[0]['id']) for run in runs)}): it ran more than once")
+        first, last = runs[-1][0], runs[-1][-1]
         how = {"catchup": "made up by the catch-up pass", "retry": "ran (retried)"}.get(first["trigger"], "ran")
+        if len(runs) > 1:
+            how = f"ran {len(runs)} times, the last"
         ended = ("is still running" if last["status"] == "running" else
                  f"{last['status']}" + (f" (exit {last['exit_code']})" if last["exit_code"] is not None else ""))
         attempts = f" after {last['attempt']} attempts" if last["attempt"] > 1 else ""
