@@ -393,6 +393,35 @@ def test_finish_last_is_finish_run_and_after_run_in_one_transaction(tmp_path: Pa
         log.close()
 
 
+def test_a_finished_run_is_synced_to_disk_after_its_commit_and_outside_the_write_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durable across a power cut, without holding a herd's writers behind the sync."""
+    path = str(tmp_path / "runs.db")
+    log = store.connect(path, checkpoint=False)
+    rid = log.start_run("a", "schedule", 1, None, 1.0, 1, "h", "b")
+    seen: list[tuple[str, str, bool]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        other = sqlite3.connect(path, timeout=0)
+        try:
+            status = other.execute("SELECT status FROM runs WHERE id = ?", (rid,)).fetchone()[0]
+            try:  # the write lock is free while the sync runs
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                free = True
+            except sqlite3.OperationalError:
+                free = False
+        finally:
+            other.close()
+        seen.append((os.readlink(f"/proc/self/fd/{fd}"), status, free))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    log.finish_last(rid, "succeeded", 0, None, 2.0, "exit status 0", b"", b"", 0, 0, "a", 10, 10**8, 3.0)
+    assert seen == [(path + "-wal", "succeeded", True)]
+
+
 def test_the_state_directory_modes_are_unchanged_by_the_wal_left_behind(tmp_path: Path) -> None:
     state = str(tmp_path / "state")
     applied.write(state, job("t"))
