@@ -753,3 +753,185 @@ def test_any_command_and_input_read_back_from_the_job_file_as_cron_ran_them(tmp_
             assert spec.command == command
 
     check()
+
+
+# --- never twice, never lost: restore over entries already back, adopts killed half way ---------------------
+
+KILL = r"""
+import os, signal, sys
+what = sys.argv[1]
+if what == "apply":  # the adopt's record is saved, the crontab not yet written
+    from jobctl.install import crontab
+    crontab.apply = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+else:  # between the two renames: the entries are out of the file, jobctl's block not yet written
+    real = os.replace
+    def replace(src, dst, *a, **k):
+        if dst == os.environ["JOBCTL_CRONTAB"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(src, dst, *a, **k)
+    os.replace = replace
+from jobctl.cli.app import main
+sys.argv = ["jobctl", *sys.argv[2:]]
+main()
+"""
+
+
+def killed_adopt(when: str, *args: str) -> None:
+    """A real jobctl import --adopt process, SIGKILLed at ``when``."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILL, when, "import", "--adopt", *args], capture_output=True)
+    assert done.returncode == -9, done.stderr
+
+
+def jobctl(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "jobctl", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_restore_does_not_put_back_entries_that_stand_in_the_crontab_again(jobs_dir):
+    target = Path(os.environ["JOBCTL_CRONTAB"])
+    target.write_bytes(b'MAILTO=""\n0 1 * * * /usr/bin/backup.sh\n')
+    original = target.read_bytes()
+    assert jobctl("import", "--adopt").returncode == 0
+    [backup] = (Path(os.environ["JOBCTL_STATE_DIR"]) / "backups").glob("import-original-*.txt")
+    shutil.copy(backup, target)  # the operator restored it by hand
+    done = jobctl("uninstall", "--restore")
+    assert done.returncode == 0, done.stderr
+    assert "not put back twice" in done.stdout
+    assert target.read_bytes() == original
+    assert importer.records(os.environ["JOBCTL_STATE_DIR"]) == []
+
+
+def test_an_adopt_killed_before_it_wrote_the_crontab_is_restored_as_it_is(jobs_dir):
+    target = Path(os.environ["JOBCTL_CRONTAB"])
+    target.write_bytes(b"# nightly\n0 1 * * * /usr/bin/backup.sh\n")
+    original = target.read_bytes()
+    killed_adopt("apply")
+    assert target.read_bytes() == original and importer.pending(os.environ["JOBCTL_STATE_DIR"])
+    done = jobctl("uninstall", "--restore")
+    assert done.returncode == 0, done.stderr
+    assert target.read_bytes() == original  # not twice
+    assert importer.records(os.environ["JOBCTL_STATE_DIR"]) == []
+
+
+def test_adopt_again_after_a_killed_one_finishes_it_and_imports_nothing_twice(jobs_dir):
+    target = Path(os.environ["JOBCTL_CRONTAB"])
+    target.write_bytes(b"# nightly\n0 1 * * * /usr/bin/backup.sh\n")
+    original = target.read_bytes()
+    killed_adopt("apply")
+    files = sorted(p.name for p in jobs_dir.iterdir())
+    done = jobctl("import", "--adopt")
+    assert done.returncode == 0, done.stderr
+    assert "finished the adopt killed before it wrote" in done.stderr
+    assert sorted(p.name for p in jobs_dir.iterdir()) == files  # no second file for the same entry
+    text = target.read_text()
+    assert "/usr/bin/backup.sh\n" not in text and list(block(text)) == ["backup"]
+    assert importer.pending(os.environ["JOBCTL_STATE_DIR"]) == []
+    assert jobctl("uninstall", "--restore").returncode == 0
+    assert target.read_bytes() == original
+
+
+def test_a_system_file_adopt_killed_between_its_renames_is_finished_or_restored(jobs_dir, tmp_path):
+    state = os.environ["JOBCTL_STATE_DIR"]
+    block_file = Path(os.environ["JOBCTL_CRONTAB"])
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    source = sub / "backup"
+    source.write_bytes(b"SHELL=/bin/sh\n0 1 * * * root /usr/bin/backup.sh\n")
+    original = source.read_bytes()
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILL, "rename", "import", "--adopt", "--system-file", "backup"],
+                          capture_output=True, cwd=sub)
+    assert done.returncode == -9, done.stderr
+    assert b"backup.sh" not in source.read_bytes() and not block_file.exists()  # the window: in neither
+    [record] = importer.pending(state)
+    assert record["file"] == str(source)  # absolute, whatever the directory it was typed in
+    # doctor's view of it: pending says which adopt and where
+    again = jobctl("import", "--adopt", "--system-file", str(source))
+    assert again.returncode == 0, again.stderr
+    assert "killed between its two writes" in again.stderr
+    assert list(block(block_file.read_text())) == ["backup"] and importer.pending(state) == []
+    restored = jobctl("uninstall", "--system", "--restore", cwd="/")  # from another directory
+    assert restored.returncode == 0, restored.stderr
+    assert source.read_bytes() == original and not block_file.exists()
+    assert [p.name for p in sub.iterdir()] == ["backup"]  # no staged file left behind
+
+
+def test_a_system_file_adopt_killed_between_its_renames_can_be_restored_directly(jobs_dir, tmp_path):
+    source = tmp_path / "backup.cron"
+    source.write_bytes(b"0 1 * * * root /usr/bin/backup.sh\n")
+    original = source.read_bytes()
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KILL, "rename", "import", "--adopt", "--system-file",
+                           str(source)], capture_output=True)
+    assert done.returncode == -9
+    restored = jobctl("uninstall", "--system", "--restore")
+    assert restored.returncode == 0, restored.stderr
+    assert source.read_bytes() == original
+
+
+def test_mail_notes_follow_the_block_where_it_stands(jobs_dir, write_job):
+    target = Path(os.environ["JOBCTL_CRONTAB"])
+    target.write_text("MAILTO=root\n")
+    write_job("other.yaml", 'schedule: "0 3 * * *"\ncommand: "true"\n')
+    assert invoke("apply").exit_code == 0
+    target.write_text(target.read_text() + "MAILTO=ops@example.com\n0 1 * * * a\n")
+    result = invoke("import", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    [job] = json.loads(result.stdout)["jobs"]
+    # the block stands below MAILTO=root, so its lines' mail goes to root, not to ops@example.com
+    assert any("would not reach (it goes to root)" in n for n in job["notes"]), job["notes"]
+
+
+def test_a_system_file_line_of_a_user_that_does_not_exist_is_kept_out(tmp_path):
+    source = tmp_path / "f"
+    source.write_text("0 1 * * * root /bin/true\n0 2 * * * no-such-user-x9 /bin/false\n")
+    pwd_missing = "no-such-user-x9"
+    with pytest.raises(KeyError):
+        pwd.getpwnam(pwd_missing)
+    for args in (["--dry-run"], []):
+        result = invoke("import", "--system-file", str(source), "--out", str(tmp_path / "out"), "--json", *args)
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert [j["line"] for j in report["jobs"]] == [1]
+        assert [k["line"] for k in report["kept_out"]] == [2] and pwd_missing in report["kept_out"][0]["reason"]
+
+
+def test_a_jobs_directory_the_loader_refuses_is_said_before_writing(tmp_path):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    nobody = pwd.getpwnam("nobody")
+    os.chown(out, nobody.pw_uid, nobody.pw_gid)
+    source = tmp_path / "in.crontab"
+    source.write_text("0 1 * * * a\n")
+    result = invoke("import", str(source), "--out", str(out))
+    assert result.exit_code not in (0, 70) and "nobody" in result.stderr and "a bug" not in result.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_user_sets_user_on_every_job_and_root_is_warned_without_it(tmp_path):
+    report, out = imported("0 1 * * * a\n0 2 * * * b\n", tmp_path, "--user", "nobody")
+    assert {j.user for j in loaded(out).values()} == {"nobody"}
+    assert not any("RUN AS ROOT" in n for n in report["notes"])
+    source = tmp_path / "in.crontab"
+    result = invoke("import", str(source), "--dry-run")
+    assert result.exit_code == 0
+    if os.geteuid() == 0:
+        assert "THESE JOBS WILL RUN AS ROOT" in result.stdout and "--user NAME" in result.stdout
+    assert invoke("import", str(source), "--user", "no-such-user-x9", "--dry-run").exit_code == 2
+
+
+def test_env_names_are_kept_out_exactly_when_the_loader_refuses_them(tmp_path):
+    from jobctl.jobs import spec
+
+    report, out = imported("JOBCTL_X=1\n0 1 * * * a\n", tmp_path)
+    assert loaded(out)["a"].env["JOBCTL_X"] == "1"
+    reserved = spec.RESERVED_ENV[0]
+    (tmp_path / "again").mkdir()
+    report, _ = imported(f"{reserved}=1\n0 1 * * * a\n", tmp_path / "again")
+    [kept] = report["kept_out"]
+    assert reserved in kept["reason"] and "not starting with a digit or JOBCTL_" not in kept["reason"]

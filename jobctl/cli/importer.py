@@ -49,6 +49,38 @@ def _source(source: str | None, system_file: str | None) -> tuple[str, str, bool
     return text, tgt.label, not tgt.absent
 
 
+def _check_directory(directory: str) -> None:
+    """The jobs directory as the loader would refuse it (another user's, open to others): said before any write."""
+    from jobctl.jobs import loader
+
+    if not os.path.isdir(directory):
+        return
+    loaded = loader.read(directory)
+    if loaded.error is not None:
+        common.fail(JobctlError(f"{loaded.error.message}; nothing was written", loaded.error.code))
+    own = [p for p in loaded.problems if os.path.abspath(p.path) == directory]
+    if own:  # the directory itself (its owner, its mode): every job file in it would be refused
+        common.fail(JobctlError(f"{own[0].message}; nothing was written", ExitCode.NOT_OK))
+
+
+def _finish_pending(system: bool) -> None:
+    """An earlier import --adopt killed half way: finish it first, so that nothing is imported or installed twice."""
+    from jobctl.install import importer
+    from jobctl.jobs import loader
+
+    state = common.state()
+    tgt = common.target(system)
+    try:
+        for record in importer.pending(state):
+            if record.get("target") != tgt.label:
+                continue
+            jobs = common.valid_jobs(loader.read(record["jobs_dir"]))
+            said = importer.finish(record, jobs, state, tgt)
+            print(f"jobctl import --adopt: {said}", file=sys.stderr)
+    except JobctlError as exc:
+        common.fail_problems(exc)
+
+
 def _check_written(conversion: Conversion, written: list[str]) -> Any:
     """The directory as the loader reads it, after checking each file written loads to what was meant."""
     from jobctl.install import importer
@@ -79,7 +111,7 @@ def _check_written(conversion: Conversion, written: list[str]) -> Any:
 @app.command(name="import", epilog=(
     "Examples:\n\n  jobctl import --dry-run          # your crontab: what would be written\n\n"
     "  jobctl import ~/old.crontab --out ./jobs.d\n\n"
-    "  crontab -l -u deploy | jobctl import - --out /srv/deploy/jobs.d\n\n"
+    "  crontab -l -u deploy | jobctl import - --user deploy --out /srv/deploy/jobs.d\n\n"
     "  sudo jobctl import --system-file /etc/cron.d/backup --adopt\n\n"
     "  jobctl import --adopt            # undone by: jobctl uninstall --restore"))
 def import_(
@@ -98,6 +130,10 @@ def import_(
         "--adopt", help="After the plan: take the imported entries out of the crontab and install jobctl's block "
                         "in one step, keeping the original; jobctl uninstall --restore puts it back.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan; write nothing.")] = False,
+    user: Annotated[str | None, typer.Option(
+        "--user", "-u", metavar="NAME",
+        help="Set user: NAME on every imported job (the crontab was NAME's: crontab -l -u NAME); without it "
+             "root's apply runs them as root.")] = None,
     json_out: Json = False,
 ) -> None:
     """Turn a crontab's entries into job files that run the same way.
@@ -120,12 +156,29 @@ def import_(
     if adopt and dry_run:
         common.fail(JobctlError("--adopt and --dry-run contradict each other; --dry-run shows the plan",
                                 ExitCode.USAGE))
-    text, label, found = _source(source, system_file)
+    if user is not None:
+        import pwd
+
+        if system_file is not None:
+            common.fail(JobctlError("--user is for a crontab in the user format; a --system-file names the user of "
+                                    "each line in its user column", ExitCode.USAGE))
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            common.fail(JobctlError(f"--user {common.printable(user)}: no such user on this host", ExitCode.USAGE))
     directory = os.path.abspath(out or paths.jobs_dir(None))
+    if adopt:
+        _finish_pending(system_file is not None)
+    text, label, found = _source(source, system_file)
+    _check_directory(directory)
     try:
-        conversion = importer.convert(text, label, directory, system=system_file is not None)
+        conversion = importer.convert(text, label, directory, system=system_file is not None, user=user)
     except JobctlError as exc:
         common.fail(exc)
+    if (os.geteuid() == 0 and user is None and system_file is None and source is not None
+            and conversion.jobs):
+        conversion.notes.insert(0, "THESE JOBS WILL RUN AS ROOT when root applies them (no user: key): pass "
+                                   "--user NAME if this was another user's crontab (crontab -l -u NAME)")
     if adopt:
         why = importer.adoptable(conversion)
         if why:
@@ -159,7 +212,8 @@ def import_(
     state = common.state()
     tgt = common.target(system_file is not None)
     try:
-        done = importer.adopt(conversion, jobs, state, tgt, system_file)
+        done = importer.adopt(conversion, jobs, state, tgt,
+                              os.path.realpath(system_file) if system_file is not None else None)
     except JobctlError as exc:
         importer.remove(written)
         common.fail_problems(JobctlError(f"{exc.message} (the imported job files were removed again)", exc.code))

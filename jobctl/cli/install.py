@@ -292,6 +292,12 @@ def uninstall(
         return
     if restored.outcome.plan.changes:
         render.uninstall_summary(restored.outcome)
-    print(f"put back the {restored.lines} {render.plural(restored.lines, 'line')} jobctl import --adopt took out "
-          f"(entries and the comments above them), byte for byte, in {', '.join(restored.places)}; the job files "
-          "stay (jobctl apply would install them again)")
+    if restored.already:
+        print(f"the entries jobctl import --adopt took out stand in {', '.join(restored.already)} already (put back "
+              "by hand, or an adopt interrupted before it wrote): left as they are, not put back twice")
+    if restored.places:
+        print(f"put back the {restored.lines} {render.plural(restored.lines, 'line')} jobctl import --adopt took "
+              f"out (entries and the comments above them), byte for byte, in {', '.join(restored.places)}; the job "
+              "files stay (jobctl apply would install them again)")
+    else:
+        print("the job files stay (jobctl apply would install them again)")

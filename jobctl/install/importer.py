@@ -105,6 +105,8 @@ class Reading:
     #: every setting of the crontab in the order read: (name, value, line)
     settings: list[tuple[str, str, int]]
     notes: list[str] = field(default_factory=list)
+    #: the line of the first jobctl block's BEGIN marker (None: no block; apply adds one at the end)
+    block_at: int | None = None
 
 
 def _problem(label: str, number: int, message: str) -> ImportProblem:
@@ -339,6 +341,8 @@ def read(text: str, label: str, system: bool = False) -> Reading:
         _check_text(line, number, label, is_comment)
         if _is_marker(line):
             in_block = bare.startswith(crontab.BEGIN)
+            if in_block and reading.block_at is None:
+                reading.block_at = number
             comments = []
             continue
         if in_block:
@@ -718,7 +722,8 @@ def _convert_entry(entry: Entry, system: bool, block_mailto: str | None) -> _Dra
     bad = [n for n in settings if not spec.ENV_NAME_RE.match(n) or n in spec.RESERVED_ENV]
     if bad:
         return KeptOut(entry, f"cron gives it the variable {bad[0]!r} (line {entry.settings[bad[0]][1]}), which a "
-                              "job's env cannot hold (letters, digits and '_', not starting with a digit or JOBCTL_)")
+                              f"job's env cannot hold (letters, digits and '_', not starting with a digit; not "
+                              f"{', '.join(spec.RESERVED_ENV)}, which jobctl sets for every run)")
     try:
         when = schedule_mod.parse(entry.schedule)
     except schedule_mod.ScheduleError as exc:
@@ -959,22 +964,46 @@ def _existing(directory: str) -> tuple[set[str], bool, bool]:
     return names, has_defaults, bool(jobs)
 
 
-def convert(text: str, label: str, directory: str, system: bool = False) -> Conversion:
+def above_block(reading: Reading) -> list[tuple[str, str, int]]:
+    """The settings cron gives jobctl's lines: those above its block where there is one, else all (it goes last)."""
+    if reading.block_at is None:
+        return reading.settings
+    return [s for s in reading.settings if s[2] < reading.block_at]
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def convert(text: str, label: str, directory: str, system: bool = False, user: str | None = None) -> Conversion:
     """The job files for a crontab's entries, with notes; ImportProblem when cron would refuse the crontab."""
     reading = read(text, label, system)
     taken, has_defaults, has_jobs = _existing(directory)
     block_mailto = None
     if not system:
-        for name, value, _ in reading.settings:
+        for name, value, _ in above_block(reading):
             if name == "MAILTO":
                 block_mailto = value
     drafts: list[_Draft] = []
     kept: list[KeptOut] = []
     for entry in reading.entries:
+        if system and entry.user and not _user_exists(entry.user):
+            kept.append(KeptOut(entry, f"user {entry.user!r} does not exist on this host: cron skips this line "
+                                       "(ORPHAN), and a job's user: must exist; create the user, then import "
+                                       "this line"))
+            continue
         result = _convert_entry(entry, system, block_mailto)
         if isinstance(result, KeptOut):
             kept.append(result)
         else:
+            if user is not None and not system:
+                result.keys["user"] = user
             drafts.append(result)
     names, name_notes = _assign_names(drafts, taken)
     clash = sorted({n for n in names if n in taken})
@@ -1252,7 +1281,7 @@ def adoptable(conversion: Conversion) -> str | None:
     if conversion.system:
         return None
     shell = None
-    for name, value, _ in read(conversion.text, conversion.label).settings:
+    for name, value, _ in above_block(read(conversion.text, conversion.label)):
         if name == "SHELL":
             shell = value
     if shell and os.path.basename(shell) not in crontab.POSIX_SHELLS:
@@ -1265,10 +1294,15 @@ def adopt(conversion: Conversion, jobs: list[Any], state: str, target: crontab.T
           source_path: str | None = None) -> Adopted:
     """Take the imported entries out and install jobctl's block (apply), keeping the text before for restore.
 
-    With ``source_path`` (an /etc/cron.d-style file) the entries come out of
-    that file first, then apply writes the system block; if apply fails the
-    file is written back.  Otherwise the entries leave the crontab in the
-    very write that installs the block.
+    The record restore reads is saved first, marked ``pending`` until both
+    the crontab and jobctl's block are written: a killed adopt leaves a
+    pending record that pending()/finish() (import --adopt again) and
+    restore act on.  For the user crontab the entries leave in the very
+    write that installs the block.  With ``source_path`` (an
+    /etc/cron.d-style file) the trimmed file is staged next to it and synced,
+    apply prepares everything, and the two renames follow back to back
+    (_FileThenBlock): a kill between them, a window of two system calls,
+    leaves the pending record saying what to finish.
     """
     lines = {job.entry.line for job in conversion.jobs}
     lines.update(n for job in conversion.jobs for n in job.entry.comment_lines)
@@ -1278,6 +1312,7 @@ def adopt(conversion: Conversion, jobs: list[Any], state: str, target: crontab.T
     record: dict[str, Any] = {
         "at": time.time(), "target": target.label, "file": source_path, "lines": sorted(lines),
         "jobs": [job.name for job in conversion.jobs], "jobs_dir": conversion.directory, "backup": backup,
+        "pending": True, "text": conversion.text,
     }
     if source_path is None:
         record["original"] = _outside(conversion.text, state, target.label)
@@ -1286,20 +1321,192 @@ def adopt(conversion: Conversion, jobs: list[Any], state: str, target: crontab.T
         record["original"], record["adopted"] = conversion.text, adopted_text
     _save(state, [*data, record])
     try:
-        if source_path is None:
-            outcome = crontab.apply(jobs, state, _Without(target, conversion.text, lines), conversion.directory,
-                                    prune_others=False)
-        else:
-            _replace_file(source_path, conversion.text, adopted_text)
-            try:
-                outcome = crontab.apply(jobs, state, target, conversion.directory, prune_others=False)
-            except BaseException:
-                _replace_file(source_path, adopted_text, conversion.text)
-                raise
+        outcome = _carry_out(record, jobs, state, target)
     except BaseException:
         _save(state, data)
         raise
+    _done(state, record)
     return Adopted(outcome, source_path or target.label, sorted(lines), backup)
+
+
+def _carry_out(record: dict[str, Any], jobs: list[Any], state: str, target: crontab.Target) -> crontab.Outcome:
+    """The writes of an adopt whose record is saved: the crontab less the entries with the block, or the file's."""
+    lines = set(record["lines"])
+    if not record.get("file"):
+        without = _Without(target, record["text"], lines)
+        outcome = crontab.apply(jobs, state, without, record["jobs_dir"], prune_others=False)
+        if not outcome.wrote:  # the block had these jobs already (applied by hand): the entries must still go
+            with crontab.apply_lock(state):
+                target.write(without.read())
+        return outcome
+    staged = _FileThenBlock(target, record["file"], record["text"], record["adopted"])
+    try:
+        outcome = crontab.apply(jobs, state, staged, record["jobs_dir"], prune_others=False)
+        if staged.staged is not None:  # the block had these jobs already: the entries must still go
+            staged.trim_only()
+        return outcome
+    finally:
+        staged.discard()
+
+
+def _done(state: str, record: dict[str, Any]) -> None:
+    """Mark an adopt's record finished (both writes done)."""
+    data = records(state)
+    for r in data:
+        if r.get("backup") == record["backup"]:
+            r.pop("pending", None)
+            r.pop("text", None)
+    _save(state, data)
+
+
+def pending(state: str) -> list[dict[str, Any]]:
+    """The adopts that were killed (or failed hard) before both their writes were done.
+
+    For doctor and import --adopt: each holds ``target``, ``file`` (an
+    /etc/cron.d-style file or None), ``jobs``, ``jobs_dir`` and ``backup``.
+    """
+    return [r for r in records(state) if r.get("pending")]
+
+
+def _installed_all(state: str, target: crontab.Target, names: list[str]) -> bool:
+    entries = crontab.installed(state, target)
+    return all(n in entries for n in names)
+
+
+def finish(record: dict[str, Any], jobs: list[Any], state: str, target: crontab.Target) -> str:
+    """Finish a pending adopt (import --adopt again): do what it had not done, or drop it; what was done, said.
+
+    The crontab (or file) still holding what the adopt read: the adopt again,
+    with the job files it wrote.  The entries out and the jobs in the block:
+    it was done, only its mark was left.  The entries out of the file but
+    the block not written (killed between the two renames): apply.  Anything
+    else: CrontabConflict, saying what to do.
+    """
+    where = record.get("file") or target.label
+    if record.get("file"):
+        text = _read_file(record["file"])
+        if text == record["text"]:
+            _carry_out(record, jobs, state, target)
+            _done(state, record)
+            return f"finished the adopt killed before it wrote: took its lines out of {where} and applied"
+        if text == record["adopted"]:
+            if _installed_all(state, target, record["jobs"]):
+                _done(state, record)
+                return f"the adopt of {where} had finished; its record is marked done"
+            crontab.apply(jobs, state, target, record["jobs_dir"], prune_others=False)
+            _done(state, record)
+            return (f"finished the adopt killed between its two writes: its lines were out of {where} but not in "
+                    f"{target.label}; applied them now")
+    else:
+        text = target.read()
+        if text == record["text"]:
+            _carry_out(record, jobs, state, target)
+            _done(state, record)
+            return f"finished the adopt killed before it wrote: took its lines out of {where} and applied"
+        if _outside(text, state, target.label) == record["adopted"] and _installed_all(state, target,
+                                                                                       record["jobs"]):
+            _done(state, record)
+            return f"the adopt of {where} had finished; its record is marked done"
+    raise crontab.CrontabConflict(
+        f"an earlier jobctl import --adopt of {where} was interrupted and {where} changed since; nothing was "
+        f"changed. Its text before is in {record['backup']}; run jobctl uninstall"
+        f"{' --system' if target.system else ''} --restore to put its entries back, then import again")
+
+
+def _stage(path: str, text: str, mode: int) -> str:
+    """``text`` in a synced temporary file next to ``path``, to be renamed over it."""
+    from jobctl.files import _temp_for, _write
+
+    fd, tmp = _temp_for(path)
+    try:
+        _write(fd, text.encode("utf-8", "surrogateescape"), mode)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class _FileThenBlock(crontab.Target):
+    """The system block's target for an adopt of an /etc/cron.d-style file: both files replaced back to back.
+
+    The trimmed file is staged (written and synced next to it) before apply
+    starts; apply's write of the block stages the block the same way, then
+    renames the file, then the block: nothing but two rename(2) calls lies
+    between the entries leaving the file and the jobs entering cron's.
+    """
+
+    def __init__(self, target: crontab.Target, path: str, expected: str, trimmed: str) -> None:
+        self.target = target
+        self.system = target.system
+        self.label = target.label
+        self.path = path
+        self.expected = expected
+        try:
+            self.mode = os.stat(path).st_mode & 0o7777
+            self.staged: str | None = _stage(path, trimmed, self.mode)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot write {path}: {exc.strerror}; nothing was changed") from None
+
+    def discard(self) -> None:
+        if self.staged:
+            _unlink(self.staged)
+            self.staged = None
+
+    def read(self) -> str:
+        text = self.target.read()
+        self.absent = self.target.absent
+        return text
+
+    def remove(self) -> None:
+        self.target.remove()
+
+    def trim_only(self) -> None:
+        """The file's entries out when the block needed no write."""
+        if self.staged is None or _read_file(self.path) != self.expected:
+            raise crontab.CrontabConflict(f"{self.path} changed since jobctl read it; nothing was changed. Run the "
+                                          "command again")
+        os.replace(self.staged, self.path)
+        self.staged = None
+        _fsync_dir(self.path)
+
+    def write(self, text: str) -> None:
+        if not isinstance(self.target, crontab.FileCrontab) or not text or self.staged is None:
+            raise JobctlError(f"cannot adopt into {self.label}: not a crontab file; nothing was changed")
+        if _read_file(self.path) != self.expected:
+            raise crontab.CrontabConflict(f"{self.path} changed since jobctl read it; nothing was changed. Run the "
+                                          "command again")
+        block = _stage(self.target.path, text, 0o644)
+        try:
+            os.replace(self.staged, self.path)  # the entries leave the file...
+            self.staged = None
+            try:
+                os.replace(block, self.target.path)  # ...and the jobs enter jobctl's file, right after
+                _fsync_dir(self.path)
+                _fsync_dir(self.target.path)
+                self.target.verify()
+            except BaseException:
+                _replace_file(self.path, _read_file(self.path), self.expected)
+                raise
+        except BaseException:
+            _unlink(block)
+            raise
 
 
 def _read_file(path: str) -> str:
@@ -1362,11 +1569,54 @@ def _reinsert(text: str, record: dict[str, Any]) -> str | None:
     return "".join(out)
 
 
-def _undo(text: str, mine: list[dict[str, Any]], label: str, backup: str) -> str:
-    """The text before the adopts ``mine``, newest first: exactly, or with lines added since kept."""
+def _taken(record: dict[str, Any]) -> list[str]:
+    """The entry lines an adopt took out (not the comments above them), without their newline."""
+    import difflib
+
+    original, adopted = _text_lines(record["original"]), _text_lines(record["adopted"])
+    out: list[str] = []
+    for tag, o0, o1, _, _ in difflib.SequenceMatcher(None, original, adopted, autojunk=False).get_opcodes():
+        if tag in ("delete", "replace"):
+            out.extend(line.rstrip("\n") for line in original[o0:o1]
+                       if line.strip(BLANKS + "\n") and not line.lstrip(BLANKS).startswith("#"))
+    return out
+
+
+def _back_already(text: str, record: dict[str, Any]) -> bool | None:
+    """Whether the entries an adopt took out stand in ``text`` again: True all, False none, None some."""
+    from collections import Counter
+
+    taken = Counter(_taken(record))
+    if not taken:
+        return False
+    have = Counter(line.rstrip("\n") for line in _text_lines(text))
+    original = Counter(line.rstrip("\n") for line in _text_lines(record["original"]))
+    # an entry is back when the text holds it as often as the original did
+    back = [have[line] >= original[line] for line in taken]
+    return True if all(back) else False if not any(back) else None
+
+
+def _undo(text: str, mine: list[dict[str, Any]], label: str, backup: str,
+          already: list[dict[str, Any]] | None = None) -> str:
+    """The text before the adopts ``mine``, newest first: exactly, or with lines added since kept.
+
+    A record whose entries stand in the text already (put back by hand, or
+    an adopt killed before it wrote) is not put back again: it goes into
+    ``already``.
+    """
     for record in reversed(mine):
         if text == record["adopted"]:
             text = record["original"]
+            continue
+        back = _back_already(text, record)
+        if back is None:
+            raise crontab.CrontabConflict(
+                f"{label} holds some of the entries jobctl import --adopt took out and not others; nothing was "
+                f"changed: the text before the import is in {record['backup']}, put the missing entries back by "
+                "hand (crontab -e), then run jobctl uninstall without --restore")
+        if back:
+            if already is not None:
+                already.append(record)
             continue
         merged = _reinsert(text, record)
         if merged is None:
@@ -1393,6 +1643,7 @@ class _Restoring(crontab.Target):
         self.system = target.system
         self.label = target.label
         self.mine = mine
+        self.already: list[dict[str, Any]] = []
 
     def read(self) -> str:
         text = self.target.read()
@@ -1400,10 +1651,12 @@ class _Restoring(crontab.Target):
         return text
 
     def write(self, text: str) -> None:
-        self.target.write(_undo(text, self.mine, self.label, self.mine[-1]["backup"]))
+        self.already = []
+        self.target.write(_undo(text, self.mine, self.label, self.mine[-1]["backup"], self.already))
 
     def remove(self) -> None:
-        original = _undo("", self.mine, self.label, self.mine[-1]["backup"])
+        self.already = []
+        original = _undo("", self.mine, self.label, self.mine[-1]["backup"], self.already)
         if original:
             self.target.write(original)
         else:
@@ -1416,10 +1669,17 @@ class Restored:
     #: where entries went back: the crontab's label or the files
     places: list[str]
     lines: int
+    #: where the entries of an adopt stood already (put back by hand, or an adopt killed before it wrote):
+    #: not put back again, their records dropped
+    already: list[str] = field(default_factory=list)
 
 
 def restore(state: str, target: crontab.Target) -> Restored:
-    """`uninstall --restore`: remove jobctl's block and put back what import --adopt took out, byte for byte."""
+    """`uninstall --restore`: remove jobctl's block and put back what import --adopt took out, byte for byte.
+
+    Never twice: the entries of an adopt that stand in the crontab (or file)
+    already are left as they are and its record is dropped.
+    """
     data = records(state)
     mine = [r for r in data if r.get("target") == target.label]
     if not mine:
@@ -1430,22 +1690,31 @@ def restore(state: str, target: crontab.Target) -> Restored:
     for r in mine:
         if r.get("file"):
             files.setdefault(r["file"], []).append(r)
-    originals = {path: _undo(_read_file(path), recs, path, recs[-1]["backup"]) for path, recs in files.items()}
+    already: list[dict[str, Any]] = []
+    originals: dict[str, tuple[str, str]] = {}
+    for path, recs in files.items():
+        now = _read_file(path)
+        originals[path] = (now, _undo(now, recs, path, recs[-1]["backup"], already))
     if inline:
-        outcome = crontab.uninstall(state, _Restoring(target, inline))
+        restoring = _Restoring(target, inline)
+        outcome = crontab.uninstall(state, restoring)
         if not outcome.wrote:  # no block (uninstalled already): the entries alone go back
             with crontab.apply_lock(state):
                 text = target.read()
-                before = _undo(text, inline, target.label, inline[-1]["backup"])
+                restoring.already = []
+                before = _undo(text, inline, target.label, inline[-1]["backup"], restoring.already)
                 if before != text:
                     _keep(state, "crontab-before-restore", text)
                     target.write(before)
                     outcome.wrote = True
+        already.extend(restoring.already)
     else:
         outcome = crontab.uninstall(state, target)
-    for path, text in originals.items():
-        _replace_file(path, files[path][-1]["adopted"], text)
+    for path, (now, text) in originals.items():
+        if text != now:
+            _replace_file(path, now, text)
     _save(state, [r for r in data if r not in mine])
-    places = ([target.label] if inline else []) + sorted(files)
-    return Restored(outcome, places, sum(len(r["lines"]) for r in mine))
-
+    back = [r for r in mine if r not in already]
+    places = sorted({r.get("file") or target.label for r in back})
+    return Restored(outcome, places, sum(len(r["lines"]) for r in back),
+                    sorted({r.get("file") or target.label for r in already}))
