@@ -822,6 +822,8 @@ def test_adopt_again_after_a_killed_one_finishes_it_and_imports_nothing_twice(jo
     original = target.read_bytes()
     killed_adopt("apply")
     files = sorted(p.name for p in jobs_dir.iterdir())
+    doctor = jobctl("doctor")
+    assert "import --adopt of" in doctor.stdout and "was interrupted" in doctor.stdout and doctor.returncode == 1
     done = jobctl("import", "--adopt")
     assert done.returncode == 0, done.stderr
     assert "finished the adopt killed before it wrote" in done.stderr
@@ -829,6 +831,7 @@ def test_adopt_again_after_a_killed_one_finishes_it_and_imports_nothing_twice(jo
     text = target.read_text()
     assert "/usr/bin/backup.sh\n" not in text and list(block(text)) == ["backup"]
     assert importer.pending(os.environ["JOBCTL_STATE_DIR"]) == []
+    assert "ok    import --adopt: no adopt left half done" in jobctl("doctor").stdout
     assert jobctl("uninstall", "--restore").returncode == 0
     assert target.read_bytes() == original
 

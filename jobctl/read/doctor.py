@@ -194,6 +194,22 @@ def wrapper_lines(state: str, system: bool) -> Check:
     return Check("wrapper lines", True, ", ".join(sorted(named)))
 
 
+def adopts_finished(state: str) -> Check:
+    """Whether an `import --adopt` was interrupted between taking entries out and installing their jobs."""
+    from jobctl.install import importer
+
+    try:
+        pending = importer.pending(state)
+    except (OSError, ValueError) as exc:
+        return Check("import --adopt", False, f"cannot read the adopt records: {exc}", "see the message")
+    if not pending:
+        return Check("import --adopt", True, "no adopt left half done")
+    where = ", ".join(sorted({str(r.get("file") or r.get("target")) for r in pending}))
+    return Check("import --adopt", False,
+                 f"an import --adopt of {where} was interrupted: its jobs may run nowhere, or twice",
+                 "run the same jobctl import --adopt again to finish it, or jobctl uninstall [--system] --restore")
+
+
 def job_files_safe(directory: str) -> Check:
     """As root: the job files, the jobs directory and every directory above it are root's alone.
 
@@ -449,6 +465,7 @@ def checks(state: str, jobs_dir: str | None, system: bool) -> list[Check]:
             found.append(Check("job files", True, f"{n} valid job{'s' if n != 1 else ''} in {directory}"))
             found.append(crontab_in_sync(result.jobs, state, system, directory))
         found.append(wrapper_lines(state, system))
+        found.append(adopts_finished(state))
         if os.path.isdir(directory):
             found.append(job_files_safe(directory))
         found.extend(commands_found(result.jobs))
