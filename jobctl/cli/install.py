@@ -297,7 +297,7 @@ def uninstall(
               "by hand, or an adopt interrupted before it wrote): left as they are, not put back twice")
     if restored.places:
         print(f"put back the {restored.lines} {render.plural(restored.lines, 'line')} jobctl import --adopt took "
-              f"out (entries and the comments above them), byte for byte, in {', '.join(restored.places)}; the job "
-              "files stay (jobctl apply would install them again)")
-    else:
-        print("the job files stay (jobctl apply would install them again)")
+              f"out (entries and the comments above them), byte for byte, in {', '.join(restored.places)}")
+    # the entries run again from the crontab: the job files import wrote would make apply run them a second time
+    print("the job files import wrote stay in the jobs directory: remove them before the next jobctl apply, "
+          "or cron runs those commands twice (once from the restored entries, once from jobctl's block)")
