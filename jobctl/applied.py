@@ -233,7 +233,7 @@ def _got(value: Any) -> str:
         return "an object"
     if isinstance(value, list):
         if len(value) <= 4 and all(v is None or isinstance(v, (bool, int, float, str)) for v in value):
-            return _printable("[" + ", ".join(_got(v) for v in value) + "]")[:120]  # [1, "a"]: short enough
+            return printable("[" + ", ".join(_got(v) for v in value) + "]")[:120]  # [1, "a"]: short enough
         return f"an array of {len(value)} item{'s' if len(value) != 1 else ''}"
     if isinstance(value, int) and value.bit_length() > 100:  # str() of a huge one is slow, or refused
         return "a number of over 30 digits"
@@ -242,7 +242,7 @@ def _got(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value).replace("inf", "Infinity")  # JSON's names, as the file has them
     if isinstance(value, str):
-        return _printable('"' + value[:60] + ('..."' if len(value) > 60 else '"'))
+        return printable('"' + value[:60] + ('..."' if len(value) > 60 else '"'))
     return type(value).__name__
 
 
@@ -301,7 +301,7 @@ def _check_env(value: Any) -> str | None:
         if not _text(key) or "=" in key:
             return f": expected variable names, got {_got(key)}"
         if not _text(val, empty=True):
-            return f".{_printable(key)}: expected a string, got {_got(val)}"
+            return f".{printable(key)}: expected a string, got {_got(val)}"
     return None
 
 
@@ -546,17 +546,17 @@ def load(state: str, name: str) -> tuple[dict[str, Any] | None, str | None]:
     if "name" not in defn:
         return None, "no name"
     if defn["name"] != name:
-        return None, f"its name is {_printable(json.dumps(defn['name']))[:80]}, not {json.dumps(name)}"
+        return None, f"its name is {printable(json.dumps(defn['name']))[:80]}, not {json.dumps(name)}"
     return defn, None
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """One line for a message: control characters escaped (file names and names come from the disk)."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def warning(state: str, name: str, why: str) -> str:
-    return (f"jobctl: warning: {_printable(paths.applied_file(state, name))} is not a usable definition ({why}); "
+    return (f"jobctl: warning: {printable(paths.applied_file(state, name))} is not a usable definition ({why}); "
             "jobctl apply rewrites it")
 
 

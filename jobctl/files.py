@@ -29,7 +29,7 @@ _TEMP = re.compile(r"\.(?P<base>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp\Z")
 _OLD_TEMP = re.compile(r"\.(?P<base>.+)\.[A-Za-z0-9_]{8}\.tmp\Z")
 
 
-def _temp_for(path: str) -> tuple[int, str]:
+def temp_for(path: str) -> tuple[int, str]:
     """A new temporary file next to ``path``, locked (flock) by this process until closed."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}.", suffix=".tmp", dir=directory)
@@ -193,7 +193,7 @@ def remove_stale_temps(directory: str, basename: str | None = None) -> list[str]
 def replace_atomically(path: str, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` with permissions ``mode``; raises OSError (nothing changed then)."""
     remove_stale_temps(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
-    fd, tmp = _temp_for(path)
+    fd, tmp = temp_for(path)
     try:
         _write(fd, data, mode)
         os.replace(tmp, path)
@@ -224,7 +224,7 @@ class Batch:
 
     def add(self, path: str, data: bytes, mode: int) -> None:
         # No remove_stale_temps per file: the caller sweeps the directory once.
-        fd, tmp = _temp_for(path)
+        fd, tmp = temp_for(path)
         try:
             _write(fd, data, mode, sync=False)
         except BaseException:

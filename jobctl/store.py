@@ -212,10 +212,10 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Migrations that only add an index: no statement needs them to be right, only
-#: fast.  A wrapper or the catch-up pass opening an older log leaves them to
-#: the CLI (connect(build_indexes=False)): building an index over ten million
-#: runs takes ~10 s under the write lock, while cron's other wrappers wait on
-#: the busy timeout and would drop their records past it.
+#: fast.  A wrapper, the catch-up pass or a read command opening an older log
+#: leaves them to apply and prune (connect(build_indexes=False)): building an
+#: index over ten million runs takes ~10 s under the write lock, while cron's
+#: other wrappers wait on the busy timeout and would drop their records past it.
 INDEX_ONLY = frozenset({4})
 
 
@@ -756,9 +756,9 @@ def connect(path: str, create: bool = True, checkpoint: bool = True, build_index
 
     ``checkpoint=False``: the connection is never closed (the wrapper's,
     runlog.leave_open) and checkpoints only when asked (Store.checkpoint_due).
-    ``build_indexes=False`` (the wrapper, the catch-up pass): a log whose
-    pending migrations are all INDEX_ONLY is used as it is; the next CLI
-    command that opens it (apply, status, ...) migrates it.
+    ``build_indexes=False`` (the wrapper, the catch-up pass, read commands):
+    a log whose pending migrations are all INDEX_ONLY is used as it is;
+    apply and prune migrate it.
     Raises sqlite3.Error or OSError; the wrapper turns those into one logged
     line and runs the job anyway.
     """

@@ -938,3 +938,34 @@ def test_env_names_are_kept_out_exactly_when_the_loader_refuses_them(tmp_path):
     report, _ = imported(f"{reserved}=1\n0 1 * * * a\n", tmp_path / "again")
     [kept] = report["kept_out"]
     assert reserved in kept["reason"] and "not starting with a digit or JOBCTL_" not in kept["reason"]
+
+
+@pytest.mark.parametrize("content", [b"[1", b"[1]", b'{"a": 1}'])
+def test_a_damaged_adopt_record_is_one_message_never_a_crash(jobs_dir, content):
+    from jobctl import paths
+
+    state = os.environ["JOBCTL_STATE_DIR"]
+    os.makedirs(paths.backups_dir(state), mode=0o700, exist_ok=True)
+    Path(paths.adopted_records(state)).write_bytes(content)
+    Path(os.environ["JOBCTL_CRONTAB"]).write_bytes(b"0 1 * * * /usr/bin/backup.sh\n")
+    for args in (["doctor"], ["import", "--adopt"], ["uninstall", "--restore"]):
+        done = jobctl(*args)
+        assert done.returncode in (1, 3), (args, done.stdout, done.stderr)
+        assert "internal error" not in done.stderr and "Traceback" not in done.stderr
+        assert "import-adopted.json" in done.stdout + done.stderr
+    assert Path(os.environ["JOBCTL_CRONTAB"]).read_bytes() == b"0 1 * * * /usr/bin/backup.sh\n"
+    assert not list(jobs_dir.glob("*.yaml"))
+
+
+def test_adopt_refuses_a_system_file_cron_does_not_read(jobs_dir, tmp_path):
+    """A backup or copy of a cron.d file: its entries never ran, and adopting would start them."""
+    import sys
+
+    copy = tmp_path / "cron.d-backup"
+    copy.write_bytes(b"0 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n")
+    env = {k: v for k, v in os.environ.items() if k != "JOBCTL_CRONTAB"}
+    done = subprocess.run([sys.executable, "-m", "jobctl", "import", "--system-file", str(copy), "--adopt"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "cron does not read" in done.stderr
+    assert copy.read_bytes() == b"0 3 * * * root /usr/sbin/logrotate /etc/logrotate.conf\n"
+    assert not list(jobs_dir.glob("*.yaml"))

@@ -269,3 +269,10 @@ def test_a_bad_from_is_a_usage_error(jobs_dir: Path, args: list[str]) -> None:
     done = jobctl("plan", *args)
     assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
     assert "--from" in done.stderr and "\x1b" not in done.stderr
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59Z", "9998-12-31T23:59-12:00", "0001-01-02T00:00+14:00"])
+def test_from_outside_the_years_fire_times_can_reach_is_a_usage_error(write_job, moment):
+    write_job("a.yaml", 'schedule: "@daily"\ncommand: "true"\n')
+    done = jobctl("plan", "--from", moment)
+    assert done.returncode == 2 and "years 1970 to 9998" in done.stderr, done.stderr

@@ -78,7 +78,7 @@ def _version_and_index(path: str) -> tuple[int, int]:
         db.close()
 
 
-def test_a_wrapper_records_into_an_older_log_and_leaves_the_index_to_the_cli(tmp_path, write_job):
+def test_a_wrapper_and_read_commands_leave_a_new_index_to_apply(tmp_path, write_job):
     """The index build holds the write lock for seconds on a big log: never under cron's herd of wrappers."""
     import runhelp
 
@@ -89,9 +89,12 @@ def test_a_wrapper_records_into_an_older_log_and_leaves_the_index_to_the_cli(tmp
     assert done.returncode == 0, done.stderr
     assert [r["status"] for r in runhelp.rows(state(), "old-log")] == ["succeeded"]
     assert _version_and_index(path) == (3, 0)
-    # the first CLI command that opens the log builds it
+    # nor does a read command (an operator's status at a minute's turn); apply, after an upgrade, does
     write_job("old-log.yaml", 'schedule: "@daily"\ncommand: "true"\n')
     assert cli.invoke(app, ["status", "--json"]).exit_code == 0
+    assert cli.invoke(app, ["history", "--json"]).exit_code == 0
+    assert _version_and_index(path) == (3, 0)
+    assert cli.invoke(app, ["apply"]).exit_code == 0
     assert _version_and_index(path) == (store.SCHEMA_VERSION, 1)
 
 
@@ -124,8 +127,8 @@ def test_every_statement_of_status_history_and_metrics_reads_through_an_index(wr
     seen: list[str] = []
     connect = store.connect
 
-    def traced(path: str, create: bool = True) -> store.Store:
-        opened = connect(path, create)
+    def traced(path: str, create: bool = True, **settings: bool) -> store.Store:
+        opened = connect(path, create, **settings)
         opened.db.set_trace_callback(seen.append)
         return opened
 
@@ -275,10 +278,10 @@ def test_shell_words_split_as_shlex_does(line):
 
 def test_job_run_by_reads_jobctl_lines_as_before():
     line = "*/5 * * * * /usr/bin/python3 -I -m jobctl.runner --scheduled --state-dir /var/lib/jobctl backup # jobctl:x"
-    assert crontab._job_run_by(line) == "backup"
+    assert crontab.job_run_by(line) == "backup"
     quoted = "0 * * * * /usr/bin/python3 -I -m jobctl.runner --scheduled --state-dir '/s d' 'odd name'  # x"
-    assert crontab._job_run_by(quoted) == "odd name"
-    assert crontab._job_run_by("0 * * * * jobctl.runner --scheduled a#b c") == "a"  # shlex: a comment from '#'
+    assert crontab.job_run_by(quoted) == "odd name"
+    assert crontab.job_run_by("0 * * * * jobctl.runner --scheduled a#b c") == "a"  # shlex: a comment from '#'
 
 
 # --- history: the name check without jobctl.jobs.spec -------------------------------------

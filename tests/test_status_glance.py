@@ -388,6 +388,12 @@ def test_long_output_on_a_terminal_goes_through_the_pager(many, tmp_path):
     assert code == 0 and other_calls.read_text() == "called LESS=S\n" and calls.read_text() == "called LESS=FRX\n"
 
 
+def test_a_pager_that_cannot_be_run_leaves_the_table_printed(many, tmp_path):
+    env = {**os.environ, "PAGER": str(tmp_path / "no-such-pager"), "TERM": "xterm"}
+    code, seen = on_pty("status", env=env, rows=8)
+    assert code == 0 and "job-11" in seen and "could not be run; printing without it" in seen
+
+
 def test_no_pager_when_it_fits_when_asked_or_when_not_a_terminal(many, tmp_path):
     pager, calls, _ = _pager(tmp_path)
     env = {**os.environ, "PAGER": pager}

@@ -67,7 +67,7 @@ def test_a_line_names_start_py_without_site_and_the_wrapper_runs_from_it(tmp_pat
     assert cmdline.start_script() == str(REPO / "jobctl" / "runner" / "start.py")
     line = crontab.render_line({**job("t"), "cron": "* * * * *"}, str(tmp_path), system=False)
     assert f" -I -S {cmdline.start_script()} --scheduled --state-dir {tmp_path} t # jobctl:t " in line
-    assert crontab._job_run_by(line) == "t"
+    assert crontab.job_run_by(line) == "t"
     applied.write(str(tmp_path), job("t", command="echo from-start"))
     done = run_line(argv)
     assert (done.returncode, done.stdout, done.stderr) == (0, b"", b"")
@@ -76,7 +76,7 @@ def test_a_line_names_start_py_without_site_and_the_wrapper_runs_from_it(tmp_pat
 
 def test_a_line_an_older_jobctl_wrote_still_runs(tmp_path: Path) -> None:
     old = [cmdline.interpreter_argv()[0], "-I", "-m", "jobctl.runner", "--scheduled", "--state-dir", str(tmp_path), "t"]
-    assert cmdline.is_module_form(old) and crontab._job_run_by(" ".join(old) + " # jobctl:t 0123") == "t"
+    assert cmdline.is_module_form(old) and crontab.job_run_by(" ".join(old) + " # jobctl:t 0123") == "t"
     applied.write(str(tmp_path), job("t", command="echo hi; exit 3"))
     done = run_line(old)
     assert done.returncode == 3 and b"exit code 3" in done.stdout  # cron_mail: failure, as before

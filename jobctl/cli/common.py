@@ -155,8 +155,13 @@ def find(jobs: list[JobSpec], name: str, directory: str, code: ExitCode = ExitCo
                     code))
 
 
-def open_log(state: str) -> Store | None:
-    """The run log for a read command, with lost runs finalised; None when there is none yet."""
+def open_log(state: str, build_indexes: bool = False) -> Store | None:
+    """The run log for a read command, with lost runs finalised; None when there is none yet.
+
+    An index a new release adds is built by apply and prune (``build_indexes``),
+    never by a read command: over ten million runs it holds the write lock for
+    seconds, and a `status` at a minute's turn would hold up cron's wrappers.
+    """
     import sqlite3
     import time
 
@@ -167,12 +172,27 @@ def open_log(state: str) -> Store | None:
     if not os.path.exists(path):
         return None
     try:
-        log = store.connect(path)
+        log = store.connect(path, build_indexes=build_indexes)
         log.finalize_lost(None, os.uname().nodename, host.boot_id(), host.alive, host.group_alive, time.time())
     except (sqlite3.Error, OSError) as exc:
         fail(EnvironmentProblem(f"run log {path} is unreadable: {exc}; "
                                 "move it aside to start a new one (jobctl doctor checks it)"))
     return log
+
+
+def update_log(state: str) -> None:
+    """After apply: bring an existing run log's schema up to date, indexes included (store.INDEX_ONLY)."""
+    import sqlite3
+
+    from jobctl import paths, store
+
+    path = paths.runs_db(state)
+    if not os.path.exists(path):
+        return
+    try:
+        store.connect(path).close()
+    except (sqlite3.Error, OSError) as exc:
+        print(f"jobctl: run log {path} not brought up to date: {exc} (jobctl doctor checks it)", file=sys.stderr)
 
 
 def pager_command() -> str | None:
@@ -260,9 +280,12 @@ def paged(draw: Callable[[Any], None], pager: bool = True) -> None:
             proc.stdin.close()
         except BrokenPipeError:  # the pager quit before reading it all (q in less)
             pass
-        proc.wait()
+        code = proc.wait()
     finally:
         signal.signal(signal.SIGINT, previous)
+    if code in (126, 127):  # the shell found no such pager (or could not run it): the table, not nothing
+        print(f"jobctl: the pager {command!r} could not be run; printing without it", file=sys.stderr)
+        render.write_out(text)
 
 
 def target(system: bool) -> Target:

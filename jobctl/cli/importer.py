@@ -153,6 +153,13 @@ def import_(
     if adopt and source is not None:
         common.fail(JobctlError("--adopt takes the entries out of the crontab jobctl manages (or a --system-file); "
                                 "a FILE is not run by cron: import it, then edit it yourself", ExitCode.USAGE))
+    if adopt and system_file is not None and "JOBCTL_CRONTAB" not in os.environ:
+        # a file cron does not read (a backup, a copy) would start running from jobctl's block
+        real = os.path.realpath(system_file)
+        if real != "/etc/crontab" and os.path.dirname(real) != "/etc/cron.d":
+            common.fail(JobctlError(f"--adopt takes entries out of a file cron runs, /etc/crontab or one in "
+                                    f"/etc/cron.d; cron does not read {common.printable(system_file)}: import it "
+                                    "without --adopt", ExitCode.USAGE))
     if adopt and dry_run:
         common.fail(JobctlError("--adopt and --dry-run contradict each other; --dry-run shows the plan",
                                 ExitCode.USAGE))
@@ -217,6 +224,10 @@ def import_(
     except JobctlError as exc:
         importer.remove(written)
         common.fail_problems(JobctlError(f"{exc.message} (the imported job files were removed again)", exc.code))
+    except OSError as exc:  # a full disk while keeping the backup or the record: nothing was adopted
+        importer.remove(written)
+        common.fail(EnvironmentProblem(f"cannot adopt: {exc}; the imported job files were removed again and the "
+                                       "crontab was not changed"))
     report["adopted"] = _adopted(done)
     _print(report, conversion, json_out, None, done)
 

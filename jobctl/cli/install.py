@@ -126,7 +126,7 @@ def _print_fires(fires: list[JobFires], server: str) -> None:
 
 def _start(text: str | None) -> datetime:
     """--from: an ISO 8601 date or time (the server's zone unless it has Z or an offset); now without it."""
-    from datetime import datetime
+    from datetime import datetime, timezone
 
     if text is None:
         return datetime.now().astimezone()
@@ -135,11 +135,14 @@ def _start(text: str | None) -> datetime:
         if value[-1:] in ("Z", "z"):
             value = value[:-1] + "+00:00"
         start = datetime.fromisoformat(value)
-        return start.astimezone() if start.tzinfo is None else start
+        start = start.astimezone() if start.tzinfo is None else start
+        if not 1970 <= start.astimezone(timezone.utc).year <= 9998:  # fire times run a year past it
+            raise ValueError("out of range")
+        return start
     except (ValueError, OverflowError, OSError):
         raise typer.BadParameter(
             f"{common.printable(text)!r} is not a time: use ISO 8601, 2027-03-27 or 2027-03-27T12:00 (the server's "
-            "time), or with Z or +01:00 (that instant)", param_hint="--from") from None
+            "time), or with Z or +01:00 (that instant); years 1970 to 9998", param_hint="--from") from None
 
 
 def _plan_json(plan: Plan, directory: str, origin: str, fires: list[JobFires] | None, server: str,
@@ -264,6 +267,7 @@ def apply(
     except JobctlError as exc:
         common.fail_problems(exc)
     render.apply_summary(outcome)
+    common.update_log(state)
 
 
 @app.command(epilog="Examples:\n\n  jobctl uninstall\n\n  sudo jobctl uninstall --system\n\n"

@@ -152,7 +152,7 @@ def prune(
     from jobctl import retention
 
     state = common.state()
-    log = common.open_log(state)
+    log = common.open_log(state, build_indexes=True)
     if log is None:
         print("no run log yet; nothing to prune")
         return

@@ -265,7 +265,7 @@ def _shell_words(line: str) -> list[str]:
     return [word for word in _SHLEX_BLANKS.split(line.partition("#")[0]) if word]
 
 
-def _job_run_by(line: str) -> str | None:
+def job_run_by(line: str) -> str | None:
     """The job a crontab line's wrapper command runs (its last word), or None for any other line.
 
     Both forms are the wrapper: ``…/jobctl/runner/start.py`` and, in lines
@@ -358,7 +358,7 @@ def split(text: str, instance: str, label: str) -> Split:
             result.entries[m["name"]] = Entry(m["name"], digest, bare, (seen.lines + 1) if seen else 1)
         elif bare.strip() and not bare.lstrip().startswith("#"):
             foreign.append(bare)
-        target = _job_run_by(bare)
+        target = job_run_by(bare)
         if target is not None:
             runs[target] = runs.get(target, 0) + 1
     for entry in result.entries.values():
@@ -871,7 +871,7 @@ def installed(state: str, tgt: Target) -> dict[str, Entry]:
 _BLANK = " \t\n\v\f\r"  # C isspace()
 
 
-def _cron_env(line: str) -> tuple[str, str] | None:
+def cron_env(line: str) -> tuple[str, str] | None:
     """(name, value) when cron reads ``line`` as an environment setting, else None.
 
     A port of load_env() of Debian's cron (env.c, the 4.1 parser Debian
@@ -939,7 +939,7 @@ def inherited(before: str) -> list[tuple[str, str, int]]:
     """The settings in effect at jobctl's block: (name, value, line number), the last of each name, in order."""
     found: dict[str, tuple[str, str, int]] = {}
     for number, line in enumerate(_lines(before), start=1):
-        setting = _cron_env(line.rstrip("\n"))
+        setting = cron_env(line.rstrip("\n"))
         if setting is not None:
             found.pop(setting[0], None)
             found[setting[0]] = (setting[0], setting[1], number)

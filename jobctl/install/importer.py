@@ -4,7 +4,7 @@ The crontab is read the way Debian's cron (3.0pl1, the reading jobs/schedule.py
 and tests/cron_oracle.py follow) reads it, line by line:
 
 * a line is a comment (first non-blank ``#``), an environment setting
-  (``crontab._cron_env``, cron's own load_env), or an entry; cron gives an
+  (``crontab.cron_env``, cron's own load_env), or an entry; cron gives an
   entry every setting read above it, the last one of each name;
 * an entry is five time fields (or an ``@`` word, case-sensitive), in the
   /etc/cron.d format a user, then the command: the rest of the line;
@@ -354,7 +354,7 @@ def read(text: str, label: str, system: bool = False) -> Reading:
         if is_comment:
             comments.append((number, bare[1:]))
             continue
-        setting = crontab._cron_env(line)
+        setting = crontab.cron_env(line)
         if setting is not None:
             if len(line.encode("utf-8", "surrogateescape")) >= MAX_ENVSTR - 1:
                 raise _problem(label, number, f"a setting of {len(line)} characters: cron reads at most "
@@ -365,7 +365,7 @@ def read(text: str, label: str, system: bool = False) -> Reading:
             reading.settings.append((name, value, number))
             comments = []
             continue
-        if crontab._job_run_by(line) is not None:
+        if crontab.job_run_by(line) is not None:
             skipped += 1
             comments = []
             continue
@@ -617,7 +617,7 @@ def _description(comments: list[str]) -> tuple[str | None, int]:
         while text.startswith("#"):
             text = text[1:].strip()
         if (re.match(r"m\s+h\s+dom\s+mon\s+dow|min(ute)?\s+hour|example of job definition", text, re.IGNORECASE)
-                or re.match(r"[|.+*-]", text) or crontab._cron_env(text) is not None or _looks_like_entry(text)):
+                or re.match(r"[|.+*-]", text) or crontab.cron_env(text) is not None or _looks_like_entry(text)):
             texts = []
             first = len(comments)
             continue
@@ -1207,7 +1207,10 @@ def records(state: str) -> list[dict[str, Any]]:
         return []
     except (OSError, ValueError) as exc:
         raise EnvironmentProblem(f"cannot read {_records_path(state)}: {exc}; nothing was changed") from None
-    return data if isinstance(data, list) else []
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise EnvironmentProblem(f"{_records_path(state)} is not a list of adopt records (edited by hand?): move it "
+                                 "aside; its backups in the same directory hold what each adopt took out")
+    return data
 
 
 def _save(state: str, data: list[dict[str, Any]]) -> None:
@@ -1415,9 +1418,9 @@ def finish(record: dict[str, Any], jobs: list[Any], state: str, target: crontab.
 
 def _stage(path: str, text: str, mode: int) -> str:
     """``text`` in a synced temporary file next to ``path``, to be renamed over it."""
-    from jobctl.files import _temp_for, _write
+    from jobctl.files import _write, temp_for
 
-    fd, tmp = _temp_for(path)
+    fd, tmp = temp_for(path)
     try:
         _write(fd, text.encode("utf-8", "surrogateescape"), mode)
     except BaseException:
@@ -1712,7 +1715,17 @@ def restore(state: str, target: crontab.Target) -> Restored:
         outcome = crontab.uninstall(state, target)
     for path, (now, text) in originals.items():
         if text != now:
-            _replace_file(path, now, text)
+            try:
+                _replace_file(path, now, text)
+            except JobctlError as exc:
+                # the block is out already: say so, rather than "nothing was changed"
+                raise JobctlError(f"{exc.message.removesuffix('; nothing was changed')}; jobctl's block was "
+                                  f"removed from {target.label} already, and {path} was not restored: its jobs run "
+                                  "nowhere until you run the same jobctl uninstall --restore again", exc.code) from None
+            except OSError as exc:
+                raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}; jobctl's block was removed "
+                                         f"from {target.label} already, and {path} was not restored: its jobs run "
+                                         "nowhere until you run the same jobctl uninstall --restore again") from None
     _save(state, [r for r in data if r not in mine])
     back = [r for r in mine if r not in already]
     places = sorted({r.get("file") or target.label for r in back})

@@ -119,7 +119,7 @@ def applied_readable(state: str, jobs: list | None = None) -> Check:
         count = len(applied.names(state))
         return Check("applied definitions readable", True,
                      f"{count} definition{'s' if count != 1 else ''} in {directory}" if count else "none yet")
-    detail = "; ".join(f"{applied._printable(path)}: {why}" for _, path, why in bad)
+    detail = "; ".join(f"{applied.printable(path)}: {why}" for _, path, why in bad)
     fix = "jobctl apply"
     if jobs is not None:
         known = {j.name for j in jobs}
@@ -196,12 +196,13 @@ def wrapper_lines(state: str, system: bool) -> Check:
 
 def adopts_finished(state: str) -> Check:
     """Whether an `import --adopt` was interrupted between taking entries out and installing their jobs."""
+    from jobctl.errors import JobctlError
     from jobctl.install import importer
 
     try:
         pending = importer.pending(state)
-    except (OSError, ValueError) as exc:
-        return Check("import --adopt", False, f"cannot read the adopt records: {exc}", "see the message")
+    except JobctlError as exc:
+        return Check("import --adopt", False, exc.message, "see the message")
     if not pending:
         return Check("import --adopt", True, "no adopt left half done")
     where = ", ".join(sorted({str(r.get("file") or r.get("target")) for r in pending}))

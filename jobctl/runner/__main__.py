@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
 
     def where() -> str:
         """What a message about the definition names: its file, or where a detached run's came from."""
-        return "the definition on stdin" if args["from_stdin"] else applied._printable(paths.applied_file(state, name))
+        return "the definition on stdin" if args["from_stdin"] else applied.printable(paths.applied_file(state, name))
 
     def malformed(exc: applied.Malformed) -> int:
         """One line naming the definition and its bad key; the run does not start."""

@@ -79,7 +79,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
         for name in applied.names(state):
             # One definition that cannot be read or used (hand-edited, damaged, of an older
             # release) is one line in jobctl-errors.log; the pass goes on with every other job.
-            where = applied._printable(paths.applied_file(state, name))
+            where = applied.printable(paths.applied_file(state, name))
             raw = None
             try:
                 raw = applied.read_raw(state, name)
