@@ -75,6 +75,8 @@ if TYPE_CHECKING:
         timezone: str | None
         jitter: float
         catch_up: float | None
+        catch_up_mode: str
+        catch_up_max: int
         notify: Notify | None
         history: History
         cron_mail: str
@@ -119,6 +121,8 @@ FORMATS: tuple[dict[str, Any], ...] = (
      "history": HISTORY_DEFAULT},
     # 3: what cron mails
     {"cron_mail": "failure"},
+    # 4: catch-up of every missed schedule
+    {"catch_up_mode": "latest", "catch_up_max": 100},
 )
 FORMAT_VERSION = len(FORMATS)
 #: every key's default, written once (a job file that leaves a key out compiles to the same value)
@@ -214,6 +218,7 @@ def expected(key: str, what: str, value: Any) -> Malformed:
 #: import spec; tests/test_hand_edited_state.py checks they agree)
 CONCURRENCY = ("forbid", "allow", "replace", "wait")
 CRON_MAIL = ("failure", "always", "never")
+CATCH_UP_MODES = ("latest", "each")
 #: the compiled field sets (jobs.schedule.compile_fields): the sets, then the flags
 FIELD_SETS = ("minute", "hour", "dom", "month", "dow")
 FIELD_FLAGS = ("dom_star", "dow_star", "fixed")
@@ -379,6 +384,8 @@ _SIMPLE: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("jitter", _optional_number, "a number of seconds"),
     ("catch_up", _optional_number, "a number of seconds or null"),
     ("cron_mail", CRON_MAIL.__contains__, "one of " + ", ".join(CRON_MAIL)),
+    ("catch_up_mode", CATCH_UP_MODES.__contains__, "one of " + ", ".join(CATCH_UP_MODES)),
+    ("catch_up_max", _number, "a number of runs"),
     ("source", lambda v: isinstance(v, str), "a string"),
 )
 

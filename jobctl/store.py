@@ -709,6 +709,14 @@ class Store:
         return self.db.execute("SELECT * FROM runs WHERE started_at >= ? AND trigger IN ('schedule', 'catchup')"
                                " ORDER BY started_at LIMIT 1", (since,)).fetchone()
 
+    # --- reads of `jobctl backfill`
+
+    def succeeded_slots(self, job: str, since: float, until: float) -> set[float]:
+        """The scheduled times in [since, until) that a run of the job (any trigger) succeeded for."""
+        return {float(r[0]) for r in self.db.execute(
+            "SELECT DISTINCT scheduled_for FROM runs WHERE job = ? AND status = 'succeeded' AND scheduled_for >= ?"
+            " AND scheduled_for < ?", (job, since, until))}
+
     def catch_up_since(self, job: str, since: float) -> sqlite3.Row | None:
         """The job's first catch-up run for a minute at or after ``since``."""
         return self.db.execute("SELECT * FROM runs WHERE job = ? AND trigger = 'catchup' AND scheduled_for >= ?"

@@ -123,6 +123,8 @@ user: root
 timezone: Europe/Berlin
 jitter: 5m
 catch_up: 2h
+catch_up_mode: each
+catch_up_max: 50
 notify:
   when: [failure, recovery]
   after_failures: 2

@@ -414,6 +414,8 @@ def test_warnings_name_everything_kubernetes_does_not_carry(corpus):
         "rotates it)",
         "jobctl: warning: full: cron_mail: always is not carried: Kubernetes mails nothing; the pod's log keeps the "
         "output",
+        "jobctl: warning: full: catch_up_mode: each is not carried: a CronJob starts one run for its missed "
+        "schedules; jobctl backfill makes up each of them",
     ]
     images = {d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
               for d in yaml.safe_load_all(result.stdout)}

@@ -345,6 +345,8 @@ def test_warnings_name_everything_systemd_does_not_carry(corpus, tmp_path):
         "still running, so a run due meanwhile is skipped (as forbid)",
         "jobctl: warning: full: catch_up 2h: Persistent=true makes up a missed run however long ago it was due; "
         "the window is not carried",
+        "jobctl: warning: full: catch_up_mode: each is not carried: Persistent=true makes up one run for the missed "
+        "ones; jobctl backfill makes up each of them",
         "jobctl: warning: full: concurrency: replace is not carried: systemd does not start a service that is still "
         "running, so a run due meanwhile is skipped (as forbid)",
         "jobctl: warning: full: cron_mail: always is not carried: systemd mails nothing; the run log (jobctl logs) and "

@@ -97,6 +97,10 @@ def job_text(snippet: str) -> str:
         ("jitter: 5m", "jitter", 300),
         ("jitter: 0", "jitter", 0),
         ("catch_up: 6h", "catch_up", 21600),
+        ("catch_up_mode: each", "catch_up_mode", "each"),
+        ("catch_up_mode: latest", "catch_up_mode", "latest"),
+        ("catch_up_max: 1", "catch_up_max", 1),
+        ("catch_up_max: 10000", "catch_up_max", 10000),
         ("notify: {webhook: 'https://hooks.example.com/x'}", "notify",
          spec.Notify(webhook="https://hooks.example.com/x")),
         ("notify:\n  when: [failure, recovery]\n  after_failures: 2\n  email: ops@example.com\n"
@@ -300,6 +304,11 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("jitter: soon", f"1:9: job backup: jitter: 'soon' {NOT_A_DURATION}"),
         ("catch_up: 0", "1:11: job backup: catch_up must be longer than 0s; remove the key to turn it off"),
         ("catch_up: [6h]", "1:11: job backup: catch_up must be a value, not a list"),
+        ("catch_up_mode: every", "1:16: job backup: catch_up_mode: 'every' is not a catch_up_mode; use one of "
+                                 "latest, each"),
+        ("catch_up_mode: yes", "1:16: job backup: catch_up_mode must be one of latest, each, not a boolean"),
+        ("catch_up_max: 0", "1:15: job backup: catch_up_max 0 is out of range (1 to 10000); use 1 or more"),
+        ("catch_up_max: 1.5", "1:15: job backup: catch_up_max must be a whole number of runs, not a number"),
         # notify
         ("notify: {on: [failure], webhook: 'https://x.example'}",
          "1:10: job backup: unknown notify key 'on'; the key is 'when' (YAML 1.1 reads 'on' as true)"),
@@ -358,7 +367,8 @@ def test_every_key_has_valid_and_invalid_cases() -> None:
         ("workdir: /srv", "1:1: job backup: unknown key 'workdir'; did you mean 'working_dir'?"),
         ("colour: red", "1:1: job backup: unknown key 'colour'; known keys: name, description, schedule, command, "
                         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, "
-                        "tags, user, timezone, jitter, catch_up, notify, history, cron_mail"),
+                        "tags, user, timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, "
+                        "cron_mail"),
         ("[a]: 1", "1:1: job backup: job keys must be plain names, not a list"),
         ("<<: {timeout: 5m}", "1:1: job backup: YAML merge keys (<<) are not supported; put shared values in "
                               "_defaults.yaml"),
@@ -399,7 +409,7 @@ def test_every_error_of_a_job_is_reported(write_job: WriteJob, jobs_dir: Path) -
         "backup.yaml:4:10: job backup: timeout 0 would kill the job at once; remove the key for no timeout",
         "backup.yaml:5:1: job backup: unknown key 'color'; known keys: name, description, schedule, command, "
         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user, "
-        "timezone, jitter, catch_up, notify, history, cron_mail",
+        "timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, cron_mail",
     ]
 
 

@@ -70,6 +70,7 @@ SNIPPETS = {
     "output_limit": "output_limit: {}",
     "jitter": "jitter: {}",
     "catch_up": "catch_up: {}",
+    "catch_up_max": "catch_up_max: {}",
     "notify.after_failures": "notify: {{after_failures: {}, ping: 'https://hc.example/x'}}",
     "history.keep": "history: {{keep: {}}}",
     "history.max_age": "history: {{max_age: {}}}",

@@ -75,6 +75,8 @@ def test_clean_environment_and_stdin(state, tmp_path):
         "PATH": "/usr/bin:/bin",  # the job's env wins over the clean default
         "LANG": "C.UTF-8", "FOO": "bar",
         "JOBCTL_JOB": "t", "JOBCTL_RUN_ID": str(r["id"]), "JOBCTL_ATTEMPT": "1",
+        # a manual run stands for no scheduled time
+        "JOBCTL_SCHEDULED_FOR": "", "JOBCTL_SLOT_START": "", "JOBCTL_SLOT_END": "",
     }
     assert output(state, r["id"])[0] == b"stdin-done\n"  # cat read /dev/null, not a terminal or pipe
 

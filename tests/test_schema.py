@@ -172,6 +172,8 @@ AGREE = [
     ("output_limit over 1GiB", JOB + "output_limit: 1073741825\n", False),
     ("jitter over a day", JOB + "jitter: 86401\n", False),
     ("catch_up 0", JOB + "catch_up: 0\n", False),
+    ("catch_up_mode unknown", JOB + "catch_up_mode: all\n", False),
+    ("catch_up_max over 10000", JOB + "catch_up_max: 10001\n", False),
     ("notify after_failures over 10000", JOB + "notify: {after_failures: 10001, ping: 'https://x.example'}\n", False),
     ("history keep over a million", JOB + "history: {keep: 1000001}\n", False),
     ("history max_age over ten years", JOB + "history: {max_age: 315360001}\n", False),

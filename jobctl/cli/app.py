@@ -3,7 +3,7 @@
 Commands live in modules grouped by stage, each a thin layer that parses
 arguments, calls the core, renders and fails through ``common.fail`` (one
 line on stderr, the exit code of errors.ExitCode): jobs (validate, schema,
-init), runs (run), history (history, logs), install (plan, apply,
+init), runs (run, backfill), history (history, logs), install (plan, apply,
 uninstall), ops (status, pause, resume, prune, metrics, doctor), completion
 (completion) and export.  A shell asking for completions (_JOBCTL_COMPLETE
 set) is answered by completion.respond.
@@ -53,6 +53,7 @@ Commands:
   init        Write a commented example job file; never overwrites.
   import      Turn a crontab's entries into job files that run the same way.
   run         Run a job now through the same wrapper cron uses, and...
+  backfill    Run a job once for each of its scheduled times in a range,...
   history     Past and running runs, newest first.
   logs        Print the captured output of a run, with a marker where...
   plan        Show what apply would change: job by job, then a diff of...

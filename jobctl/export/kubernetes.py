@@ -220,6 +220,9 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
     if job.cron_mail != _DEFAULT_CRON_MAIL:
         notes.append(f"cron_mail: {job.cron_mail} is not carried: Kubernetes mails nothing; the pod's log keeps "
                      "the output")
+    if job.catch_up is not None and job.catch_up_mode == "each":
+        notes.append("catch_up_mode: each is not carried: a CronJob starts one run for its missed schedules; "
+                     "jobctl backfill makes up each of them")
     return doc, notes
 
 

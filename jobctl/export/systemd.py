@@ -279,6 +279,9 @@ def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str
         lines.append("Persistent=true")
         notes.append(f"catch_up {format_duration(job.catch_up)}: Persistent=true makes up a missed run however "
                      "long ago it was due; the window is not carried")
+        if job.catch_up_mode == "each":
+            notes.append("catch_up_mode: each is not carried: Persistent=true makes up one run for the missed "
+                         "ones; jobctl backfill makes up each of them")
     if job.enabled:
         lines += ["", "[Install]", "WantedBy=timers.target"]
     else:

@@ -58,6 +58,8 @@ def definition(job: JobSpec) -> dict[str, Any]:
         "timezone": job.timezone,
         "jitter": job.jitter,
         "catch_up": job.catch_up,
+        "catch_up_mode": job.catch_up_mode,
+        "catch_up_max": job.catch_up_max,
         "notify": job.notify.to_dict() if job.notify else None,
         "history": {"keep": job.history.keep, "max_age": job.history.max_age},
         "cron_mail": job.cron_mail,

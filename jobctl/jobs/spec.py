@@ -42,7 +42,11 @@ CONCURRENCY = ("forbid", "allow", "replace", "wait")
 #: nothing on success, as ``cronic`` does; always — that summary after every
 #: run; never — nothing (``MAILTO=""`` for jobctl's lines)
 CRON_MAIL = ("failure", "always", "never")
-RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT")
+#: how the catch-up pass makes up for missed schedules: latest — one run for the
+#: latest missed one; each — every missed one, oldest first, one after another
+CATCH_UP_MODES = ("latest", "each")
+RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT", "JOBCTL_SCHEDULED_FOR", "JOBCTL_SLOT_START",
+                "JOBCTL_SLOT_END")
 
 MAX_OUTPUT_LIMIT = 1024**3
 #: the longest cron expression worth writing (every value of every field is ~400)
@@ -123,6 +127,8 @@ RANGES: tuple[Range, ...] = (
     Range("output_limit", 0, MAX_OUTPUT_LIMIT, "size", "the wrapper keeps a run's output in memory"),
     Range("jitter", 0, DAY, "duration", "a random delay longer than a day is a different schedule"),
     Range("catch_up", 1, 366 * DAY, "duration", "a missed run is made up within a year at most"),
+    Range("catch_up_max", 1, 10_000, "count",
+          "missed runs catch_up_mode each makes up after one downtime (a week of a job every minute)"),
     Range("notify.after_failures", 1, 10_000, "count", "a week of failures of a job that runs every minute"),
     Range("history.keep", 1, 1_000_000, "count", "runs kept per job in the run log"),
     Range("history.max_age", 1, 3650 * DAY, "duration", "ten years"),
@@ -212,6 +218,8 @@ class JobSpec:
     timezone: str | None = None
     jitter: int = 0
     catch_up: int | None = None
+    catch_up_mode: str = "latest"
+    catch_up_max: int = 100
     notify: Notify | None = None
     history: History = History()
     cron_mail: str = "failure"
@@ -502,6 +510,25 @@ def _catch_up(value: Any) -> int:
     return check_range("catch_up", _positive_duration(value))
 
 
+def _catch_up_mode(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be one of {', '.join(CATCH_UP_MODES)}, not {_kind(value)}")
+    text = _string(value)
+    if text not in CATCH_UP_MODES:
+        import difflib
+
+        close = difflib.get_close_matches(text.lower(), CATCH_UP_MODES, n=1, cutoff=0.6) if len(text) <= 40 else []
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{show(text)} is not a catch_up_mode; use one of {', '.join(CATCH_UP_MODES)}{hint}")
+    return text
+
+
+def _catch_up_max(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number of runs, not {_kind(value)}")
+    return check_range("catch_up_max", value)
+
+
 def _positive_duration(value: Any) -> int:
     seconds = parse_duration(value)
     if seconds == 0:
@@ -706,6 +733,11 @@ FIELDS += (
           "Random delay in [0, jitter) before each scheduled run starts."),
     Field("catch_up", _catch_up, ("scalar",), _duration_schema("catch_up"),
           "After downtime, run once if the last scheduled run was missed within this window."),
+    Field("catch_up_mode", _catch_up_mode, ("scalar",), {"enum": list(CATCH_UP_MODES)},
+          "latest (default): one catch-up run for the latest missed schedule; each: one run for every missed "
+          "schedule in the catch_up window, oldest first, one after another, each with its own scheduled time."),
+    Field("catch_up_max", _catch_up_max, ("scalar",), {"type": "integer", **_bounds("catch_up_max")},
+          "With catch_up_mode each: at most this many missed runs are made up, the latest ones (default 100)."),
     Field("notify", _notify, ("map",),
           {"type": "object", "additionalProperties": False,
            "properties": {"when": {"oneOf": [{"enum": list(NOTIFY_WHEN)},

@@ -188,6 +188,12 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
             code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
+        for later in args["slots"][1:]:
+            # catch_up_mode each: the next missed minute once the previous one's run has ended,
+            # each through the job's lock and concurrency policy like any other run
+            if os.path.exists(paths.paused_file(state, name)):
+                break  # paused meanwhile: the rest is not made up (jobctl backfill can)
+            code = execute(defn, state, trigger, stream, later, report, jitter=0.0, mail=mail)
     except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
         error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
               "re-run jobctl apply")

@@ -1,9 +1,16 @@
 """Catch-up after downtime: a job whose last scheduled run was missed runs once.
 
 apply installs ``@reboot`` and every-minute entries running this pass when any
-job has ``catch_up``.  Any number of missed schedules coalesces into exactly
-one run (trigger ``catchup``), unlike Kubernetes' startingDeadlineSeconds,
-which gives up after 100 missed schedules.
+job has ``catch_up``.  With ``catch_up_mode: latest`` (the default) any
+number of missed schedules coalesces into exactly one run (trigger
+``catchup``), unlike Kubernetes' startingDeadlineSeconds, which gives up after
+100 missed schedules.  With ``each``, every missed schedule in the window is
+made up, oldest first, by one wrapper that runs them one after another (each
+through the job's lock, each with its own scheduled_for), at most
+``catch_up_max`` of them: the oldest beyond that are dropped, with a line in
+jobctl-errors.log.  One wrapper rather than one run per pass: the pass runs
+every minute, and a run it starts counts as activity of the job, so the pass
+never starts a second one while the first is making up the backlog.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+#: older missed runs beyond catch_up_max are counted up to this many, for the log line only
+#: (a year of a job every minute is half a million of them, some seconds of counting)
+COUNT_DROPPED = 10_000
 #: a scheduled minute this recent may still be starting under cron: not missed yet
 SETTLE = 120
 
@@ -54,6 +64,38 @@ def missed(defn: Mapping[str, Any], applied_at: float, last_activity: float | No
     if last_activity is not None:
         since = max(since, last_activity + 1)
     return last_due(defn, since, now - SETTLE)
+
+
+def missed_each(defn: Mapping[str, Any], applied_at: float, last_activity: float | None,
+                now: float) -> tuple[list[float], int]:
+    """catch_up_mode each: (the missed minutes to make up, oldest first; how many older ones were dropped)."""
+    from jobctl.applied import integer
+    from jobctl.runner.wallclock import previous_slot
+
+    latest = missed(defn, applied_at, last_activity, now)
+    if latest is None:
+        return [], 0
+    window = defn["catch_up"]
+    since = max(now - min(window, now), applied_at)
+    if last_activity is not None:
+        since = max(since, last_activity + 1)
+    bound = max(1, integer(defn["catch_up_max"], 100, 10_000))
+    slots = [latest]
+    dropped = 0
+    t = latest
+    while True:
+        before = previous_slot(defn["fields"], defn["tz_offsets"], defn["timezone"], t)
+        if before is None or before < since:
+            break
+        t = before
+        if len(slots) < bound:
+            slots.append(t)
+        else:
+            dropped += 1
+            if dropped >= COUNT_DROPPED:
+                break
+    slots.reverse()
+    return slots, dropped
 
 
 def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
@@ -109,7 +151,11 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
                 log = store.connect(paths.runs_db(state), build_indexes=False)
             last = log.last_activity(name)
             try:
-                when = missed(defn, applied_at / 1e9, last, now)
+                if defn["catch_up_mode"] == "each":
+                    slots, dropped = missed_each(defn, applied_at / 1e9, last, now)
+                else:
+                    when = missed(defn, applied_at / 1e9, last, now)
+                    slots, dropped = ([] if when is None else [when]), 0
             except Exception as exc:  # noqa: BLE001 - one job's definition must not stop the pass for the others
                 if isinstance(exc, (LookupError, ValueError, OSError)) and defn["timezone"]:
                     # a zone zoneinfo does not know (ZoneInfoNotFoundError is a KeyError) or refuses ("../x")
@@ -118,10 +164,16 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
                     why = f"internal error on the definition ({type(exc).__name__}: {exc})"
                 ErrorLog(state, name)(f"catch-up skipped: {where}: {why}; re-run jobctl apply")
                 continue
-            if when is None:
+            if not slots:
                 continue
+            if dropped:
+                first = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(slots[0]))
+                many = f"{dropped} or more" if dropped >= COUNT_DROPPED else str(dropped)
+                ErrorLog(state, name)(f"catch-up: {many} missed run(s) before {first} dropped: catch_up_max is "
+                                      f"{len(slots)}; jobctl backfill {name} --since TIME makes them up")
+            when = slots[0]
             subprocess.Popen(
-                catch_up_run_argv(state, name, when),
+                catch_up_run_argv(state, name, *slots),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 start_new_session=True, cwd="/",
             )

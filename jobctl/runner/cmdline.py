@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         from_stdin: bool
         report_fd: int
         scheduled_for: float | None
+        slots: list[float]
 else:
     Args = dict
 
@@ -36,7 +37,8 @@ EX_JOBCTL = 125
 EX_CANNOT_EXEC = 126
 EX_NOT_FOUND = 127
 
-USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME] "
+USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME[,TIME...]"
+         " | --backfill-run TIME] "
          "[--quiet] [--definition-stdin] [--report-fd N] NAME\n"
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
@@ -197,9 +199,19 @@ def catch_up_pass_argv(state: str) -> list[str]:
     return [*interpreter_argv(), "--catch-up", "--state-dir", state]
 
 
-def catch_up_run_argv(state: str, name: str, scheduled_for: float) -> list[str]:
-    """The run the catch-up pass starts for a job that missed the minute ``scheduled_for``."""
-    return [*interpreter_argv(), "--state-dir", state, "--catch-up-run", str(int(scheduled_for)), name]
+def catch_up_run_argv(state: str, name: str, scheduled_for: float, *more: float) -> list[str]:
+    """The run the catch-up pass starts for a job that missed the minute ``scheduled_for``.
+
+    With ``more`` (catch_up_mode each), one wrapper makes up for each of the
+    minutes in turn, oldest first: ``--catch-up-run T1,T2,...``.
+    """
+    times = ",".join(str(int(t)) for t in (scheduled_for, *more))
+    return [*interpreter_argv(), "--state-dir", state, "--catch-up-run", times, name]
+
+
+def backfill_run_argv(state: str, name: str, scheduled_for: float) -> list[str]:
+    """One slot of ``jobctl backfill``: a run of the job for the scheduled time ``scheduled_for``."""
+    return [*interpreter_argv(), "--state-dir", state, "--backfill-run", str(int(scheduled_for)), "--quiet", name]
 
 
 def detached_argv(state: str, name: str, report_fd: int) -> list[str]:
@@ -219,7 +231,7 @@ def parse(argv: list[str]) -> Args | None:
         # --state-dir, else $JOBCTL_STATE_DIR, else "" (then paths.state_dir())
         "state": os.environ.get("JOBCTL_STATE_DIR") or "",
         "name": None,
-        # manual, schedule (cron), timer (systemd), catchup (one catch-up run) or catch-up-pass
+        # manual, schedule (cron), timer (systemd), catchup (a catch-up run), backfill (one slot) or catch-up-pass
         "mode": "manual",
         # the run log's trigger of the first attempt
         "trigger": "manual",
@@ -229,6 +241,8 @@ def parse(argv: list[str]) -> Args | None:
         "report_fd": -1,
         # the minute a catch-up run makes up for (a scheduled run's is the minute it starts in)
         "scheduled_for": None,
+        # every minute a catch-up run makes up for, in order (catch_up_mode each: more than one)
+        "slots": [],
     }
     while rest:
         arg = rest.pop(0)
@@ -239,8 +253,12 @@ def parse(argv: list[str]) -> Args | None:
             out["mode"] = arg[2:].replace("scheduled", "schedule")
         elif arg == "--catch-up":
             out["mode"] = "catch-up-pass"
-        elif arg == "--catch-up-run" and rest and rest[0].isdigit():
+        elif arg == "--catch-up-run" and rest and rest[0].replace(",", "").isdigit() and "" not in rest[0].split(","):
             out["trigger"], out["stream"], out["mode"] = "catchup", False, "catchup"
+            out["slots"] = [float(t) for t in rest.pop(0).split(",")]
+            out["scheduled_for"] = out["slots"][0]
+        elif arg == "--backfill-run" and rest and rest[0].isdigit():
+            out["trigger"], out["stream"], out["mode"] = "backfill", False, "backfill"
             out["scheduled_for"] = float(rest.pop(0))
         elif arg == "--quiet":
             out["stream"] = False

@@ -41,8 +41,40 @@ MAIL_TAIL_LINES = 20
 MAIL_TAIL_BYTES = 4096
 
 
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
 class Wrapper:
     """One invocation: all attempts of one run of one job."""
+
+    _slot: dict[str, str] | None
+
+    def _slot_env(self) -> dict[str, str]:
+        """JOBCTL_SCHEDULED_FOR, JOBCTL_SLOT_START and JOBCTL_SLOT_END: the time this run stands for.
+
+        Empty for a manual run; the slot (from the previous scheduled time to
+        this one) only for a periodic schedule.  Worked out once, by
+        arithmetic (wallclock.previous_slot): ~50 us for a daily job.
+        """
+        slot = self._slot
+        if slot is None:
+            slot = self._slot = {"JOBCTL_SCHEDULED_FOR": "", "JOBCTL_SLOT_START": "", "JOBCTL_SLOT_END": ""}
+            when = self.scheduled_for
+            if when is not None:
+                slot["JOBCTL_SCHEDULED_FOR"] = _iso(when)
+                fields = self.defn["fields"]
+                if fields:
+                    from jobctl.runner.wallclock import previous_slot
+
+                    try:
+                        start = previous_slot(fields, self.defn["tz_offsets"], self.defn["timezone"], when)
+                    except (LookupError, ValueError, OSError, OverflowError):
+                        start = None  # a zone the tz database lost since apply: the run goes on without its slot
+                    if start is not None:
+                        slot["JOBCTL_SLOT_START"] = _iso(start)
+                        slot["JOBCTL_SLOT_END"] = _iso(when - when % 60)
+        return slot
 
     def __init__(self, defn: Definition, state: str, trigger: str, stream: bool,
                  scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
@@ -64,6 +96,7 @@ class Wrapper:
         #: the last attempt's row (the run log's columns) and output, for notifications
         self._last: tuple[dict[str, Any], bytes] | None = None
         self._last_env: dict[str, str] = {}
+        self._slot = None
         self._who: tuple[str, str, int, int] | None = None
         self._start_ping: Notifier | None = None
         # Every number the wrapper acts on, bounded once (number, integer): an
@@ -404,6 +437,7 @@ class Wrapper:
         env["JOBCTL_JOB"] = self.name
         env["JOBCTL_RUN_ID"] = str(run_id or "")
         env["JOBCTL_ATTEMPT"] = str(attempt)
+        env.update(self._slot_env())
         proc = Attempt(self.defn, env, who, lock, signals, self.stream, umask, self.sink)
 
         def record(pid: int, start: int) -> None:
