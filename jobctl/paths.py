@@ -153,6 +153,11 @@ def backups_dir(state: str) -> str:
     return os.path.join(state, "backups")
 
 
+def backfill_lock(state: str, name: str) -> str:
+    """Held (flock) by the one `jobctl backfill` of a job that may run at a time; never deleted."""
+    return os.path.join(state, "locks", f"{name}.backfill")
+
+
 def adopted_records(state: str) -> str:
     """What each `import --adopt` took out of the crontab, for `uninstall --restore` (never pruned with backups)."""
     return os.path.join(backups_dir(state), "import-adopted.json")

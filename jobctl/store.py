@@ -608,8 +608,13 @@ class Store:
         return self.db.execute(sql, args).fetchall()
 
     def last_activity(self, job: str) -> float | None:
-        """The latest minute a run of the job was scheduled for or started at (the catch-up pass); None: no runs."""
-        return self.db.execute("SELECT max(max(coalesce(scheduled_for, 0), started_at)) FROM runs WHERE job = ?",
+        """The latest minute a run of the job was scheduled for or started at (the catch-up pass); None: no runs.
+
+        A backfill run counts by its slot only: replaying last month today
+        says nothing about whether today's slots ran.
+        """
+        return self.db.execute("SELECT max(max(coalesce(scheduled_for, 0),"
+                               " CASE WHEN trigger = 'backfill' THEN 0 ELSE started_at END)) FROM runs WHERE job = ?",
                                (job,)).fetchone()[0]
 
     # --- reads of the read commands (status, metrics, logs, prune)

@@ -256,6 +256,10 @@ def test_a_failing_slot_makes_the_exit_code_1():
     (["--since", "2026-12-01T00:00Z", "--until", "2026-11-01T00:00Z"], "must be before --until"),
     (["--since", "2020-01-01T00:00Z"], "slots of slot between"),
     (["--since", "1h", "--until", "2999-01-01"], "is in the future"),
+    (["--since", "0001-01-01T00:00Z"], "out of range"),
+    (["--since", "0001-01-01"], "out of range"),
+    (["--since", "3000000d"], "before 1970"),
+    (["--since", "99999999999999999999d"], "--since"),
 ])
 def test_backfill_usage_errors(args, message):
     write_job("schedule: '* * * * *'\ncommand: 'true'\n")
@@ -294,3 +298,45 @@ def test_previous_slot_by_arithmetic_is_the_clocks_previous_run(zone):
                 want = clock.prev_run(f, zone, run.astimezone(timezone.utc) - timedelta(minutes=1))
                 got = wallclock.previous_slot(f, table, zone, run.timestamp())
                 assert got == (want.timestamp() if want else None), (zone, expr, run)
+
+
+def test_a_second_backfill_of_the_same_job_is_refused_while_the_first_runs():
+    """Two would plan the same slots and run each twice."""
+    _hourly("sleep 1")
+    now = time.time()
+    top = now - now % 3600
+    args = ["backfill", "slot", "--since", iso(top - 4 * 3600), "--until", iso(top)]
+    first = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    wait_for(lambda: len(rows(state())) >= 1, timeout=60)
+    second = jobctl(*args)
+    assert second.returncode == 1 and "another jobctl backfill of slot is running" in second.stderr
+    assert first.wait(120) == 0
+    runs = rows(state())
+    assert sorted(r["scheduled_for"] for r in runs) == [float(t) for t in range(int(top - 4 * 3600), int(top), 3600)]
+
+
+def test_a_backfill_does_not_hide_a_downtime_from_catch_up():
+    """A run for last month, made today, is no sign that today's slots ran."""
+    st, now = _downtime("gap", "each", 3600)
+    want = _expected(now, 3600, 300)
+    assert jobctl("backfill", "gap", "--since", iso(now - 40 * 86400), "--until", iso(now - 40 * 86400 + 600)
+                  ).returncode == 0
+    backfilled = len(rows(st))
+    assert backfilled == 2
+    catchup.run_pass(st, now)
+    wait_for(lambda: len(rows(st)) == backfilled + len(want) and all(r["status"] != "running" for r in rows(st)),
+             timeout=60)
+    assert [r["scheduled_for"] for r in rows(st)][backfilled:] == want
+
+
+def test_pausing_during_an_each_catch_up_says_what_was_not_made_up():
+    st, now = _downtime("pz", "each", 3600)
+    want = _expected(now, 3600, 300)
+    catchup.run_pass(st, now)
+    wait_for(lambda: len(rows(st)) >= 1, timeout=60)
+    assert jobctl("pause", "pz").returncode == 0
+    wait_for(lambda: "catch-up: paused with" in (Path(st, "jobctl-errors.log").read_text()
+                                                 if Path(st, "jobctl-errors.log").exists() else ""), timeout=60)
+    log = Path(st, "jobctl-errors.log").read_text()
+    assert "jobctl backfill pz --since" in log and len(rows(st)) < len(want)

@@ -159,7 +159,7 @@ def backfill(
     Exits 0 when every slot in the range has succeeded, 1 otherwise, 2 on a
     usage error.
     """
-    from jobctl import applied
+    from jobctl import applied, paths
     from jobctl.read import backfill as core
 
     state = common.state_path(ExitCode.ENVIRONMENT)
@@ -174,23 +174,37 @@ def backfill(
         if end > now + 1:
             raise JobctlError(f"--until {until!r} is in the future ({core.iso(end)}); a backfill runs past slots "
                               "only", ExitCode.USAGE)
-        log = common.open_log(state) if os.path.exists(os.path.join(state, "runs.db")) else None
+        log = common.open_log(state) if os.path.exists(paths.runs_db(state)) else None
         the_plan = core.plan(dict(defn), log, start, end, force, limit)
     except JobctlError as exc:
         common.fail(exc)
+    except (OverflowError, ValueError, OSError) as exc:  # a time past what the calendar functions take
+        common.fail(JobctlError(f"--since/--until: a time out of range ({exc}); give times from 1970 on",
+                                ExitCode.USAGE))
     if dry_run:
         _backfill_report(the_plan, {}, json_, dry_run=True, interrupted=False)
         raise typer.Exit(0 if not the_plan.to_run else 1)
-    results = _backfill_run(state, the_plan, log, json_)
+    import fcntl
+
+    # one backfill of a job at a time: two would plan the same slots and run each twice
+    os.makedirs(os.path.dirname(paths.backfill_lock(state, name)), mode=0o700, exist_ok=True)
+    guard = os.open(paths.backfill_lock(state, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        common.fail(JobctlError(f"another jobctl backfill of {name} is running; wait for it to end (or stop it), "
+                                "then run this one: it goes on where that one stopped", ExitCode.NOT_OK))
+    results = _backfill_run(state, the_plan, log, json_, force)
     raise typer.Exit(0 if all(r.get("status") == "succeeded" for r in results.values())
                      and len(results) == len(the_plan.to_run) else 1)
 
 
-def _backfill_run(state: str, the_plan: Any, log: Any, json_: bool) -> dict[float, dict[str, Any]]:
+def _backfill_run(state: str, the_plan: Any, log: Any, json_: bool, force: bool) -> dict[float, dict[str, Any]]:
     """Each slot still to run through the wrapper, one at a time; Ctrl-C stops after the current one."""
     import signal
     import subprocess
 
+    from jobctl import paths
     from jobctl.read import backfill as core
     from jobctl.read import render
     from jobctl.runner import cmdline
@@ -245,6 +259,15 @@ def _backfill_run(state: str, the_plan: Any, log: Any, json_: bool) -> dict[floa
         for i, slot in enumerate(todo):
             if stop["asked"]:
                 break
+            if log is not None and not force and _slot_taken(log, the_plan.job, slot, stop):
+                # cron, catch-up or a run by hand made it meanwhile: once is enough
+                results[slot] = {"scheduled_for": core.iso(slot), "status": "succeeded", "exit_code": 0,
+                                 "run_id": None, "duration_s": 0.0, "already": True}
+                if progress is not None:
+                    progress.update(task, advance=1, eta=eta(len(todo) - i - 1, elapsed))
+                else:
+                    say(f"{core.iso(slot)} succeeded meanwhile (another run): skipped [{i + 1}/{len(todo)}]")
+                continue
             began = time.monotonic()
             proc = subprocess.Popen(cmdline.backfill_run_argv(state, the_plan.job, slot), stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
@@ -254,7 +277,7 @@ def _backfill_run(state: str, the_plan: Any, log: Any, json_: bool) -> dict[floa
             child["proc"] = None
             elapsed.append(time.monotonic() - began)
             row = None
-            if log is None and os.path.exists(os.path.join(state, "runs.db")):
+            if log is None and os.path.exists(paths.runs_db(state)):
                 log = common.open_log(state)
             if log is not None:
                 rows = log.scheduled_runs(the_plan.job, slot, slot + 1)
@@ -283,6 +306,24 @@ def _median(values: list[float]) -> float:
     import statistics
 
     return float(statistics.median(values))
+
+
+def _slot_taken(log: Any, job: str, slot: float, stop: dict[str, int]) -> bool:
+    """Whether a run of ``slot`` succeeded since the plan, waiting while one is still running (bounded by its end)."""
+    from jobctl.runner import host
+
+    here = os.uname().nodename
+    while True:
+        rows = log.scheduled_runs(job, slot, slot + 1)
+        if any(r["status"] == "succeeded" for r in rows):
+            return True
+        # a run of this slot under way on this host (cron's, a catch-up's) decides; one whose wrapper is gone
+        # will never end (it becomes lost), and one of another host cannot be watched from here
+        live = [r for r in rows if r["status"] == "running" and r["host"] == here
+                and r["wrapper_pid"] and host.alive(r["wrapper_pid"])]
+        if stop["asked"] or not live:
+            return False
+        time.sleep(1.0)
 
 
 def _backfill_report(the_plan: Any, results: dict[float, dict[str, Any]], json_: bool, dry_run: bool,

@@ -37,9 +37,13 @@ def parse_time(text: str, option: str, zone: str | None, now: float) -> float:
     if raw == "now":
         return now
     try:
-        return now - units.parse_duration(raw)
-    except ValueError:
+        ago = now - units.parse_duration(raw)
+    except (ValueError, OverflowError):
         pass
+    else:
+        if ago < 0:
+            raise JobctlError(f"{option} {text!r}: before 1970; backfill takes times from 1970 on", ExitCode.USAGE)
+        return ago
     value = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
         at = datetime.fromisoformat(value)
@@ -47,6 +51,8 @@ def parse_time(text: str, option: str, zone: str | None, now: float) -> float:
         raise JobctlError(f"{option} {text!r}: not a time; write an ISO 8601 date or time (2026-12-01, "
                           f"2026-12-01T03:00, 2026-12-01T03:00Z, 2026-12-01T03:00+01:00), now, or a duration "
                           "ago (2d, 12h)", ExitCode.USAGE) from None
+    if not 1970 <= at.year <= 9998:
+        raise JobctlError(f"{option} {text!r}: out of range; backfill takes times from 1970 to 9998", ExitCode.USAGE)
     if at.tzinfo is None:
         try:
             at = clock.attach(at, zone)

@@ -188,11 +188,18 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
             code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
-        for later in args["slots"][1:]:
+        rest = args["slots"][1:]
+        for n, later in enumerate(rest):
             # catch_up_mode each: the next missed minute once the previous one's run has ended,
             # each through the job's lock and concurrency policy like any other run
             if os.path.exists(paths.paused_file(state, name)):
-                break  # paused meanwhile: the rest is not made up (jobctl backfill can)
+                # paused meanwhile: the rest is not made up, and says so where a dropped backlog is said
+                left = rest[n:]
+                error(f"catch-up: paused with {len(left)} missed run(s) not made up, from "
+                      f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(left[0]))} to "
+                      f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(left[-1]))}; jobctl backfill {name} "
+                      f"--since {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(left[0]))} runs them")
+                break
             code = execute(defn, state, trigger, stream, later, report, jitter=0.0, mail=mail)
     except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
         error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
