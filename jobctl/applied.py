@@ -214,8 +214,8 @@ def expected(key: str, what: str, value: Any) -> Malformed:
     return Malformed(f"key {key}: expected {what}, got {_got(value)}", key)
 
 
-#: concurrency and cron_mail as spec.CONCURRENCY and spec.CRON_MAIL have them (the wrapper does not
-#: import spec; tests/test_hand_edited_state.py checks they agree)
+#: the words of concurrency, cron_mail and catch_up_mode, owned here (the wrapper reads them and does not
+#: import jobs/); jobs.spec validates job files against the same tuples
 CONCURRENCY = ("forbid", "allow", "replace", "wait")
 CRON_MAIL = ("failure", "always", "never")
 CATCH_UP_MODES = ("latest", "each")

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobctl import applied
 from jobctl.jobs import schedule as schedule_mod
 
 # the keys' parsers use these; code outside jobs/ imports them from jobctl.units
@@ -36,15 +37,15 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}\Z")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 TAG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}\Z")
 USER_RE = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?\Z", re.IGNORECASE)
-CONCURRENCY = ("forbid", "allow", "replace", "wait")
+CONCURRENCY = applied.CONCURRENCY
 #: what a run started by cron prints (cron mails whatever a job prints):
 #: failure — one summary line and the output's tail when the run failed,
 #: nothing on success, as ``cronic`` does; always — that summary after every
 #: run; never — nothing (``MAILTO=""`` for jobctl's lines)
-CRON_MAIL = ("failure", "always", "never")
+CRON_MAIL = applied.CRON_MAIL
 #: how the catch-up pass makes up for missed schedules: latest — one run for the
 #: latest missed one; each — every missed one, oldest first, one after another
-CATCH_UP_MODES = ("latest", "each")
+CATCH_UP_MODES = applied.CATCH_UP_MODES
 RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT", "JOBCTL_SCHEDULED_FOR", "JOBCTL_SLOT_START",
                 "JOBCTL_SLOT_END")
 
@@ -407,15 +408,20 @@ def _cron_mail(value: Any) -> str:
         word = "never" if not value else "always"
         raise ValueError(f"must be one of {', '.join(CRON_MAIL)}, not a boolean (YAML reads "
                          f"{'no, off and false' if not value else 'yes, on and true'} as one); write {word}")
+    return _one_of(value, CRON_MAIL, "cron_mail setting")
+
+
+def _one_of(value: Any, choices: tuple[str, ...], what: str) -> str:
+    """A word from ``choices``; a near miss names the word meant."""
     if not isinstance(value, str):
-        raise ValueError(f"must be one of {', '.join(CRON_MAIL)}, not {_kind(value)}")
+        raise ValueError(f"must be one of {', '.join(choices)}, not {_kind(value)}")
     text = _string(value)
-    if text not in CRON_MAIL:
+    if text not in choices:
         import difflib
 
-        close = difflib.get_close_matches(text.lower(), CRON_MAIL, n=1, cutoff=0.6) if len(text) <= 40 else []
+        close = difflib.get_close_matches(text.lower(), choices, n=1, cutoff=0.6) if len(text) <= 40 else []
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{show(text)} is not a cron_mail setting; use one of {', '.join(CRON_MAIL)}{hint}")
+        raise ValueError(f"{show(text)} is not a {what}; use one of {', '.join(choices)}{hint}")
     return text
 
 
@@ -511,16 +517,7 @@ def _catch_up(value: Any) -> int:
 
 
 def _catch_up_mode(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"must be one of {', '.join(CATCH_UP_MODES)}, not {_kind(value)}")
-    text = _string(value)
-    if text not in CATCH_UP_MODES:
-        import difflib
-
-        close = difflib.get_close_matches(text.lower(), CATCH_UP_MODES, n=1, cutoff=0.6) if len(text) <= 40 else []
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"{show(text)} is not a catch_up_mode; use one of {', '.join(CATCH_UP_MODES)}{hint}")
-    return text
+    return _one_of(value, CATCH_UP_MODES, "catch_up_mode")
 
 
 def _catch_up_max(value: Any) -> int:
