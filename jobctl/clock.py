@@ -334,11 +334,6 @@ def aware(u: datetime, zone: tzinfo | None) -> datetime:
     return u.astimezone(zone) if zone is not None else u.astimezone()
 
 
-def wall(u: datetime, zone: tzinfo | None) -> datetime:
-    """The naive wall time of the aware instant ``u`` in ``zone``."""
-    return aware(u, zone).replace(tzinfo=None)
-
-
 def offset(u: datetime, zone: tzinfo | None) -> timedelta:
     """``zone``'s UTC offset at the instant ``u``."""
     return aware(u, zone).utcoffset() or timedelta(0)
@@ -346,12 +341,9 @@ def offset(u: datetime, zone: tzinfo | None) -> timedelta:
 
 def instants(at: datetime, zone: tzinfo | None) -> list[datetime]:
     """The UTC instants whose wall time in ``zone`` is ``at``: none (a DST gap), one, or two (a repeated hour)."""
-    found = set()
-    for fold in (0, 1):
-        if zone is None:
-            u = datetime.fromtimestamp(at.replace(fold=fold).timestamp(), timezone.utc)
-        else:
-            u = at.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc)
-        if wall(u, zone) == at:
-            found.add(u)
-    return sorted(found)
+    return sorted({u for u in (_instant(at, zone, fold) for fold in (0, 1)) if _wall(u, zone) == at})
+
+
+#: a zone by name (None: the server's), and the naive wall time of an instant in a zone, as cron's loop uses them
+zone_of = _zone
+wall = _wall

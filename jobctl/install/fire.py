@@ -114,16 +114,6 @@ class JobFires:
 
 # --- zones ------------------------------------------------------------------------------------------
 
-def _zone(name: str | None) -> Any:
-    if name is None:
-        return None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
-
-
-
-
 def server_zone() -> str:
     """The server's zone by name where it can tell (TZ, /etc/timezone, /etc/localtime), else its abbreviation."""
     tz = os.environ.get("TZ", "").lstrip(":")
@@ -195,7 +185,7 @@ def firing(defn: dict[str, Any], after: datetime, count: int = COUNT) -> Firing:
         return out
     try:
         fields = compile_fields(cron)
-        zone = _zone(zone_name)
+        zone = clock.zone_of(zone_name)
     except (ScheduleError, ValueError, KeyError, OSError) as exc:  # a hand-edited definition
         out.problem = f"its applied definition cannot be read: {exc}"
         return out
@@ -275,7 +265,7 @@ def plan_fires(plan: Any, now: datetime, count: int = COUNT) -> list[JobFires]:
 
 def wall_text(u: datetime, zone_name: str | None) -> str:
     """``Sun 2026-03-29 03:00 CEST``: the instant ``u`` in the zone (the server's for None), with its abbreviation."""
-    a = clock.aware(u, _zone(zone_name))
+    a = clock.aware(u, clock.zone_of(zone_name))
     name = a.tzname() or ""
     if not name:
         name = a.strftime("%z")
@@ -310,7 +300,7 @@ def firing_json(f: Firing | None) -> dict[str, Any] | None:
 
     if f is None:
         return None
-    zone = _zone(f.timezone) if f.problem is None else None
+    zone = clock.zone_of(f.timezone) if f.problem is None else None
     return {
         "schedule": f.schedule,
         "cron": f.cron,

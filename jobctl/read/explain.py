@@ -128,17 +128,6 @@ def _minute(t: datetime) -> datetime:
     return t.replace(second=0, microsecond=0)
 
 
-def zone_of(name: str | None) -> Any:
-    """The zone object clock's functions take: a ZoneInfo, or None for the system's time (cron's own)."""
-    if name is None:
-        return None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(name)
-
-
-
-
 @dataclass
 class Transition:
     """A change of a zone's UTC offset: when, and the offsets and names on either side."""
@@ -540,7 +529,7 @@ def why(ctx: Context, name: str, asked: Moment | None) -> Why:
     sub = subject(ctx, name)
     job = sub.job
     zone_name = job.timezone
-    zone = zone_of(zone_name)
+    zone = clock.zone_of(zone_name)
     label = zone_label(zone_name)
     f = schedule_mod.compile_fields(job.schedule.cron)
     head: list[str] = []
@@ -589,7 +578,7 @@ def why(ctx: Context, name: str, asked: Moment | None) -> Why:
 def _why_gap(ctx: Context, sub: Subject, wall: datetime, evidence: list[str]) -> Why:
     """A wall time a spring-forward jump skipped: cron's rule for it, then what happened at the jump."""
     job, zone_name = sub.job, sub.job.timezone
-    zone = zone_of(zone_name)
+    zone = clock.zone_of(zone_name)
     f = schedule_mod.compile_fields(job.schedule.cron)
     assert f is not None
     shown = wall.strftime("%Y-%m-%d %H:%M")
@@ -621,7 +610,7 @@ def _why_gap(ctx: Context, sub: Subject, wall: datetime, evidence: list[str]) ->
 def _why_fold(ctx: Context, sub: Subject, wall: datetime, real: list[datetime], evidence: list[str]) -> Why:
     """A wall time a fall-back change repeated: which pass cron ran it at, and what happened then."""
     job, zone_name = sub.job, sub.job.timezone
-    zone = zone_of(zone_name)
+    zone = clock.zone_of(zone_name)
     f = schedule_mod.compile_fields(job.schedule.cron)
     assert f is not None
     shown = wall.strftime("%Y-%m-%d %H:%M")
@@ -677,7 +666,7 @@ def _find(ctx: Context, sub: Subject, at: datetime) -> _Finding:
     """The verdict for one minute (aware): the run log first, then the schedule, the crontab, pause and cron."""
     job, name = sub.job, sub.name
     zone_name = job.timezone
-    zone = zone_of(zone_name)
+    zone = clock.zone_of(zone_name)
     f = schedule_mod.compile_fields(job.schedule.cron)
     assert f is not None
     at = _minute(at.astimezone(timezone.utc))
@@ -751,7 +740,7 @@ def _recorded(ctx: Context, sub: Subject, at: datetime, rows: list[Any], due: bo
     """What the rows recorded for the minute say: a run, a pause, a lock held by another run."""
     name, log = sub.name, ctx.log
     assert log is not None
-    zone = zone_of(sub.job.timezone)
+    zone = clock.zone_of(sub.job.timezone)
     when = f"{in_zone(at, zone)} ({utc(at)})" if sub.job.timezone else utc(at)
     real = [r for r in rows if r["status"] != "skipped"]
     for r in rows:
@@ -1043,4 +1032,4 @@ def _catch_up(ctx: Context, sub: Subject, at: datetime, finding: _Finding) -> _F
 
 
 def when_of(at: datetime, zone_name: str | None) -> str:
-    return f"{in_zone(at, zone_of(zone_name))} ({utc(at)})" if zone_name else utc(at)
+    return f"{in_zone(at, clock.zone_of(zone_name))} ({utc(at)})" if zone_name else utc(at)

@@ -41,7 +41,7 @@ def _line(out: Any, text: str, style: str = "") -> None:
 
 def _offset_iso(u: datetime, zone_name: str | None) -> str:
     """ISO 8601 with the zone's offset, to the minute: 2026-03-29T03:00:00+02:00."""
-    return clock.aware(u, explain.zone_of(zone_name)).replace(microsecond=0).isoformat()
+    return clock.aware(u, clock.zone_of(zone_name)).replace(microsecond=0).isoformat()
 
 
 # --- why
@@ -165,4 +165,4 @@ def show_text(s: explain.Shown) -> None:
     width = max(len(s.timezone), 22)
     _line(out, f"  {s.timezone:<{width}}  {server}", "dim")
     for t in s.next_runs:
-        _line(out, f"  {explain.in_zone(t, explain.zone_of(s.timezone)):<{width}}  {explain.in_zone(t, None)}")
+        _line(out, f"  {explain.in_zone(t, clock.zone_of(s.timezone)):<{width}}  {explain.in_zone(t, None)}")
