@@ -116,7 +116,8 @@ def _fsync_dir(directory: str) -> None:
         os.close(fd)
 
 
-def _unlink(path: str) -> None:
+def unlink_quietly(path: str) -> None:
+    """Remove ``path`` if it can be; a temporary file left behind is swept later (remove_stale_temps)."""
     try:
         os.unlink(path)
     except OSError:
@@ -190,15 +191,25 @@ def remove_stale_temps(directory: str, basename: str | None = None) -> list[str]
     return removed
 
 
-def replace_atomically(path: str, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` with permissions ``mode``; raises OSError (nothing changed then)."""
-    remove_stale_temps(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+def stage(path: str, data: bytes, mode: int) -> str:
+    """``data`` in a synced temporary file next to ``path``, to be renamed over it; raises OSError (none left)."""
     fd, tmp = temp_for(path)
     try:
         _write(fd, data, mode)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+    return tmp
+
+
+def replace_atomically(path: str, data: bytes, mode: int) -> None:
+    """Write ``data`` to ``path`` with permissions ``mode``; raises OSError (nothing changed then)."""
+    remove_stale_temps(os.path.dirname(os.path.abspath(path)), os.path.basename(path))
+    tmp = stage(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        _unlink(tmp)
+        unlink_quietly(tmp)
         raise
 
 
@@ -228,7 +239,7 @@ class Batch:
         try:
             _write(fd, data, mode, sync=False)
         except BaseException:
-            _unlink(tmp)
+            unlink_quietly(tmp)
             raise
         self._staged.append((tmp, path))
         self._synced = False
@@ -242,7 +253,7 @@ class Batch:
     def discard(self) -> None:
         """Before commit: remove every temporary file; nothing changed."""
         for tmp, _ in self._staged:
-            _unlink(tmp)
+            unlink_quietly(tmp)
         self._staged = []
         self._synced = True
 
@@ -297,5 +308,5 @@ class Batch:
         """After commit: the new files stay; drop the kept old ones."""
         for _, kept, _ in self._done:
             if kept is not None:
-                _unlink(kept)
+                unlink_quietly(kept)
         self._done = []

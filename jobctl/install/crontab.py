@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from jobctl import applied, paths
 from jobctl.errors import EnvironmentProblem, ExitCode, InvalidJobs, JobctlError, Problem
-from jobctl.files import Batch, remove_stale_temps, replace_atomically
+from jobctl.files import Batch, remove_stale_temps, replace_atomically, unlink_quietly
 from jobctl.install.compile import definition, definition_hash
 from jobctl.jobs.spec import JobSpec
 from jobctl.runner import cmdline, host
@@ -669,7 +669,7 @@ def _backup(state: str, text: str) -> str:
             fh.flush()
             os.fsync(fh.fileno())
     except BaseException:
-        _unlink(path)
+        unlink_quietly(path)
         raise
     return path
 
@@ -679,14 +679,7 @@ def _rotate_backups(state: str) -> None:
     directory = paths.backups_dir(state)
     old = sorted(f for f in os.listdir(directory) if f.startswith("crontab-"))
     for name in old[:-BACKUPS_KEPT]:
-        _unlink(os.path.join(directory, name))
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+        unlink_quietly(os.path.join(directory, name))
 
 
 def _environment(exc: OSError, doing: str) -> EnvironmentProblem:
@@ -810,7 +803,7 @@ def apply(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None = N
             except BaseException:
                 batch.rollback()
                 if backup:
-                    _unlink(backup)
+                    unlink_quietly(backup)
                 raise
             batch.finish()
             for name, when in kept_times.items():
@@ -847,7 +840,7 @@ def uninstall(state: str, tgt: Target) -> Outcome:
                     doing = f"cannot write {tgt.label}"
                     _write(tgt, new_text, parts.created)
                 except BaseException:
-                    _unlink(backup)
+                    unlink_quietly(backup)
                     raise
                 _rotate_backups(state)
             # the block is gone: cron runs none of these any more (a systemd timer may)

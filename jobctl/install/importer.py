@@ -42,7 +42,7 @@ from typing import Any
 
 from jobctl import paths
 from jobctl.errors import EnvironmentProblem, ExitCode, JobctlError
-from jobctl.files import replace_atomically
+from jobctl.files import replace_atomically, stage, unlink_quietly
 from jobctl.install import crontab
 from jobctl.jobs import schedule as schedule_mod
 from jobctl.jobs import spec
@@ -1418,22 +1418,7 @@ def finish(record: dict[str, Any], jobs: list[Any], state: str, target: crontab.
 
 def _stage(path: str, text: str, mode: int) -> str:
     """``text`` in a synced temporary file next to ``path``, to be renamed over it."""
-    from jobctl.files import _write, temp_for
-
-    fd, tmp = temp_for(path)
-    try:
-        _write(fd, text.encode("utf-8", "surrogateescape"), mode)
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return tmp
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+    return stage(path, text.encode("utf-8", "surrogateescape"), mode)
 
 
 def _fsync_dir(path: str) -> None:
@@ -1469,7 +1454,7 @@ class _FileThenBlock(crontab.Target):
 
     def discard(self) -> None:
         if self.staged:
-            _unlink(self.staged)
+            unlink_quietly(self.staged)
             self.staged = None
 
     def read(self) -> str:
@@ -1508,7 +1493,7 @@ class _FileThenBlock(crontab.Target):
                 _replace_file(self.path, _read_file(self.path), self.expected)
                 raise
         except BaseException:
-            _unlink(block)
+            unlink_quietly(block)
             raise
 
 
