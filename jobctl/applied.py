@@ -80,6 +80,11 @@ if TYPE_CHECKING:
         notify: Notify | None
         history: History
         cron_mail: str
+        baseline: dict[str, float]
+        lock_group: str | None
+        requires: list[dict[str, Any]]
+        then: list[str]
+        on_failure: list[str]
         source: str
         tz_offsets: list[list[int]] | None
 else:
@@ -123,6 +128,8 @@ FORMATS: tuple[dict[str, Any], ...] = (
     {"cron_mail": "failure"},
     # 4: catch-up of every missed schedule
     {"catch_up_mode": "latest", "catch_up_max": 100},
+    # 5: baselines (null: the defaults of jobctl.baseline) and job-to-job rules
+    {"baseline": None, "lock_group": None, "requires": [], "then": [], "on_failure": []},
 )
 FORMAT_VERSION = len(FORMATS)
 #: every key's default, written once (a job file that leaves a key out compiles to the same value)
@@ -149,8 +156,9 @@ def upgrade(defn: Mapping[str, Any]) -> Definition:
     out["notify"] = {**NOTIFY_DEFAULT, **notify} if isinstance(notify, dict) and notify else None
     if "env" not in defn:
         out["env"] = {}  # never the shared default
-    if "tags" not in defn:
-        out["tags"] = []
+    for key in ("tags", "requires", "then", "on_failure"):
+        if key not in defn:
+            out[key] = []  # never the shared default
     return out  # type: ignore[return-value]  # filled above: every key of Definition is there
 
 
@@ -219,6 +227,9 @@ def expected(key: str, what: str, value: Any) -> Malformed:
 CONCURRENCY = ("forbid", "allow", "replace", "wait")
 CRON_MAIL = ("failure", "always", "never")
 CATCH_UP_MODES = ("latest", "each")
+#: what ``requires`` asks of the required job's latest finished run: that it succeeded, failed
+#: (failed, timed out, was killed or lost) or just finished, whichever way
+REQUIRE_STATUSES = ("succeeded", "failed", "finished")
 #: the compiled field sets (jobs.schedule.compile_fields): the sets, then the flags
 FIELD_SETS = ("minute", "hour", "dom", "month", "dow")
 FIELD_FLAGS = ("dom_star", "dow_star", "fixed")
@@ -357,6 +368,35 @@ def _check_notify(value: Any) -> str | None:
     return None
 
 
+def _name_list(value: Any) -> bool:
+    """Job names: what then and on_failure start (a name with / or .. would reach outside applied/)."""
+    return isinstance(value, list) and all(isinstance(v, str) and paths.valid_job_name(v) for v in value)
+
+
+def _check_requires(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return "expected an array of {job, status, within} objects"
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or not _name_list([item.get("job")]):
+            return f"[{i}]: expected an object naming a job, got {_got(item)}"
+        if item.get("status", "succeeded") not in REQUIRE_STATUSES:
+            return f"[{i}].status: expected one of {', '.join(REQUIRE_STATUSES)}, got {_got(item.get('status'))}"
+        if not _optional_number(item.get("within")):
+            return f"[{i}].within: expected a number of seconds or null, got {_got(item.get('within'))}"
+    return None
+
+
+def _check_baseline(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "expected null or an object"
+    for key, item in value.items():
+        if not _number(item):
+            return f".{printable(str(key))}: expected a number, got {_got(item)}"
+    return None
+
+
 def _check_numbers(value: Any, keys: tuple[str, ...]) -> str | None:
     for key in keys:
         if not _optional_number(value[key]):
@@ -386,6 +426,9 @@ _SIMPLE: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("cron_mail", CRON_MAIL.__contains__, "one of " + ", ".join(CRON_MAIL)),
     ("catch_up_mode", CATCH_UP_MODES.__contains__, "one of " + ", ".join(CATCH_UP_MODES)),
     ("catch_up_max", _number, "a number of runs"),
+    ("lock_group", lambda v: v is None or _name_list([v]), "a lock group name or null"),
+    ("then", _name_list, "an array of job names"),
+    ("on_failure", _name_list, "an array of job names"),
     ("source", lambda v: isinstance(v, str), "a string"),
 )
 
@@ -422,7 +465,8 @@ def checked(raw: Any, name: str) -> Definition:
                      ("fields", _check_fields(defn["fields"])), ("tz_offsets", _check_offsets(defn["tz_offsets"])),
                      ("retries", _check_numbers(defn["retries"], tuple(RETRIES_DEFAULT))),
                      ("history", _check_numbers(defn["history"], tuple(HISTORY_DEFAULT))),
-                     ("notify", _check_notify(defn["notify"]))):
+                     ("notify", _check_notify(defn["notify"])), ("requires", _check_requires(defn["requires"])),
+                     ("baseline", _check_baseline(defn["baseline"]))):
         if why is not None:
             if why.startswith("expected"):  # about the value itself
                 why = f": {why}, got {_got(values[key])}"

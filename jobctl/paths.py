@@ -114,6 +114,22 @@ def lock_file(state: str, job: str) -> str:
     return os.path.join(state, "locks", job + ".lock")
 
 
+def group_lock_file(state: str, group: str) -> str:
+    """The lock every job of ``lock_group: GROUP`` takes (an @ name: no job's lock is named like it)."""
+    return os.path.join(state, "locks", "@" + group + ".lock")
+
+
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def valid_job_name(name: str) -> bool:
+    """A job (or lock group) name as job files allow it (spec.NAME_RE), checked without ``re`` for the wrapper.
+
+    Names become file names under the state directory: one with / or .. in it would reach outside.
+    """
+    return 0 < len(name) <= 63 and name[0] not in "_.-" and _NAME_CHARS.issuperset(name)
+
+
 def catch_up_lock(state: str) -> str:
     """The guard that lets one catch-up pass run at a time (a dot file: no job is named like it)."""
     return os.path.join(state, "locks", ".catch-up.lock")
@@ -166,6 +182,11 @@ def adopted_records(state: str) -> str:
 def apply_lock(state: str) -> str:
     """Serialises apply, uninstall and export --record (a blocking flock, crontab.apply_lock; never deleted)."""
     return os.path.join(state, "apply.lock")
+
+
+def parent_output(state: str, run_id: int) -> str:
+    """A finished run's captured output, kept for the jobs its then/on_failure start (JOBCTL_PARENT_OUTPUT)."""
+    return os.path.join(state, "spool", f"{run_id}.parent")
 
 
 def crash_report_name(pid: int) -> str:

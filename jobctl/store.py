@@ -85,7 +85,7 @@ FAILED_STATUSES = ("failed", "timeout", "killed", "lost")
 #: "Notifications", and jobctl(1) document every field).
 RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for",
               "started_at", "finished_at", "duration_s", "pid", "host", "output_bytes",
-              "output_truncated", "reason")
+              "output_truncated", "reason", "parent_run_id")
 
 
 def iso(ts: float | None) -> str | None:
@@ -129,6 +129,8 @@ def run_record(row: Any) -> dict[str, Any]:
         "output_bytes": row["output_bytes"],
         "output_truncated": bool(row["output_truncated"]),
         "reason": row["reason"],
+        # the run whose then/on_failure started this one (trigger chain); null otherwise
+        "parent_run_id": row["parent_run_id"] or None,
     }
 
 
@@ -203,12 +205,39 @@ def _m4_job_scheduled(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_job_scheduled ON runs (job, scheduled_for)")
 
 
+def _m5_chains_alerts(db: sqlite3.Connection) -> None:
+    # The run whose then/on_failure started this one (trigger chain): history --tree
+    # walks it.  An ADD COLUMN only changes the schema, whatever the size of the log.
+    db.execute("ALTER TABLE runs ADD COLUMN parent_run_id INTEGER")
+    # Alerts the catch-up pass sends once: a scheduled run that never started
+    # (kind missed, key its scheduled time) and a run still going well past its
+    # usual duration (kind overdue, key its run id); status and metrics count
+    # the missed ones.  A row says the alert was decided; notified what it did.
+    db.execute("""
+        CREATE TABLE alerts (
+            job      TEXT NOT NULL,
+            kind     TEXT NOT NULL,
+            key      REAL NOT NULL,
+            at       REAL NOT NULL,
+            detail   TEXT,
+            PRIMARY KEY (job, kind, key)
+        ) WITHOUT ROWID""")
+    # how far the pass has looked for missed runs, per job (kind 'checked', key 0, at: up to when)
+
+
+def _m6_parent(db: sqlite3.Connection) -> None:
+    # history --tree's "which runs did this one start?": a partial index holds only chained runs
+    db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL")
+
+
 #: Numbered migrations, applied in order, each in the transaction that records it.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
     ("runs.jitter_s and runs.notify", _m2_jitter_notify),
     ("runs.retried and runs.failures", _m3_retried),
     ("index runs (job, scheduled_for)", _m4_job_scheduled),
+    ("runs.parent_run_id and alerts", _m5_chains_alerts),
+    ("index runs (parent_run_id)", _m6_parent),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Migrations that only add an index: no statement needs them to be right, only
@@ -216,7 +245,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: leaves them to apply and prune (connect(build_indexes=False)): building an
 #: index over ten million runs takes ~10 s under the write lock, while cron's
 #: other wrappers wait on the busy timeout and would drop their records past it.
-INDEX_ONLY = frozenset({4})
+INDEX_ONLY = frozenset({4, 6})
 
 
 class _Transaction:
@@ -380,15 +409,16 @@ class Store:
 
     def start_run(self, job: str, trigger: str, attempt: int, scheduled_for: float | None,
                   started_at: float, wrapper_pid: int, host: str, boot_id: str,
-                  jitter_s: float | None = None, retry_of: int = 0) -> int:
+                  jitter_s: float | None = None, retry_of: int = 0, parent_run_id: int | None = None) -> int:
         with self.write() as db:
             if retry_of:
                 # the attempt before this one no longer ends its run
                 db.execute("UPDATE runs SET retried = 1 WHERE id = ?", (retry_of,))
             cur = db.execute(
                 "INSERT INTO runs (job, status, trigger, attempt, scheduled_for, started_at, wrapper_pid,"
-                " host, boot_id, jitter_s) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id, jitter_s),
+                " host, boot_id, jitter_s, parent_run_id) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id, jitter_s,
+                 parent_run_id or None),
             )
             row = int(cur.lastrowid or 0)
         self.inserted.append(row)
@@ -518,13 +548,16 @@ class Store:
                             (run_id, head, tail, dropped))
 
     def record(self, job: str, status: str, trigger: str, attempt: int, scheduled_for: float | None,
-               at: float, wrapper_pid: int, host: str, reason: str, exit_code: int | None = None) -> int:
+               at: float, wrapper_pid: int, host: str, reason: str, exit_code: int | None = None,
+               parent_run_id: int | None = None) -> int:
         """A run that never started a process (skipped), as one finished row."""
         with self.write() as db:
             cur = db.execute(
                 "INSERT INTO runs (job, status, exit_code, trigger, attempt, scheduled_for, started_at,"
-                " finished_at, duration_s, wrapper_pid, host, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                (job, status, exit_code, trigger, attempt, scheduled_for, at, at, wrapper_pid, host, reason),
+                " finished_at, duration_s, wrapper_pid, host, reason, parent_run_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (job, status, exit_code, trigger, attempt, scheduled_for, at, at, wrapper_pid, host, reason,
+                 parent_run_id or None),
             )
             row = int(cur.lastrowid or 0)
         self.inserted.append(row)
@@ -616,6 +649,66 @@ class Store:
         return self.db.execute("SELECT max(max(coalesce(scheduled_for, 0),"
                                " CASE WHEN trigger = 'backfill' THEN 0 ELSE started_at END)) FROM runs WHERE job = ?",
                                (job,)).fetchone()[0]
+
+    # --- baselines, requirements, chains and the pass's alerts
+
+    def durations(self, job: str, count: int, before: int | None = None) -> list[float]:
+        """Durations of the job's latest ``count`` successful runs (older than run ``before``), newest first.
+
+        The baseline's input (jobctl.baseline.usual).  Newest first through
+        (job, id): it reads back until ``count`` successes are found.
+        """
+        if before is None:
+            rows = self.db.execute("SELECT duration_s FROM runs WHERE job = ? AND status = 'succeeded'"
+                                   " AND duration_s IS NOT NULL ORDER BY id DESC LIMIT ?", (job, count))
+        else:
+            rows = self.db.execute("SELECT duration_s FROM runs WHERE job = ? AND id < ? AND status = 'succeeded'"
+                                   " AND duration_s IS NOT NULL ORDER BY id DESC LIMIT ?", (job, before, count))
+        return [r[0] for r in rows]
+
+    def last_result(self, job: str) -> sqlite3.Row | None:
+        """The job's latest finished run, by its last attempt (requires): retried attempts and skips are no result."""
+        return self.db.execute("SELECT * FROM runs WHERE job = ? AND status NOT IN ('running', 'skipped')"
+                               " AND retried = 0 ORDER BY id DESC LIMIT 1", (job,)).fetchone()
+
+    def children(self, run_id: int) -> list[sqlite3.Row]:
+        """The runs a run's then/on_failure started, oldest first (every attempt)."""
+        return self.db.execute("SELECT * FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,)).fetchall()
+
+    def alert_once(self, job: str, kind: str, key: float, at: float, detail: str = "") -> bool:
+        """Record that ``kind`` was alerted for ``key`` (a slot, a run id); False when it already was."""
+        with self.write() as db:
+            cur = db.execute("INSERT OR IGNORE INTO alerts (job, kind, key, at, detail) VALUES (?, ?, ?, ?, ?)",
+                             (job, kind, key, at, detail))
+            return cur.rowcount > 0
+
+    def set_alert_detail(self, job: str, kind: str, key: float, detail: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE alerts SET detail = ? WHERE job = ? AND kind = ? AND key = ?", (detail, job, kind, key))
+
+    def alerts(self, job: str | None = None, kind: str | None = None, since: float | None = None) -> list[sqlite3.Row]:
+        """Alerts recorded, oldest first, filtered by job, kind and time alerted."""
+        where, args = [], []
+        for column, value in (("job = ?", job), ("kind = ?", kind), ("at >= ?", since)):
+            if value is not None:
+                where.append(column)
+                args.append(value)
+        sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY at, job, key"
+        return self.db.execute(sql, args).fetchall()
+
+    def alert_counts(self, kind: str) -> dict[str, int]:
+        """{job: alerts of ``kind``} (metrics' jobctl_missed_runs_total, status's missed count)."""
+        return {job: n for job, n in self.db.execute("SELECT job, count(*) FROM alerts WHERE kind = ? GROUP BY job",
+                                                      (kind,))}
+
+    def checked_until(self, job: str) -> float | None:
+        """How far the pass has looked for the job's missed runs (None: never)."""
+        row = self.db.execute("SELECT at FROM alerts WHERE job = ? AND kind = 'checked' AND key = 0", (job,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def set_checked_until(self, job: str, at: float) -> None:
+        with self.write() as db:
+            db.execute("INSERT OR REPLACE INTO alerts (job, kind, key, at) VALUES (?, 'checked', 0, ?)", (job, at))
 
     # --- reads of the read commands (status, metrics, logs, prune)
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobctl"
-FOUNDATIONS = {"errors", "paths", "files", "units", "applied", "store", "retention", "pause", "clock", "inflight"}
+FOUNDATIONS = {"errors", "paths", "files", "units", "applied", "store", "retention", "pause", "clock", "inflight",
+               "baseline"}
 #: stage -> the stages it may import from (besides itself and the foundations)
 ALLOWED = {
     "foundation": set(),

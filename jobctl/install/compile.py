@@ -63,6 +63,12 @@ def definition(job: JobSpec) -> dict[str, Any]:
         "notify": job.notify.to_dict() if job.notify else None,
         "history": {"keep": job.history.keep, "max_age": job.history.max_age},
         "cron_mail": job.cron_mail,
+        # null unless set: the wrapper then uses jobctl.baseline.DEFAULT, and a later release may change those
+        "baseline": job.baseline.to_dict() if job.baseline != spec.Baseline() else None,
+        "lock_group": job.lock_group,
+        "requires": [r.to_dict() for r in job.requires],
+        "then": list(job.then),
+        "on_failure": list(job.on_failure),
         "source": job.source,
         # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
         "tz_offsets": _offsets(job.timezone),

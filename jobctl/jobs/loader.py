@@ -59,7 +59,8 @@ MAX_NUMBER_CHARS = 100
 #: how much text the pure-Python parser re-reads (about 0.1 s) to word a syntax error
 _REPARSE_CHARS = 128 * 1024
 DEFAULTS_STEMS = ("_defaults",)
-NOT_IN_DEFAULTS = ("name", "description")
+#: keys a job sets for itself: a default then/on_failure/requires would also apply to the jobs it names
+NOT_IN_DEFAULTS = ("name", "description", "then", "on_failure", "requires")
 _BOMB = "refusing a file that expands like a 'billion laughs' bomb. Job files need few or no aliases"
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK
@@ -1005,6 +1006,29 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                     return False, None
                 values.append(_item(item, field_))
             return True, values
+        if isinstance(node, SequenceNode) and "records" in field_.shapes:
+            # a list whose items are plain values or flat mappings of them (requires: [{job: a, within: 2h}])
+            records: list[Any] = []
+            for item in node.value:
+                if isinstance(item, ScalarNode):
+                    records.append(_item(item, field_))
+                    continue
+                if not isinstance(item, MappingNode):
+                    out.add(path, item, f"{key}: list items must be plain values or mappings, not "
+                            f"{_node_kind(item)}", job)
+                    return False, None
+                pairs, ok = _mapping_items(item, path, job, out, key)
+                if not ok:
+                    return False, None
+                record = {}
+                for k, v in pairs:
+                    if not isinstance(v, ScalarNode):
+                        out.add(path, v, f"{key} {spec.show(k.value)[1:-1]}: must be a plain value, not "
+                                f"{_node_kind(v)}", job)
+                        return False, None
+                    record[k.value] = _item(v, field_)
+                records.append(record)
+            return True, records
         if isinstance(node, MappingNode) and "map" in field_.shapes:
             items, ok = _mapping_items(node, path, job, out, key)
             if not ok:
@@ -1029,7 +1053,8 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
         else:  # the item inside a list or mapping
             out.add(path, None, f"{key}: {exc.problem}", job, line=mark.line + 1, column=mark.column + 1)
         return False, None
-    allowed = " or ".join({"scalar": "a value", "list": "a list", "map": "a mapping"}[s] for s in field_.shapes)
+    allowed = " or ".join({"scalar": "a value", "list": "a list", "map": "a mapping", "records": "a list"}[s]
+                          for s in field_.shapes)
     out.add(path, node, f"{key} must be {allowed}, not {_node_kind(node)}", job)
     return False, None
 
@@ -1259,6 +1284,8 @@ def _load(jobs: _Dir) -> LoadResult:
             pass
 
     seen_names: dict[str, str] = {}
+    #: job name -> (file, the nodes of its keys): where a then/on_failure/requires problem is reported
+    refs: dict[str, tuple[str, dict[str, Node]]] = {}
     for name, path in jobs.files:
         try:
             nodes = [n for n in _read_documents(jobs, name, path, out) if not _is_null(n)]
@@ -1268,9 +1295,10 @@ def _load(jobs: _Dir) -> LoadResult:
             stem = os.path.splitext(name)[0]
             only = len(nodes) == 1
             for node in nodes:
-                _load_job(path, node, stem, only, defaults, seen_names, out, result)
+                _load_job(path, node, stem, only, defaults, seen_names, out, result, refs)
         except _TooMany:
             continue
+    _check_links(result, refs, seen_names, out)
     result.problems = out.problems
     # job is None for _defaults.yaml: never compared with a name
     result.warnings = sorted(out.warnings, key=lambda p: (p.path, p.line, p.column, p.message))
@@ -1293,7 +1321,8 @@ def _load_defaults(jobs: _Dir, name: str, path: str, out: _Collector) -> dict[st
 
 
 def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, Any],
-              seen_names: dict[str, str], out: _Collector, result: LoadResult) -> None:
+              seen_names: dict[str, str], out: _Collector, result: LoadResult,
+              refs: dict[str, tuple[str, dict[str, Node]]]) -> None:
     if not isinstance(node, MappingNode):
         out.add(path, node, f"a job must be a mapping of keys (name, schedule, command, ...), not {_node_kind(node)}")
         return
@@ -1332,7 +1361,76 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
     if "env" in defaults and "env" in values:
         merged["env"] = {**defaults["env"], **values["env"]}
     merged["name"] = name
+    if merged.get("lock_group") and merged.get("concurrency") == "allow":
+        out.add(path, nodes.get("lock_group") or nodes.get("concurrency") or node,
+                f"lock_group {merged['lock_group']!r} with concurrency allow: allow would let the group's runs "
+                "overlap; use forbid, wait or replace", name)
+        return
+    refs[name] = (path, nodes)
     result.jobs.append(spec.build(merged, source=f"{path}:{_pos(node)[0]}"))
+
+
+def _check_links(result: LoadResult, refs: dict[str, tuple[str, dict[str, Node]]], seen: dict[str, str],
+                 out: _Collector) -> None:
+    """then, on_failure and requires across jobs: every name is a job, and no chain comes back to where it began.
+
+    A job that fails a check is taken out of the result, as any invalid job is.
+    """
+    by_name = {job.name: job for job in result.jobs}
+    bad: set[str] = set()
+
+    def item_node(job: str, key: str, index: int) -> Node | None:
+        node = refs[job][1].get(key)
+        if isinstance(node, SequenceNode) and index < len(node.value):
+            return node.value[index]
+        return node
+
+    for job in result.jobs:
+        path = refs[job.name][0]
+        named = [("then", n) for n in job.then] + [("on_failure", n) for n in job.on_failure] + \
+                [("requires", r.job) for r in job.requires]
+        counters: dict[str, int] = {}
+        for key, other in named:
+            index = counters[key] = counters.get(key, -1) + 1
+            if other not in seen:
+                close = difflib.get_close_matches(other, list(seen), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else "; name a job of this directory"
+                out.add(path, item_node(job.name, key, index), f"{key}: no job named {other!r}{hint}", job.name)
+                bad.add(job.name)
+            elif other == job.name and key == "requires":
+                out.add(path, item_node(job.name, key, index), f"requires: {other!r} is this job itself; a job "
+                        "cannot wait for its own runs", job.name)
+                bad.add(job.name)
+            elif key != "requires" and other in by_name and not by_name[other].enabled:
+                out.warn(path, item_node(job.name, key, index), f"{key}: job {other!r} is disabled "
+                         "(enabled: false), so it is never started from here", job.name)
+    # then and on_failure form one graph: a run of a cycle's first job would start itself again, for ever
+    state: dict[str, int] = {}  # 1: on the path being walked, 2: done
+
+    def walk(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        job = by_name[name]
+        for nxt in (*job.then, *job.on_failure):
+            if nxt not in by_name:
+                continue
+            if state.get(nxt) == 1:
+                cycle = trail[trail.index(nxt):] + [name, nxt] if nxt in trail else [name, nxt]
+                first = by_name[nxt]
+                key = "then" if cycle[1] in first.then else "on_failure"
+                index = list(getattr(first, key)).index(cycle[1])
+                out.add(refs[nxt][0], item_node(nxt, key, index),
+                        f"{key}: {' -> '.join(cycle)} is a cycle: a run would start itself again without end; "
+                        "remove one of these links", nxt)
+                bad.update(cycle)
+            elif nxt not in state:
+                walk(nxt, [*trail, name])
+        state[name] = 2
+
+    for name in by_name:
+        if name not in state:
+            walk(name, [])
+    if bad:
+        result.jobs = [job for job in result.jobs if job.name not in bad]
 
 
 def load_jobs(directory: str) -> list[spec.JobSpec]:

@@ -47,7 +47,10 @@ CRON_MAIL = applied.CRON_MAIL
 #: latest missed one; each — every missed one, oldest first, one after another
 CATCH_UP_MODES = applied.CATCH_UP_MODES
 RESERVED_ENV = ("JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT", "JOBCTL_SCHEDULED_FOR", "JOBCTL_SLOT_START",
-                "JOBCTL_SLOT_END")
+                "JOBCTL_SLOT_END", "JOBCTL_PARENT_RUN_ID", "JOBCTL_PARENT_JOB", "JOBCTL_PARENT_STATUS",
+                "JOBCTL_PARENT_OUTPUT")
+#: what a requirement asks of the required job's latest finished run (requires: status)
+REQUIRE_STATUSES = applied.REQUIRE_STATUSES
 
 MAX_OUTPUT_LIMIT = 1024**3
 #: the longest cron expression worth writing (every value of every field is ~400)
@@ -80,8 +83,8 @@ class Range:
     """The values one numeric key accepts, both ends included, and why those ends."""
 
     key: str
-    minimum: int
-    maximum: int
+    minimum: int | float
+    maximum: int | float
     #: "duration" (seconds), "size" (bytes), "count" or "factor"
     kind: str
     why: str
@@ -133,6 +136,12 @@ RANGES: tuple[Range, ...] = (
     Range("notify.after_failures", 1, 10_000, "count", "a week of failures of a job that runs every minute"),
     Range("history.keep", 1, 1_000_000, "count", "runs kept per job in the run log"),
     Range("history.max_age", 1, 3650 * DAY, "duration", "ten years"),
+    Range("baseline.min_runs", 5, 1000, "count", "fewer than five runs are no baseline to judge a run by"),
+    Range("baseline.runs", 5, 1000, "count", "the latest successful runs the usual duration is learned from"),
+    Range("baseline.slow", 1.5, 100, "factor", "times the usual (median) duration beyond which a run is slow"),
+    Range("baseline.short", 0.01, 0.9, "factor",
+          "fraction of the usual (median) duration below which a successful run is short"),
+    Range("requires.within", 1, 366 * DAY, "duration", "how recent the required run must be, a year at most"),
 )
 RANGE = {r.key: r for r in RANGES}
 
@@ -171,7 +180,9 @@ class Retries:
         return float(min(self.delay * self.backoff ** (retry - 1), self.max_delay))
 
 
-NOTIFY_WHEN = ("failure", "recovery", "success")
+#: run events (failure, recovery, success), baseline events of a run (slow, short: the wrapper;
+#: overdue: the pass, while it runs) and missed, the pass's alert that a scheduled run never started
+NOTIFY_WHEN = ("failure", "recovery", "success", "slow", "short", "overdue", "missed")
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,31 @@ class History:
 
 
 @dataclass(frozen=True)
+class Baseline:
+    """How a job's usual duration is learned and a run judged against it (jobctl.baseline)."""
+
+    min_runs: int = 5
+    runs: int = 20
+    slow: float = 3.0
+    short: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_runs": self.min_runs, "runs": self.runs, "slow": self.slow, "short": self.short}
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One ``requires`` item: ``job``'s latest finished run ended in ``status``, at most ``within`` s ago."""
+
+    job: str
+    status: str = "succeeded"
+    within: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "status": self.status, "within": self.within}
+
+
+@dataclass(frozen=True)
 class JobSpec:
     name: str
     schedule: schedule_mod.Schedule
@@ -224,6 +260,11 @@ class JobSpec:
     notify: Notify | None = None
     history: History = History()
     cron_mail: str = "failure"
+    baseline: Baseline = Baseline()
+    lock_group: str | None = None
+    requires: tuple[Requirement, ...] = ()
+    then: tuple[str, ...] = ()
+    on_failure: tuple[str, ...] = ()
     #: where the job was defined: "path:line"
     source: str = ""
 
@@ -640,6 +681,102 @@ def _history(value: Any) -> History:
     return History(**kwargs)
 
 
+_BASELINE_KEYS = ("min_runs", "runs", "slow", "short")
+
+
+def _unknown_key(what: str, key: Any, known: tuple[str, ...]) -> FieldError:
+    import difflib
+
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; use {', '.join(known)}"
+    return FieldError(f"unknown {what} key {show(key)}{hint}", at=key, on_key=True)
+
+
+def _baseline(value: Any) -> Baseline:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping such as {min_runs: 5, slow: 3, short: 0.1}")
+    kwargs: dict[str, Any] = {}
+    for key, val in value.items():
+        if key not in _BASELINE_KEYS:
+            raise _unknown_key("baseline", key, _BASELINE_KEYS)
+        label = f"baseline {key}"
+        if key in ("min_runs", "runs"):
+            if isinstance(val, bool) or not isinstance(val, int):
+                raise FieldError(f"{label}: a whole number of runs, not {show(val)}", at=key)
+        elif isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise FieldError(f"{label}: a number (a factor of the usual duration), not {show(val)}", at=key)
+        try:
+            kwargs[key] = check_range(f"baseline.{key}", val, label)
+        except ValueError as exc:
+            raise FieldError(str(exc), at=key) from None
+    out = Baseline(**kwargs)
+    if out.runs < out.min_runs:
+        raise FieldError(f"baseline runs {out.runs} is fewer than min_runs {out.min_runs}; the usual duration is "
+                         f"learned from the latest runs runs, so use runs: {out.min_runs} or more",
+                         at="runs" if "runs" in value else "min_runs")
+    return out
+
+
+def _lock_group(value: Any) -> str:
+    text = _string(value)
+    if not NAME_RE.match(text):
+        raise ValueError(f"{show(text, 80)} is not a valid lock group name; use 1-63 lowercase letters, digits, "
+                         "'_', '.' or '-', starting with a letter or digit")
+    return text
+
+
+_REQUIRE_KEYS = ("job", "status", "within")
+
+
+def _requires(value: Any) -> tuple[Requirement, ...]:
+    items = value if isinstance(value, list) else [value]
+    out: list[Requirement] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):  # a bare name: that job's latest run succeeded, however long ago
+            item = {"job": item}
+        if not isinstance(item, dict):
+            raise FieldError(f"requires: each item is a mapping such as {{job: extract, status: succeeded, "
+                             f"within: 2h}} or a job name, not {_kind(item)}", at=i if isinstance(value, list)
+                             else None)
+        at = i if isinstance(value, list) else None
+        for key in item:
+            if key not in _REQUIRE_KEYS:
+                raise FieldError(f"requires: unknown key {show(key)}; use {', '.join(_REQUIRE_KEYS)}", at=at)
+        if "job" not in item:
+            raise FieldError("requires: each item names a job, e.g. {job: extract, status: succeeded, within: 2h}",
+                             at=at)
+        try:
+            job = _name(item["job"])
+            status = _one_of(item.get("status", "succeeded"), REQUIRE_STATUSES, "required status")
+            within = item.get("within")
+            if within is not None:
+                within = check_range("requires.within", _positive_duration(within), "requires within")
+        except ValueError as exc:
+            message = str(exc)
+            raise FieldError(message if message.startswith("requires") else f"requires: {message}", at=at) from None
+        out.append(Requirement(job, status, within))
+    if not out:
+        raise ValueError("is an empty list; name at least one job, or remove the key")
+    return tuple(out)
+
+
+def _job_names(key: str) -> Callable[[Any], tuple[str, ...]]:
+    """then and on_failure: a job name or a list of them, in order, each once."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise ValueError("is an empty list; name at least one job, or remove the key")
+        for i, item in enumerate(items):
+            try:
+                _name(item)
+            except ValueError as exc:
+                raise FieldError(f"{key}: {exc}", at=i if isinstance(value, list) else None) from None
+        return tuple(dict.fromkeys(items))
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Field:
     """One job-file key."""
@@ -647,7 +784,8 @@ class Field:
     key: str
     parse: Callable[[Any], Any]
     #: what the loader may build for it: scalars always; "list"/"map" allow one
-    #: level of scalars (never deeper, so aliases are never expanded).
+    #: level of scalars (never deeper, so aliases are never expanded); "records" a
+    #: list of scalars or flat mappings of scalars (requires), two levels at most.
     shapes: tuple[str, ...]
     schema: dict[str, Any]
     doc: str
@@ -755,6 +893,38 @@ FIELDS += (
     Field("cron_mail", _cron_mail, ("scalar",), {"enum": list(CRON_MAIL)},
           "What a run started by cron prints, for cron to mail (MAILTO): failure (default: a summary line and "
           "the output's tail when a run fails, nothing on success), always, or never."),
+)
+
+_NAME_SCHEMA = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_.-]{0,62}$"}
+_NAMES_SCHEMA = {"oneOf": [_NAME_SCHEMA, {"type": "array", "minItems": 1, "items": _NAME_SCHEMA}]}
+
+FIELDS += (
+    Field("baseline", _baseline, ("map",),
+          {"type": "object", "additionalProperties": False,
+           "properties": {"min_runs": {"type": "integer", **_bounds("baseline.min_runs")},
+                          "runs": {"type": "integer", **_bounds("baseline.runs")},
+                          "slow": {"type": "number", **_bounds("baseline.slow")},
+                          "short": {"type": "number", **_bounds("baseline.short")}}},
+          "The usual duration: median and MAD of the latest runs (default 20) successful runs, judged from "
+          "min_runs (default 5) on; a run is slow beyond slow (default 3) times the median, short below short "
+          "(default 0.1) times it (notify when: slow, short, overdue)."),
+    Field("lock_group", _lock_group, ("scalar",), _NAME_SCHEMA,
+          "Jobs sharing a lock group never run at the same time; each job's concurrency policy (forbid, wait, "
+          "replace) applies to the group."),
+    Field("requires", _requires, ("scalar", "records"),
+          {"oneOf": [_NAME_SCHEMA,
+                     {"type": "array", "minItems": 1,
+                      "items": {"oneOf": [_NAME_SCHEMA,
+                                          {"type": "object", "additionalProperties": False, "required": ["job"],
+                                           "properties": {"job": _NAME_SCHEMA,
+                                                          "status": {"enum": list(REQUIRE_STATUSES)},
+                                                          "within": _duration_schema("requires.within")}}]}}]},
+          "Run only when each named job's latest finished run ended in status (default succeeded) within "
+          "(default: any time); otherwise the run is recorded skipped, naming the requirement."),
+    Field("then", _job_names("then"), ("scalar", "list"), _NAMES_SCHEMA,
+          "Jobs started, in order, when a run of this job succeeds (trigger chain, with JOBCTL_PARENT_*)."),
+    Field("on_failure", _job_names("on_failure"), ("scalar", "list"), _NAMES_SCHEMA,
+          "Jobs started, in order, when a run of this job fails, times out or is killed (trigger chain)."),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}

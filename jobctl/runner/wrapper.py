@@ -87,6 +87,8 @@ class Wrapper:
         self.trigger = trigger
         self.stream = stream
         self.scheduled_for = scheduled_for
+        #: (run id, job, status, output file) of the run whose then/on_failure started this one (trigger chain)
+        self.parent: tuple[int, str, str, str] | None = None
         self.on_started = on_started
         self.error = ErrorLog(state, self.name)
         self.host = os.uname().nodename
@@ -509,7 +511,8 @@ class Wrapper:
                            "trigger": trigger, "attempt": attempt, "scheduled_for": self.scheduled_for,
                            "started_at": started, "finished_at": finished, "duration_s": finished - started,
                            "pid": proc.pid, "host": self.host, "output_bytes": proc.output.total,
-                           "output_truncated": dropped > 0, "reason": reason}, head + tail)
+                           "output_truncated": dropped > 0, "reason": reason,
+                           "parent_run_id": self.parent[0] if self.parent else None}, head + tail)
             self._last_env = env
         return status, code
 
