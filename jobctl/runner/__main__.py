@@ -64,7 +64,7 @@ def _error(state: str, job: str, message: str) -> None:
 
 
 def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: float | None,
-                   exiting: bool) -> None:
+                   exiting: bool, parent: tuple[int, str, str] | None) -> None:
     from jobctl.runner import runlog
     from jobctl.runner.runlog import ErrorLog, RunLog
 
@@ -72,7 +72,7 @@ def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: fl
         runlog.leave_open()
     log = RunLog(state, ErrorLog(state, defn["name"]))
     log.call("record", defn["name"], "skipped", trigger, 1, scheduled_for, time.time(), os.getpid(),
-             os.uname().nodename, "skipped: paused (jobctl resume to run again)", None)
+             os.uname().nodename, "skipped: paused (jobctl resume to run again)", None, parent[0] if parent else None)
     log.call("prune", defn["name"], *applied.retention(defn), time.time())
     log.close()
 
@@ -162,9 +162,10 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
             return EX_JOBCTL
         if not runs:
             return 0
-        if os.path.exists(paths.paused_file(state, name)):  # pause.is_paused, without importing it
-            _record_paused(defn, state, trigger, scheduled_for, exiting)
-            return 0
+    # pause.is_paused, without importing it
+    if mode in ("schedule", "timer", "catchup", "chain") and os.path.exists(paths.paused_file(state, name)):
+        _record_paused(defn, state, trigger, scheduled_for, exiting, args["parent"])
+        return 0
     report_fd = args["report_fd"]
 
     def report(run_id: int) -> None:
@@ -184,10 +185,12 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
 
     # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
     mail = defn["cron_mail"] if mode == "schedule" and not stream else None  # applied.checked: one of CRON_MAIL
+    parent, chain = args["parent"], args["chain"]
     try:
-        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail)
+        code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail, parent=parent,
+                       chain=chain)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
-            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail)
+            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail, chain=chain)
         rest = args["slots"][1:]
         for n, later in enumerate(rest):
             # catch_up_mode each: the next missed minute once the previous one's run has ended,
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
                       f"{time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(left[-1]))}; jobctl backfill {name} "
                       f"--since {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime(left[0]))} runs them")
                 break
-            code = execute(defn, state, trigger, stream, later, report, jitter=0.0, mail=mail)
+            code = execute(defn, state, trigger, stream, later, report, jitter=0.0, mail=mail, chain=chain)
     except Exception as exc:  # noqa: BLE001 - a definition edited into a shape nothing expects: one line, not a trace
         error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
               "re-run jobctl apply")

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
         report_fd: int
         scheduled_for: float | None
         slots: list[float]
+        parent: tuple[int, str, str] | None
+        chain: bool
 else:
     Args = dict
 
@@ -38,8 +40,8 @@ EX_CANNOT_EXEC = 126
 EX_NOT_FOUND = 127
 
 USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME[,TIME...]"
-         " | --backfill-run TIME] "
-         "[--quiet] [--definition-stdin] [--report-fd N] NAME\n"
+         " | --backfill-run TIME | --chain-run RUN_ID,JOB,STATUS[,TIME]] "
+         "[--quiet] [--no-chain] [--definition-stdin] [--report-fd N] NAME\n"
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
@@ -214,6 +216,28 @@ def backfill_run_argv(state: str, name: str, scheduled_for: float) -> list[str]:
     return [*interpreter_argv(), "--state-dir", state, "--backfill-run", str(int(scheduled_for)), "--quiet", name]
 
 
+def chain_run_argv(state: str, name: str, parent_id: int, parent_job: str, parent_status: str,
+                   scheduled_for: float | None) -> list[str]:
+    """A run of ``name`` that run ``parent_id`` of ``parent_job`` started through then/on_failure (trigger chain).
+
+    The parent's job and status ride on the command line as well as in the
+    run log: a child whose run log cannot be read still knows them.  The
+    parent's scheduled time, when it had one, is the child's too (its slot).
+    """
+    when = "" if scheduled_for is None else f",{int(scheduled_for)}"
+    return [*interpreter_argv(), "--state-dir", state, "--chain-run", f"{parent_id},{parent_job},{parent_status}{when}",
+            "--quiet", name]
+
+
+def _chain_arg(text: str) -> tuple[int, str, str, float | None] | None:
+    parts = text.split(",")
+    if len(parts) not in (3, 4) or not parts[0].isdigit() or not parts[1] or not parts[2].isalpha():
+        return None
+    if len(parts) == 4 and not parts[3].isdigit():
+        return None
+    return int(parts[0]), parts[1], parts[2], float(parts[3]) if len(parts) == 4 else None
+
+
 def detached_argv(state: str, name: str, report_fd: int) -> list[str]:
     """``jobctl run --detach``: the definition comes on stdin, the run id goes to ``report_fd``.
 
@@ -243,6 +267,10 @@ def parse(argv: list[str]) -> Args | None:
         "scheduled_for": None,
         # every minute a catch-up run makes up for, in order (catch_up_mode each: more than one)
         "slots": [],
+        # (run id, job, status) of the run whose then/on_failure started this one (mode chain)
+        "parent": None,
+        # start the job's then/on_failure jobs after the run (--no-chain: a systemd unit's OnSuccess= does)
+        "chain": True,
     }
     while rest:
         arg = rest.pop(0)
@@ -260,6 +288,13 @@ def parse(argv: list[str]) -> Args | None:
         elif arg == "--backfill-run" and rest and rest[0].isdigit():
             out["trigger"], out["stream"], out["mode"] = "backfill", False, "backfill"
             out["scheduled_for"] = float(rest.pop(0))
+        elif arg == "--chain-run" and rest and (chain := _chain_arg(rest[0])) is not None:
+            rest.pop(0)
+            out["trigger"], out["stream"], out["mode"] = "chain", False, "chain"
+            out["parent"] = chain[:3]
+            out["scheduled_for"] = chain[3]
+        elif arg == "--no-chain":
+            out["chain"] = False
         elif arg == "--quiet":
             out["stream"] = False
         elif arg == "--definition-stdin":

@@ -78,7 +78,8 @@ class Wrapper:
 
     def __init__(self, defn: Definition, state: str, trigger: str, stream: bool,
                  scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-                 sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None) -> None:
+                 sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None,
+                 parent: tuple[int, str, str] | None = None, chain: bool = True) -> None:
         self.defn = defn
         self.sink = sink
         self.jitter = number(jitter, 0.0)
@@ -87,8 +88,16 @@ class Wrapper:
         self.trigger = trigger
         self.stream = stream
         self.scheduled_for = scheduled_for
-        #: (run id, job, status, output file) of the run whose then/on_failure started this one (trigger chain)
-        self.parent: tuple[int, str, str, str] | None = None
+        #: (run id, job, status) of the run whose then/on_failure started this one (trigger chain)
+        self.parent = parent
+        self.parent_id = parent[0] if parent else None
+        #: start the jobs of then/on_failure once the run has ended (not when a systemd unit's OnSuccess= does)
+        self.chain = chain
+        #: the directory holding JOBCTL_PARENT_OUTPUT while an attempt runs
+        self._parent_dir: str | None = None
+        self._log: RunLog | None = None
+        #: (slow or short, the alert's line) when the finished run is judged so and the job notifies on it
+        self._verdict: tuple[str, str] | None = None
         self.on_started = on_started
         self.error = ErrorLog(state, self.name)
         self.host = os.uname().nodename
@@ -189,21 +198,32 @@ class Wrapper:
     def _lock(self, log: RunLog, signals: Signals) -> tuple[Lock | None, int | None]:
         """Take the job's lock per its concurrency policy; (lock, exit code if not to run)."""
         policy = self.defn["concurrency"]
-        if policy == "allow":
+        group = self.defn["lock_group"]
+        if policy == "allow" and not group:  # validation refuses allow with a group; a hand-edited one is forbid
             return None, None
+        if group and policy == "allow":
+            policy = "forbid"
         try:
-            lock = Lock(paths.lock_file(self.state, self.name))
+            # a job of a lock group takes the group's lock, the one all its jobs take: the policy applies to the group
+            lock = Lock(paths.group_lock_file(self.state, group) if group else paths.lock_file(self.state, self.name))
         except OSError as exc:
             self.error(f"cannot open the lock file: {exc}; not running")
             return None, EX_JOBCTL
         if lock.try_acquire():
+            if group:
+                code = self._own_lock_free(log)
+                if code is not None:
+                    lock.close()
+                    return None, code
             return lock, None
         holder = lock.holder()
         if policy == "forbid":
             reason = f"skipped: previous run {holder.run or '?'} still running"
+            if group:
+                reason = f"skipped: {self._holder_text(log, holder.run)} still running (lock group {group})"
             # a skip has no exit code in the run log (the process still exits 75)
             run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                              os.getpid(), self.host, reason, None, default=0)
+                              os.getpid(), self.host, reason, None, self.parent_id, default=0)
             log.call("prune", self.name, self.keep, self.max_age, time.time())  # skips are bounded too
             self._started(run_id)
             if self.stream:
@@ -222,13 +242,43 @@ class Wrapper:
         except Interrupted as exc:
             reason = f"killed: {signame(exc.signum)} while waiting for run {holder.run or '?'} to finish"
             run_id = log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
-                              os.getpid(), self.host, reason, 128 + exc.signum, default=0)
+                              os.getpid(), self.host, reason, 128 + exc.signum, self.parent_id, default=0)
             self._started(run_id)
             lock.close()
             return None, 128 + exc.signum
         finally:
             signals.raise_now = False
         return lock, None
+
+    def _holder_text(self, log: RunLog, run_id: int) -> str:
+        """``run 812 of job b``: the run holding a group's lock, by its job (any job of the group may hold it)."""
+        row = log.call("get", run_id) if run_id else None
+        job = row["job"] if row is not None else None
+        return f"run {run_id or '?'}" + (f" of job {job}" if job and job != self.name else "")
+
+    def _own_lock_free(self, log: RunLog) -> int | None:
+        """With a group's lock taken: None, unless a run of this job from before it joined the group still runs.
+
+        That run holds the job's own lock (and a job never runs twice): the run
+        is skipped.  Taken and let go at once, so no later run waits on it.
+        """
+        try:
+            own = Lock(paths.lock_file(self.state, self.name))
+        except OSError:
+            return None
+        try:
+            if own.try_acquire():
+                return None
+            reason = f"skipped: previous run {own.holder().run or '?'} still running (it started before the job " \
+                     f"joined lock group {self.defn['lock_group']})"
+        finally:
+            own.close()
+        run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
+                          os.getpid(), self.host, reason, None, self.parent_id, default=0)
+        self._started(run_id)
+        if self.stream:
+            self.error(reason)
+        return EX_SKIPPED
 
     def _replace(self, log: RunLog, signals: Signals, lock: Lock) -> int | None:
         """Terminate the lock holder's process group and take the lock; None once taken, else the exit code.
@@ -279,7 +329,7 @@ class Wrapper:
                 elif refused:
                     reason += f" and its process group was not signalled: {refused}"
                 run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                                  os.getpid(), self.host, reason, None, default=0)
+                                  os.getpid(), self.host, reason, None, self.parent_id, default=0)
                 self._started(run_id)
                 self.error(reason)
                 return EX_SKIPPED
@@ -289,6 +339,120 @@ class Wrapper:
         self._replaced = target.run if target is not None and was_running else 0
         return None
 
+    def _requirements(self, log: RunLog) -> int | None:
+        """None when every ``requires`` item holds; else the run is recorded skipped, naming the first that does not.
+
+        A skip, not a failure: no retries, no failure streak, no alert storm
+        while the job it waits for is down.  A run log that cannot be read
+        does not stop the job (it runs, and jobctl-errors.log says why).
+        """
+        from jobctl.store import FAILED_STATUSES  # loaded already by the run log
+
+        now = time.time()
+        for req in self.defn["requires"]:
+            job, want, within = req["job"], req.get("status") or "succeeded", req.get("within")
+            row = log.call("last_result", job, default=False)
+            if row is False:
+                self.error(f"requires {job}: not checked, the run log cannot be read; running anyway")
+                return None
+            ended = row["finished_at"] or row["started_at"] if row is not None else None
+            ok = row is not None and (want == "finished" or (want == "succeeded" and row["status"] == "succeeded")
+                                      or (want == "failed" and row["status"] in FAILED_STATUSES))
+            window = number(within, 0.0) if within is not None else 0.0
+            if ok and window and ended is not None and now - ended > window:
+                ok = False
+            if ok:
+                continue
+            asked = f"job {job} {want}" + (f" within {fmt_duration(window)}" if window else "")
+            if row is None:
+                found = f"{job} has no finished run"
+            else:
+                found = f"its latest run {row['id']} {row['status']} {fmt_duration(max(0.0, now - (ended or now)))} ago"
+            reason = f"skipped: requires {asked}; {found}"
+            run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, now,
+                              os.getpid(), self.host, reason, None, self.parent_id, default=0)
+            log.call("prune", self.name, self.keep, self.max_age, now)
+            self._started(run_id)
+            if self.stream:
+                self.error(reason)
+            return EX_SKIPPED
+        return None
+
+    def _start_chain(self) -> None:
+        """then (after success) or on_failure (after a failure, timeout or kill): each job's wrapper, detached.
+
+        Each starts as its own wrapper (trigger chain), through its own lock,
+        requires and pause, with this run as its parent: JOBCTL_PARENT_* and
+        the parent's output (read back from the run log) reach it.  Detached
+        from this process and from cron's pipes: the chain does not keep
+        cron's job open, and this wrapper ends as it would without a chain.
+        """
+        from jobctl.store import FAILED_STATUSES  # loaded already by the run log
+
+        if self.final is None:
+            return
+        run_id, status = self.final[0], self.final[1]
+        names = self.defn["then"] if status == "succeeded" else \
+            self.defn["on_failure"] if status in FAILED_STATUSES else []
+        if not names:
+            return
+        import subprocess
+
+        from jobctl.runner.cmdline import chain_run_argv
+
+        for name in names:
+            if not os.path.exists(paths.applied_file(self.state, name)):
+                self.error(f"{'then' if status == 'succeeded' else 'on_failure'}: job {name} is not applied; "
+                           f"not started (run {run_id} ended {status})")
+                continue
+            try:
+                subprocess.Popen(chain_run_argv(self.state, name, run_id, self.name, status, self.scheduled_for),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                 start_new_session=True, cwd="/", close_fds=True)
+            except OSError as exc:
+                self.error(f"cannot start job {name} after run {run_id} ({status}): {exc}")
+                continue
+            if self.progress:
+                self._say(f"started job {name} ({'then' if status == 'succeeded' else 'on_failure'})")
+
+    def _parent_env(self, who: tuple[str, str, int, int]) -> dict[str, str]:
+        """JOBCTL_PARENT_RUN_ID, _JOB, _STATUS and _OUTPUT: empty but for a run a then/on_failure started.
+
+        The parent's captured output (as the run log keeps it: head and tail
+        within its output_limit) is written to a file of its own in a fresh
+        directory only the job's user can enter, removed when the attempt
+        ends: the state directory is 0700 and the job may run as another user.
+        """
+        env = {"JOBCTL_PARENT_RUN_ID": "", "JOBCTL_PARENT_JOB": "", "JOBCTL_PARENT_STATUS": "",
+               "JOBCTL_PARENT_OUTPUT": ""}
+        if self.parent is None:
+            return env
+        run_id, job, status = self.parent
+        env.update(JOBCTL_PARENT_RUN_ID=str(run_id), JOBCTL_PARENT_JOB=job, JOBCTL_PARENT_STATUS=status)
+        self._drop_parent_output()
+        try:
+            output = self._parent_output(run_id)
+            self._parent_dir, path = _private_file(output, who[2], who[3])
+            env["JOBCTL_PARENT_OUTPUT"] = path
+        except OSError as exc:
+            self.error(f"the parent run's output is not passed on: {exc}")
+        return env
+
+    def _parent_output(self, run_id: int) -> bytes:
+        log = self._log
+        got = log.call("output", run_id) if log is not None else None
+        if not got:
+            return b""
+        head, tail, _ = got
+        return bytes(head) + bytes(tail)
+
+    def _drop_parent_output(self) -> None:
+        if self._parent_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._parent_dir, ignore_errors=True)  # fd-based on Linux: no link is followed
+            self._parent_dir = None
+
     def _started(self, run_id: int) -> None:
         if run_id:
             self.run_ids.append(run_id)
@@ -297,7 +461,7 @@ class Wrapper:
             self.on_started = None
 
     def _run(self, signals: Signals, umask: int) -> int:
-        log = RunLog(self.state, self.error)
+        log = self._log = RunLog(self.state, self.error)
         self._replaced = 0
         try:
             if self.jitter > 0:
@@ -307,8 +471,12 @@ class Wrapper:
                 except Interrupted as exc:
                     reason = f"killed: {signame(exc.signum)} during the {fmt_duration(self.jitter)} jitter delay"
                     log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
-                             os.getpid(), self.host, reason, 128 + exc.signum, default=0)
+                             os.getpid(), self.host, reason, 128 + exc.signum, self.parent_id, default=0)
                     return 128 + exc.signum
+            if self.defn["requires"] and self.trigger != "manual":
+                code = self._requirements(log)
+                if code is not None:
+                    return code
             lock, code = self._lock(log, signals)
             if code is not None:
                 return code
@@ -321,6 +489,8 @@ class Wrapper:
             # notifications take, they delay neither this job nor its next run.
             if streak is not None:
                 self._notify(log, signals, previous_failures, streak)
+            if self.chain and self.final is not None and not signals.pending:
+                self._start_chain()
             return code
         finally:
             if self._start_ping is not None:  # interrupted before the end: its answer no longer matters
@@ -332,7 +502,8 @@ class Wrapper:
         """Every attempt, then retention: (exit code, failures before, failures now or None when interrupted)."""
         log.call("finalize_lost", self.name, self.host, self.boot_id, host.alive, host.group_alive, time.time())
         if self._replaced:
-            log.call("append_reason", self._replaced, " (replaced by a new run)")
+            log.call("append_reason", self._replaced, f" (replaced by a new run of job {self.name})"
+                     if self.defn["lock_group"] else " (replaced by a new run)")
         code = EX_JOBCTL
         previous_failures = log.call("failure_streak", self.name, default=0) if self.notify_cfg else 0
         if self.notify_cfg and self.notify_cfg["ping"]:
@@ -425,7 +596,7 @@ class Wrapper:
             self.first_started = started
         run_id = log.call("start_run", self.name, trigger, attempt, self.scheduled_for, started,
                           os.getpid(), self.host, self.boot_id, self.jitter if attempt == 1 and self.jitter else None,
-                          self.final[0] if attempt > 1 and self.final else 0, default=0)
+                          self.final[0] if attempt > 1 and self.final else 0, self.parent_id, default=0)
         self._started(run_id)
         try:
             who = self._who = run_as(self.defn)  # one user lookup per attempt
@@ -440,6 +611,7 @@ class Wrapper:
         env["JOBCTL_RUN_ID"] = str(run_id or "")
         env["JOBCTL_ATTEMPT"] = str(attempt)
         env.update(self._slot_env())
+        env.update(self._parent_env(who))
         proc = Attempt(self.defn, env, who, lock, signals, self.stream, umask, self.sink)
 
         def record(pid: int, start: int) -> None:
@@ -478,6 +650,7 @@ class Wrapper:
             return self._wait(log, signals, proc, attempt, run_id, trigger, started, env)
         finally:
             proc.output.close_spool()
+            self._drop_parent_output()
 
     def _wait(self, log: RunLog, signals: Signals, proc: Attempt, attempt: int, run_id: int, trigger: str,
               started: float, env: dict[str, str]) -> tuple[str, int]:
@@ -512,14 +685,15 @@ class Wrapper:
                            "started_at": started, "finished_at": finished, "duration_s": finished - started,
                            "pid": proc.pid, "host": self.host, "output_bytes": proc.output.total,
                            "output_truncated": dropped > 0, "reason": reason,
-                           "parent_run_id": self.parent[0] if self.parent else None}, head + tail)
+                           "parent_run_id": self.parent_id}, head + tail)
             self._last_env = env
         return status, code
 
 
 def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream: bool = False,
             scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
-            sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None) -> int:
+            sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None,
+            parent: tuple[int, str, str] | None = None, chain: bool = True) -> int:
     """Run a job definition once (with its retries); returns the exit code.
 
     ``stream`` copies the output live to fd 1, or to ``sink`` when given.
@@ -527,7 +701,38 @@ def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream
     output's tail on a failure ("failure") or always ("always").  ``defn``
     may be of an older format (applied.upgrade).
     """
-    return Wrapper(applied.upgrade(defn), state, trigger, stream, scheduled_for, on_started, sink, jitter, mail).run()
+    return Wrapper(applied.upgrade(defn), state, trigger, stream, scheduled_for, on_started, sink, jitter, mail,
+                   parent, chain).run()
+
+
+def _private_file(data: bytes, uid: int, gid: int) -> tuple[str, str]:
+    """A fresh directory (0700) under /tmp holding one file (0600) of ``data``, both ``uid``'s: (directory, file).
+
+    Written before it is handed over: the user gets the directory only once
+    the file is complete, so nothing of theirs can stand in its place while
+    this process (root, for a system crontab) writes.
+    """
+    for _ in range(100):
+        directory = os.path.join("/tmp", "jobctl-parent-" + os.urandom(8).hex())
+        try:
+            os.mkdir(directory, 0o700)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError("no free name for the parent's output under /tmp")
+    path = os.path.join(directory, "output")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if uid != os.geteuid() or gid != os.getegid():
+            os.fchown(fd, uid, gid)
+            os.chown(directory, uid, gid)
+    finally:
+        os.close(fd)
+    return directory, path
 
 
 def _isatty(fd: int) -> bool:
