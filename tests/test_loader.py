@@ -101,6 +101,18 @@ def job_text(snippet: str) -> str:
         ("catch_up_mode: latest", "catch_up_mode", "latest"),
         ("catch_up_max: 1", "catch_up_max", 1),
         ("catch_up_max: 10000", "catch_up_max", 10000),
+        ("baseline: {min_runs: 10, runs: 50, slow: 4, short: 0.2}", "baseline",
+         spec.Baseline(min_runs=10, runs=50, slow=4.0, short=0.2)),
+        ("baseline: {slow: 1.5}", "baseline.slow", 1.5),
+        ("lock_group: warehouse", "lock_group", "warehouse"),
+        ("requires: other", "requires", (spec.Requirement("other"),)),
+        ("requires:\n  - {job: other, status: failed, within: 2h}\n  - other", "requires",
+         (spec.Requirement("other", "failed", 7200), spec.Requirement("other"))),
+        ("then: other", "then", ("other",)),
+        ("then: [other, other]", "then", ("other",)),
+        ("on_failure: [other]", "on_failure", ("other",)),
+        ("notify: {when: [slow, short, overdue, missed], ping: 'https://x.example'}", "notify.when",
+         ("slow", "short", "overdue", "missed")),
         ("notify: {webhook: 'https://hooks.example.com/x'}", "notify",
          spec.Notify(webhook="https://hooks.example.com/x")),
         ("notify:\n  when: [failure, recovery]\n  after_failures: 2\n  email: ops@example.com\n"
@@ -117,9 +129,10 @@ def job_text(snippet: str) -> str:
 )
 def test_valid_value(write_job: WriteJob, jobs_dir: Path, snippet: str, attr: str, expected: object) -> None:
     write_job("backup.yaml", job_text(snippet))
+    write_job("other.yaml", 'schedule: "@daily"\ncommand: "true"\n')  # what then, on_failure and requires name
     jobs, problems = load(jobs_dir)
     assert problems == []
-    (job,) = jobs.values()
+    (job,) = [j for name, j in jobs.items() if name != "other"]
     assert attrgetter(attr)(job) == expected
 
 
@@ -309,13 +322,37 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("catch_up_mode: yes", "1:16: job backup: catch_up_mode must be one of latest, each, not a boolean"),
         ("catch_up_max: 0", "1:15: job backup: catch_up_max 0 is out of range (1 to 10000); use 1 or more"),
         ("catch_up_max: 1.5", "1:15: job backup: catch_up_max must be a whole number of runs, not a number"),
+        # baseline, lock_group, requires, then, on_failure
+        ("baseline: {min_runs: 3}", "1:22: job backup: baseline min_runs 3 is out of range (5 to 1000); use 5 or more"),
+        ("baseline: {slow: 1}", "1:18: job backup: baseline slow 1 is out of range (1.5 to 100); use 1.5 or more"),
+        ("baseline: {runs: 5, min_runs: 10}", "1:18: job backup: baseline runs 5 is fewer than min_runs 10: nothing "
+                                              "would ever be judged; use runs: 10 or more"),
+        ("baseline: {sloww: 2}", "1:12: job backup: unknown baseline key 'sloww'; did you mean 'slow'?"),
+        ("lock_group: DB!", "1:13: job backup: lock_group: 'DB!' is not a valid lock group name; use 1-63 lowercase "
+                            "letters, digits, '_', '.' or '-', starting with a letter or digit"),
+        ("requires: [{job: nosuch, status: ok}]", "1:12: job backup: requires: 'ok' is not a required status; use one "
+                                                  "of succeeded, failed, finished"),
+        ("requires: [{job: nosuch, within: 0}]", "1:12: job backup: requires within must be longer than 0s; remove "
+                                                 "the key to turn it off"),
+        ("requires: [{status: failed}]", "1:12: job backup: requires: each item names a job, e.g. {job: extract, "
+                                         "status: succeeded, within: 2h}"),
+        ("requires: [{job: backup}]", "1:12: job backup: requires: 'backup' is this job itself; a job cannot wait "
+                                      "for its own runs"),
+        ("requires: [[x]]", "1:12: job backup: requires: list items must be plain values or mappings, not a list"),
+        ("then: [Other]", "1:8: job backup: then: 'Other' is not a valid job name; use 1-63 lowercase letters, "
+                          "digits, '_', '.' or '-', starting with a letter or digit"),
+        ("then: []", "1:7: job backup: then is an empty list; name at least one job, or remove the key"),
+        ("then: [nosuch]", "1:8: job backup: then: no job named 'nosuch'; name a job of this directory"),
+        ("on_failure: [backup]", "1:14: job backup: on_failure: backup -> backup is a cycle: a run would start "
+                                 "itself again without end; remove one of these links"),
         # notify
         ("notify: {on: [failure], webhook: 'https://x.example'}",
          "1:10: job backup: unknown notify key 'on'; the key is 'when' (YAML 1.1 reads 'on' as true)"),
         ("notify: {when: [failure]}",
          "1:9: job backup: notify needs at least one of command, webhook, email, ping"),
         ("notify: {when: [sometimes], ping: 'https://x.example'}",
-         "1:16: job backup: notify when: use a list of failure, recovery, success, e.g. [failure, recovery]"),
+         "1:16: job backup: notify when: use a list of failure, recovery, success, slow, short, overdue, missed, "
+         "e.g. [failure, recovery]"),
         ("notify: {webhook: 'ftp://x'}",
          "1:19: job backup: notify webhook: 'ftp://x' is not an http:// or https:// URL"),
         ("notify: {email: not-an-address}",
@@ -368,7 +405,7 @@ def test_every_key_has_valid_and_invalid_cases() -> None:
         ("colour: red", "1:1: job backup: unknown key 'colour'; known keys: name, description, schedule, command, "
                         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, "
                         "tags, user, timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, "
-                        "cron_mail"),
+                        "cron_mail, baseline, lock_group, requires, then, on_failure"),
         ("[a]: 1", "1:1: job backup: job keys must be plain names, not a list"),
         ("<<: {timeout: 5m}", "1:1: job backup: YAML merge keys (<<) are not supported; put shared values in "
                               "_defaults.yaml"),
@@ -409,7 +446,8 @@ def test_every_error_of_a_job_is_reported(write_job: WriteJob, jobs_dir: Path) -
         "backup.yaml:4:10: job backup: timeout 0 would kill the job at once; remove the key for no timeout",
         "backup.yaml:5:1: job backup: unknown key 'color'; known keys: name, description, schedule, command, "
         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user, "
-        "timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, cron_mail",
+        "timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, cron_mail, baseline, "
+        "lock_group, requires, then, on_failure",
     ]
 
 

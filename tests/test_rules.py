@@ -306,3 +306,20 @@ def test_a_chain_is_not_started_by_a_wrapper_told_not_to(tmp_path: Path):
     time.sleep(1.5)
     assert [r["job"] for r in rows(state())] == ["a"]
     assert not (tmp_path / "b-ran").exists()
+
+
+def test_the_readme_example_is_valid_and_means_what_the_readme_says():
+    import re
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Job-to-job rules, without a daemon", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    write_job("etl", block)
+    done = jobctl("validate", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    from jobctl.jobs import loader
+
+    jobs = {j.name: j for j in loader.load_jobs(os.environ["JOBCTL_JOBS_DIR"])}
+    assert jobs["extract"].then == ("transform",) and jobs["extract"].on_failure == ("page-oncall",)
+    assert [(r.job, r.status, r.within) for r in jobs["transform"].requires] == [("extract", "succeeded", 7200)]
+    assert jobs["extract"].lock_group == jobs["transform"].lock_group == "warehouse"

@@ -174,6 +174,15 @@ AGREE = [
     ("catch_up 0", JOB + "catch_up: 0\n", False),
     ("catch_up_mode unknown", JOB + "catch_up_mode: all\n", False),
     ("catch_up_max over 10000", JOB + "catch_up_max: 10001\n", False),
+    ("baseline min_runs under 5", JOB + "baseline: {min_runs: 4}\n", False),
+    ("baseline slow 1.5", JOB + "baseline: {slow: 1.5}\n", True),
+    ("baseline short over 0.9", JOB + "baseline: {short: 0.95}\n", False),
+    ("baseline unknown key", JOB + "baseline: {fast: 2}\n", False),
+    ("lock_group uppercase", JOB + "lock_group: DB\n", False),
+    ("requires a bad status", JOB + "requires: [{job: backup, status: ok}]\n", False),
+    ("requires within over a year", JOB + "requires: [{job: backup, within: 31622401}]\n", False),
+    ("then an empty list", JOB + "then: []\n", False),
+    ("on_failure a bad name", JOB + "on_failure: [Backup]\n", False),
     ("notify after_failures over 10000", JOB + "notify: {after_failures: 10001, ping: 'https://x.example'}\n", False),
     ("history keep over a million", JOB + "history: {keep: 1000001}\n", False),
     ("history max_age over ten years", JOB + "history: {max_age: 315360001}\n", False),
@@ -237,6 +246,8 @@ def test_the_schema_bounds_are_the_ranges() -> None:
         key, _, sub = r.key.partition(".")
         schema = props[key]
         if sub:
+            if key == "requires":  # a list of items, each a name or an object
+                schema = next(b for b in schema["oneOf"] if b.get("type") == "array")["items"]
             obj = next(b for b in schema.get("oneOf", [schema]) if b.get("type") == "object")
             schema = obj["properties"][sub]
         number = _integer_branch(schema)

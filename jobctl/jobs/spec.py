@@ -711,8 +711,8 @@ def _baseline(value: Any) -> Baseline:
             raise FieldError(str(exc), at=key) from None
     out = Baseline(**kwargs)
     if out.runs < out.min_runs:
-        raise FieldError(f"baseline runs {out.runs} is fewer than min_runs {out.min_runs}; the usual duration is "
-                         f"learned from the latest runs runs, so use runs: {out.min_runs} or more",
+        raise FieldError(f"baseline runs {out.runs} is fewer than min_runs {out.min_runs}: nothing would ever be "
+                         f"judged; use runs: {out.min_runs} or more",
                          at="runs" if "runs" in value else "min_runs")
     return out
 
@@ -750,13 +750,18 @@ def _requires(value: Any) -> tuple[Requirement, ...]:
             status = _one_of(item.get("status", "succeeded"), REQUIRE_STATUSES, "required status")
             within = item.get("within")
             if within is not None:
-                within = check_range("requires.within", _positive_duration(within), "requires within")
+                try:
+                    within = check_range("requires.within", _positive_duration(within), "requires within")
+                except ValueError as exc:
+                    message = str(exc)
+                    raise ValueError(message if message.startswith("requires") else f"requires within {message}") \
+                        from None
         except ValueError as exc:
             message = str(exc)
             raise FieldError(message if message.startswith("requires") else f"requires: {message}", at=at) from None
         out.append(Requirement(job, status, within))
     if not out:
-        raise ValueError("is an empty list; name at least one job, or remove the key")
+        raise ValueError("requires is an empty list; name at least one job, or remove the key")
     return tuple(out)
 
 
@@ -766,7 +771,7 @@ def _job_names(key: str) -> Callable[[Any], tuple[str, ...]]:
     def parse(value: Any) -> tuple[str, ...]:
         items = value if isinstance(value, list) else [value]
         if not items:
-            raise ValueError("is an empty list; name at least one job, or remove the key")
+            raise ValueError(f"{key} is an empty list; name at least one job, or remove the key")
         for i, item in enumerate(items):
             try:
                 _name(item)
