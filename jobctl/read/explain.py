@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from jobctl import applied, clock, paths, units
+from jobctl import applied, baseline, clock, paths, units
 from jobctl.errors import ExitCode, JobctlError, UnknownJob
 from jobctl.install import compile, crontab
 from jobctl.jobs import schedule as schedule_mod
@@ -429,7 +429,8 @@ def show(ctx: Context, name: str, locate: Locate | None = None) -> Shown:
 #: what a key left unset means, where its value is none
 UNSET = {"working_dir": "the job user's home", "timeout": "none", "user": "the invoking user; root with --system",
          "timezone": "the server's", "catch_up": "none: missed runs are not made up", "notify": "none",
-         "description": "none"}
+         "description": "none", "lock_group": "none: only the job's own lock",
+         "baseline": ", ".join(f"{k} {v:g}" for k, v in baseline.DEFAULT.items())}
 
 
 def format_value(key: str, value: Any) -> str:
@@ -456,6 +457,14 @@ def format_value(key: str, value: Any) -> str:
             if v:
                 parts.append(f"{sink} {', '.join(v) if isinstance(v, list) else v}")
         return "; ".join(parts)
+    if key == "baseline" and isinstance(value, dict):
+        return ", ".join(f"{k} {value.get(k)}" for k in ("min_runs", "runs", "slow", "short"))
+    if key == "requires" and isinstance(value, list) and all(isinstance(r, dict) for r in value):
+        return "; ".join(f"{r.get('job')} {r.get('status') or 'succeeded'}"
+                         + (f" within {units.format_duration(r['within'])}" if r.get("within") else "")
+                         for r in value) or "- (none)"
+    if key in ("then", "on_failure") and isinstance(value, list):
+        return ", ".join(map(str, value)) or "- (none)"
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
