@@ -21,7 +21,7 @@ from runhelp import wait_for
 cli = CliRunner()
 
 RUN_FIELDS = ["id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for", "started_at",
-              "finished_at", "duration_s", "pid", "host", "output_bytes", "output_truncated", "reason"]
+              "finished_at", "duration_s", "pid", "host", "output_bytes", "output_truncated", "reason", "parent_run_id"]
 
 
 def state() -> str:
@@ -72,7 +72,7 @@ def test_history_json_shape_filters_and_order(write_job):
     for name in ("ok", "bad", "ok"):
         cli.invoke(app, ["run", name, "-q"])
     rows = json.loads(cli.invoke(app, ["history", "--json"]).stdout)
-    assert [list(r) for r in rows] == [RUN_FIELDS] * 3
+    assert [list(r) for r in rows] == [RUN_FIELDS + ["judged", "usual_s"]] * 3
     assert [(r["job"], r["status"]) for r in rows] == [("ok", "succeeded"), ("bad", "failed"), ("ok", "succeeded")]
     assert rows[0]["id"] > rows[1]["id"] > rows[2]["id"]
     first = rows[2]
@@ -156,7 +156,8 @@ def test_status_json_and_states(write_job):
         "a": "orphaned", "b": "changed", "c": "disabled", "d": "not applied"}
     assert list(rows["b"]) == ["name", "description", "schedule", "schedule_description", "next_run", "state",
                                "last_run", "consecutive_failures", "paused", "late", "missed", "last_started_run",
-                               "jobs_dir", "recent", "usual_duration_s", "last_duration_s"]
+                               "jobs_dir", "recent", "usual_duration_s", "last_duration_s", "usual_mad_s",
+                               "usual_runs", "missed_runs"]
     assert rows["b"]["schedule"] == "@daily" and rows["b"]["schedule_description"] == "At 00:00"
     assert rows["b"]["consecutive_failures"] == 2
     assert rows["b"]["last_run"]["status"] == "failed" and list(rows["b"]["last_run"]) == RUN_FIELDS

@@ -131,7 +131,8 @@ def cron_environment(settings: dict[str, str], user: str) -> dict[str, str]:
 #: what a job's environment has beyond cron's: LANG and USER set by the wrapper (cron sets neither on Debian;
 #: PAM may add LANG from /etc/default/locale), the run's own JOBCTL_* variables, and what the shell exports
 WRAPPER_ADDS = {"LANG", "USER", "JOBCTL_JOB", "JOBCTL_RUN_ID", "JOBCTL_ATTEMPT", "JOBCTL_SCHEDULED_FOR",
-                "JOBCTL_SLOT_START", "JOBCTL_SLOT_END"}
+                "JOBCTL_SLOT_START", "JOBCTL_SLOT_END", "JOBCTL_PARENT_RUN_ID", "JOBCTL_PARENT_JOB",
+                "JOBCTL_PARENT_STATUS", "JOBCTL_PARENT_OUTPUT"}
 SHELL_ADDS = {"PWD", "SHLVL", "_", "OLDPWD"}
 
 

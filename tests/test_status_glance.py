@@ -69,7 +69,7 @@ def column(table: str, header: str, job: str) -> str:
     lines = table.splitlines()
     at = lines[0].index(header)
     row = next(line for line in lines[1:] if line.split()[0] == job)
-    if header in ("DURATION", "USUAL", "FAILS"):
+    if header in ("DURATION", "USUAL", "FAILS", "MISSED"):
         return row[:at + len(header)].split()[-1]
     rest = row[at:].split()
     return rest[0] if rest and row[at] != " " else ""
@@ -233,44 +233,104 @@ def test_no_color_means_no_escape_codes_and_colours_otherwise(write_job):
 
 # --- durations ------------------------------------------------------------------------------------------
 
+def _mad(values: list[float]) -> float:
+    middle = statistics.median(values)
+    return statistics.median(abs(v - middle) for v in values)
+
+
 def test_json_fields_are_the_runs_as_recorded(write_job):
     write_job("sleepy.yaml", 'schedule: "@hourly"\ncommand: "sleep 0.1"\n')
     write_job("broken.yaml", 'schedule: "@hourly"\ncommand: "exit 4"\n')
     write_job("idle.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
     assert cli.invoke(app, ["apply"]).exit_code == 0
-    for _ in range(4):
+    for _ in range(5):  # baseline.min_runs: the usual duration needs five successes
         cli.invoke(app, ["run", "sleepy", "-q"])
     cli.invoke(app, ["run", "broken", "-q"])
     rows = {r["name"]: r for r in json.loads(cli.invoke(app, ["status", "--json"]).stdout)}
     assert all(list(r)[:len(OLD_FIELDS)] == OLD_FIELDS for r in rows.values())  # the fields before, as before
     runs = runhelp.rows(state(), "sleepy")
+    took = [r["duration_s"] for r in runs]
     sleepy = rows["sleepy"]
-    assert sleepy["recent"] == ["succeeded"] * 4
-    assert sleepy["usual_duration_s"] == round(statistics.median(r["duration_s"] for r in runs), 3)
+    assert sleepy["recent"] == ["succeeded"] * 5
+    assert sleepy["usual_duration_s"] == round(statistics.median(took), 3)
+    assert sleepy["usual_mad_s"] == round(_mad(took), 3) and sleepy["usual_runs"] == 5
     assert sleepy["last_duration_s"] == round(runs[-1]["duration_s"], 3) == sleepy["last_started_run"]["duration_s"]
     broken = rows["broken"]
     assert broken["recent"] == ["failed"] and broken["usual_duration_s"] is None  # no success: no usual
+    assert (broken["usual_mad_s"], broken["usual_runs"]) == (None, 0)
     assert broken["last_duration_s"] == round(runhelp.rows(state(), "broken")[0]["duration_s"], 3)
     idle = rows["idle"]
     assert (idle["recent"], idle["usual_duration_s"], idle["last_duration_s"]) == ([], None, None)
+    assert all(r["missed_runs"] == 0 for r in rows.values())
 
 
-def test_usual_is_the_median_of_the_successes_among_the_last_ten(write_job):
+def test_usual_is_the_median_of_the_latest_successes(write_job):
+    """USUAL is jobctl.baseline's: the latest baseline.runs (20) successes, whatever else ran between them."""
     write_job("d.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
     assert cli.invoke(app, ["apply"]).exit_code == 0
     now = time.time()
-    durations = [500, 1, 2, 30, 3, 4, 5, 6, 7, 8, 9, 100]  # the first two fall out of the last ten
+    durations = [500, 400] + [float(n) for n in range(1, 21)] + [30, 100]  # the first two fall out of the latest 20
     for i, took in enumerate(durations):
         _record("d", "failed" if took == 30 else "succeeded", now - 3600 + i * 60, float(took))
     _record("d", "skipped", now - 10, 0.0)
     row = status_json("d")
-    recent = runhelp.rows(state(), "d")[-10:]
-    expected = statistics.median(r["duration_s"] for r in recent if r["status"] == "succeeded")
-    assert row["usual_duration_s"] == expected == 6.5
+    successes = [r["duration_s"] for r in runhelp.rows(state(), "d") if r["status"] == "succeeded"][-20:]
+    assert row["usual_duration_s"] == statistics.median(successes) == 11.5
+    assert row["usual_mad_s"] == _mad(successes) and row["usual_runs"] == 20
     assert row["last_duration_s"] == 100.0  # the latest run that started: the skip is no result
     table = cli.invoke(app, ["status"]).stdout
     assert column(table, "DURATION", "d") == render.duration(100.0) == "1m40s"
-    assert column(table, "USUAL", "d") == "6.5s"
+    assert column(table, "USUAL", "d") == "11.5s"
+
+
+def test_usual_needs_min_runs_successes(write_job):
+    """Below baseline.min_runs successes there is no usual duration (the default five; the job's own when set)."""
+    write_job("few.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
+    write_job("strict.yaml", 'schedule: "@hourly"\ncommand: "true"\nbaseline: {min_runs: 8}\n')
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    now = time.time()
+    for i in range(7):
+        _record("strict", "succeeded", now - 3600 + i * 60, 10.0 + i)
+        if i < 4:
+            _record("few", "succeeded", now - 3600 + i * 60, 3.0)
+    few, strict = status_json("few"), status_json("strict")
+    assert (few["usual_duration_s"], few["usual_mad_s"], few["usual_runs"]) == (None, None, 4)
+    assert (strict["usual_duration_s"], strict["usual_runs"]) == (None, 7)  # 7 < its min_runs 8
+    assert column(cli.invoke(app, ["status"]).stdout, "USUAL", "strict") == "-"
+    _record("few", "succeeded", now - 60, 5.0)
+    _record("strict", "succeeded", now - 60, 40.0)
+    few, strict = status_json("few"), status_json("strict")
+    assert (few["usual_duration_s"], few["usual_mad_s"], few["usual_runs"]) == (3.0, 0.0, 5)
+    assert (strict["usual_duration_s"], strict["usual_runs"]) == (statistics.median([10.0 + i for i in range(7)]
+                                                                                    + [40.0]), 8)
+
+
+# --- missed runs: the every-minute pass's alerts ------------------------------------------------------------
+
+def test_missed_runs_are_counted_in_the_table_only_when_there_are_some(write_job):
+    write_job("a.yaml", 'schedule: "* * * * *"\ncommand: "true"\n')
+    write_job("b.yaml", 'schedule: "@hourly"\ncommand: "true"\n')
+    assert cli.invoke(app, ["apply"]).exit_code == 0
+    _record("a", "succeeded", time.time() - 30, 1.0)
+    table = cli.invoke(app, ["status"]).stdout
+    assert "MISSED" not in table.splitlines()[0]
+    assert status_json("a")["missed_runs"] == 0
+    log = store.connect(os.path.join(state(), "runs.db"))
+    minute = (time.time() // 60) * 60
+    try:
+        for k in range(3, 6):  # what the pass records: one row per scheduled minute that never started
+            assert log.alert_once("a", "missed", minute - k * 60, minute)
+        assert not log.alert_once("a", "missed", minute - 3 * 60, minute)  # once per slot
+        log.alert_once("a", "overdue", 1, minute)  # another kind of alert: not a missed run
+    finally:
+        log.close()
+    db = sqlite3.connect(os.path.join(state(), "runs.db"))
+    [(recorded,)] = db.execute("SELECT count(*) FROM alerts WHERE job = 'a' AND kind = 'missed'").fetchall()
+    db.close()
+    assert status_json("a")["missed_runs"] == recorded == 3 and status_json("b")["missed_runs"] == 0
+    table = cli.invoke(app, ["status"]).stdout
+    assert "MISSED" in table.splitlines()[0]
+    assert (column(table, "MISSED", "a"), column(table, "MISSED", "b")) == ("3", "0")
 
 
 # --- times: relative next to absolute, the zone once ------------------------------------------------------

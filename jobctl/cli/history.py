@@ -6,7 +6,7 @@ import os
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -69,7 +69,9 @@ def _job_name(value: str, what: str) -> str:
 
 
 @app.command(epilog="Examples:\n\n  jobctl history\n\n  jobctl history backup --limit 5\n\n"
-             "  jobctl history --status failed --since 1d --json | jq -r '.[].job'")
+             "  jobctl history etl --tree   # etl's runs, each with the runs it started\n\n"
+             "  jobctl history --status failed --since 1d --json | jq -r '.[].job'\n\n"
+             "  jobctl history backup --json | jq '.[] | select(.judged == \"slow\") | .id'")
 def history(
     name: Annotated[str | None, typer.Argument(help="Only this job's runs.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", callback=_limit,
@@ -77,29 +79,177 @@ def history(
     status: Annotated[str | None, typer.Option("--status", "-s", metavar="STATUS",
                                                help="Only runs with this status.")] = None,
     since: Annotated[str | None, typer.Option(help="Only runs started since: 2h, 1d, 2026-11-01.")] = None,
+    tree: Annotated[bool, typer.Option(
+        "--tree", help="With NAME: each run (--limit, --status and --since choose them) with the runs its then and "
+                       "on_failure started beneath it, and theirs beneath those (trigger chain); PARENT is the "
+                       "status of the run that started it. --json nests them in each record's children.")] = False,
     json_out: Json = False,
 ) -> None:
     """Past and running runs, newest first.
 
-    Reasons and names are shown as text: control characters appear escaped
-    (ESC as \\x1b); --json has them as they are.
+    A run much slower or shorter than its job's usual duration (the median
+    of its successful runs before it; the job's baseline key) is marked
+    slow or short after its duration, as the wrapper judged it when the run
+    ended; --json has judged and usual_s.  Reasons and names are shown as
+    text: control characters appear escaped (ESC as \\x1b); --json has them
+    as they are.
     """
     from jobctl import store
     from jobctl.read import render
 
     if name is not None:
         _job_name(name, "a job name")
+    elif tree:
+        raise typer.BadParameter("a chain is shown from a job's runs: jobctl history NAME --tree", param_hint="--tree")
     if status is not None and status not in store.STATUSES:
         raise typer.BadParameter(f"use one of {', '.join(store.STATUSES)}", param_hint="--status")
     since_ts = _since(since) if since else None
-    log = common.open_log(common.state())
+    state = common.state()
+    log = common.open_log(state)
     rows = log.history(name, limit, status, since_ts) if log else []
+    roots = _chains(log, rows) if tree and log is not None else []
+    shown = [node.row for node in _walk(roots)] if tree else rows
+    usual = _Usual(log, state).of(shown) if log is not None else {}
     if json_out:
-        render.print_json([store.run_record(r) for r in rows])
+        if tree:
+            render.print_json(_tree_records(roots, usual))
+        else:
+            render.print_json([_record(r, usual) for r in rows])
     elif rows:
-        render.history_table(rows)
+        judged = {run_id: verdict for run_id, (verdict, _) in usual.items()}
+        if tree:
+            render.history_tree(roots, judged=judged)
+        else:
+            render.history_table(rows, judged=judged)
     else:
         print("no runs" + (f" of {name}" if name else ""), file=sys.stderr)
+
+
+class _Usual:
+    """Each run's judgement against its job's usual duration, as the wrapper made it when the run ended.
+
+    The wrapper judges a run by the durations of the job's latest
+    ``baseline.runs`` successful runs before it (store.durations with
+    ``before``, jobctl.baseline.judge); so does this, for the runs shown,
+    with the job's applied baseline settings.  Not one query a run: each
+    job's successes are read once, newest first, as far back as the oldest
+    run shown needs, and each run takes the slice before its id.  Retention
+    may since have pruned runs the wrapper saw, and the settings may have
+    changed: then the two can differ.
+    """
+
+    def __init__(self, log: Store, state: str) -> None:
+        self.log = log
+        self.state = state
+
+    def settings(self, job: str) -> dict[str, Any]:
+        """The job's baseline settings from its applied definition, as status's baseline_settings reads them."""
+        from jobctl import applied, baseline
+
+        defn, _ = applied.load(self.state, job)  # a broken file: the defaults, as for a job not applied
+        cfg = defn.get("baseline") if defn is not None else None
+        return baseline.settings(cfg if isinstance(cfg, dict) else None)
+
+    def successes(self, job: str, lowest: int, count: int, runs: int) -> list[tuple[int, float]]:
+        """(id, duration) of the job's successful runs, newest first, down to ``runs`` of them older than ``lowest``.
+
+        store.history's newest successes: ``count`` at first (enough when the
+        runs shown are the job's newest), twice as many until the list goes
+        back far enough or holds every success of the job.
+        """
+        while True:
+            found = self.log.history(job, count, "succeeded")
+            older = sum(1 for r in found if r["id"] < lowest and r["duration_s"] is not None)
+            if len(found) < count or older >= runs:
+                break
+            count *= 2
+        return [(r["id"], r["duration_s"]) for r in found if r["duration_s"] is not None]
+
+    def of(self, rows: list[sqlite3.Row]) -> dict[int, tuple[str | None, Any]]:
+        """{run id: (its judgement, "slow", "short" or None; the usual duration it was judged by, or None)}."""
+        from bisect import bisect_right
+
+        from jobctl import baseline
+
+        by_job: dict[str, list[sqlite3.Row]] = {}
+        for r in rows:
+            by_job.setdefault(r["job"], []).append(r)
+        out: dict[int, tuple[str | None, Any]] = {}
+        for job, runs in by_job.items():
+            cfg = self.settings(job)
+            lowest = min(r["id"] for r in runs)
+            found = self.successes(job, lowest, cfg["runs"] + len(runs), cfg["runs"])
+            below = [-run_id for run_id, _ in found]  # ascending: bisect finds the first success older than a run
+            for r in runs:
+                first = bisect_right(below, -r["id"])
+                u = baseline.usual([d for _, d in found[first:first + cfg["runs"]]], cfg)
+                out[r["id"]] = (baseline.judge(r["status"], r["duration_s"], u, cfg), u)
+        return out
+
+
+def _record(row: sqlite3.Row, usual: dict[int, tuple[str | None, Any]]) -> dict[str, Any]:
+    """A run as `history --json` shows it: the run record, then judged and usual_s."""
+    from jobctl import store
+
+    verdict, u = usual.get(row["id"], (None, None))
+    return {**store.run_record(row), "judged": verdict, "usual_s": None if u is None else round(u.median, 3)}
+
+
+class _Node:
+    """A run in a chain: its row, the nodes of the runs it started, and the PARENT cell's text."""
+
+    __slots__ = ("children", "parent", "row")
+
+    def __init__(self, row: sqlite3.Row, parent: str) -> None:
+        self.row = row
+        self.children: list[_Node] = []
+        self.parent = parent
+
+
+def _chains(log: Store, rows: list[sqlite3.Row]) -> list[_Node]:
+    """A node per run of ``rows``, with the runs its then/on_failure started beneath it, recursively.
+
+    One indexed query a run shown (store.children).  A run is shown once:
+    a run log edited into a loop of parents ends where it comes back.
+    """
+    roots = []
+    for r in rows:
+        parent = ""
+        if r["parent_run_id"]:  # started by a run of another job's chain: which one
+            up = log.get(r["parent_run_id"])
+            parent = f"#{r['parent_run_id']}" + (f" {up['job']} {up['status']}" if up is not None else " (pruned)")
+        roots.append(_Node(r, parent))
+    seen = {r["id"] for r in rows}
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        for child in log.children(node.row["id"]):
+            if child["id"] in seen:
+                continue
+            seen.add(child["id"])
+            kid = _Node(child, node.row["status"])
+            node.children.append(kid)
+            stack.append(kid)
+    return roots
+
+
+def _tree_records(roots: list[_Node], usual: dict[int, tuple[str | None, Any]]) -> list[dict[str, Any]]:
+    """`history NAME --tree --json`: each root's record with ``children``, the records of the runs it started."""
+    nodes = _walk(roots)
+    records = {id(node): {**_record(node.row, usual), "children": []} for node in nodes}
+    for node in nodes:
+        records[id(node)]["children"] = [records[id(kid)] for kid in node.children]
+    return [records[id(node)] for node in roots]
+
+
+def _walk(roots: list[_Node]) -> list[_Node]:
+    """Every node under ``roots``, roots too; without recursion, as a chain is as deep as it is long."""
+    out, stack = [], list(roots)
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        stack.extend(node.children)
+    return out
 
 
 def _run_id(target: str) -> int | None:

@@ -44,10 +44,14 @@ def status(
     (check mark, ballot x, stopwatch, circled slash, zigzag, ?, triangle for
     succeeded, failed, timeout, skipped, killed, lost, running; + x T - K ? >
     where the locale is not UTF-8).  DURATION is the latest run's (yellow
-    when it took over twice the usual), USUAL the median of the successes
-    among those 10.  Times are local with the relative time next to them;
-    the last line names the zone.  On a terminal a table longer than the
-    screen goes through a pager (--no-pager).
+    when it took over twice the usual), USUAL the job's usual duration, what
+    slow and short are judged by: the median of its latest successful runs
+    (baseline.runs, default 20; none below baseline.min_runs, default 5).
+    MISSED, there when a job has any, counts its scheduled runs that never
+    started, as the every-minute pass recorded them (notify.when missed).
+    Times are local with the relative time next to them; the last line names
+    the zone.  On a terminal a table longer than the screen goes through a
+    pager (--no-pager).
     """
     from datetime import datetime
 
@@ -175,7 +179,12 @@ def metrics(
     textfile: Annotated[str | None, typer.Option(metavar="PATH",
                                                  help="Write atomically to PATH (node_exporter textfile).")] = None,
 ) -> None:
-    """Prometheus metrics of every applied job (label job_name)."""
+    """Prometheus metrics of every applied job (label job_name).
+
+    Gauges jobctl_job_* (last start, success, duration and exit code, runs
+    by status, running, paused, consecutive failures, next run, usual
+    duration) and the counter jobctl_missed_runs_total.
+    """
     from jobctl.read import metrics as metrics_mod
 
     state = common.state()

@@ -23,6 +23,14 @@ METRICS = (
     ("paused", "1 when the job is paused."),
     ("consecutive_failures", "Failed, timed-out, killed or lost runs since the last success."),
     ("next_run_timestamp_seconds", "Next scheduled run (Unix time); absent for @reboot jobs."),
+    ("usual_duration_seconds", "The job's usual duration: the median of its latest successful runs (baseline.runs); "
+                               "absent below baseline.min_runs of them."),
+)
+#: counters, by their full names (the issue's and Prometheus's: a counter ends in _total)
+MISSED = "jobctl_missed_runs_total"
+COUNTERS = (
+    (MISSED, "Scheduled runs that never started, one per slot, as the every-minute pass recorded them for a job "
+             "that notifies on missed (alerts older than the job's history.max_age are pruned: a reset)."),
 )
 
 
@@ -32,12 +40,13 @@ def _label(value: str) -> str:
 
 def exposition(state: str, log: Store | None, now: float | None = None) -> str:
     from jobctl.jobs.schedule import Schedule
-    from jobctl.read.status import consecutive_failures
+    from jobctl.read.status import baseline_settings, consecutive_failures, usual
 
     now = time.time() if now is None else now
     names = applied.names(state)
-    samples: dict[str, list[str]] = {m: [] for m, _ in METRICS}
+    samples: dict[str, list[str]] = {m: [] for m, _ in METRICS + COUNTERS}
     counts = log.run_counts() if log is not None else {}
+    missed = log.alert_counts("missed") if log is not None else {}
     start = datetime.fromtimestamp(now).astimezone()
     #: next runs by (schedule, zone): a thousand jobs share a handful
     next_runs: dict[tuple[str, str | None], int] = {}
@@ -58,6 +67,8 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
                 put("last_duration_seconds", round(fin["duration_s"], 3) if fin["duration_s"] is not None else None)
                 put("last_exit_code", fin["exit_code"])
             put("consecutive_failures", consecutive_failures(log, name))
+            found = usual(log, name, baseline_settings(defn))[0]
+            put("usual_duration_seconds", None if found is None else round(found.median, 3))
         for status in STATUSES:
             put("runs", counts.get((name, status), 0), f',status="{status}"')
         put("running", 1 if counts.get((name, "running")) else 0)
@@ -69,10 +80,15 @@ def exposition(state: str, log: Store | None, now: float | None = None) -> str:
                 nxt = Schedule(defn.get("schedule", cron), cron).next_runs(start, 1, defn.get("timezone"))[0]
                 next_runs[key] = int(nxt.timestamp())
             put("next_run_timestamp_seconds", next_runs[key])
+        samples[MISSED].append(f"{MISSED}{{{lbl}}} {missed.get(name, 0)}")
     lines = []
     for metric, help_text in METRICS:
         lines.append(f"# HELP {PREFIX}{metric} {help_text}")
         lines.append(f"# TYPE {PREFIX}{metric} gauge")
+        lines.extend(samples[metric])
+    for metric, help_text in COUNTERS:
+        lines.append(f"# HELP {metric} {help_text}")
+        lines.append(f"# TYPE {metric} counter")
         lines.extend(samples[metric])
     return "\n".join(lines) + "\n"
 

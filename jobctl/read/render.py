@@ -11,9 +11,12 @@ import os
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobctl.store import exit_code, iso, run_record
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 STATUS_STYLE = {
     "succeeded": "green", "failed": "red", "timeout": "red", "killed": "magenta",
@@ -494,6 +497,9 @@ def status_json(s: Any) -> dict[str, Any]:
         "recent": s.recent,
         "usual_duration_s": None if s.usual_duration is None else round(s.usual_duration, 3),
         "last_duration_s": None if took is None else round(took, 3),
+        "usual_mad_s": None if s.usual_mad is None else round(s.usual_mad, 3),
+        "usual_runs": s.usual_runs,
+        "missed_runs": s.missed_runs,
     }
 
 
@@ -507,16 +513,18 @@ STATE_STYLE = {"ok": "green", "changed": "yellow", "edited": "bold yellow", "not
 # the terminal, columns go in this order until it fits: first every column
 # takes its short form (NEXT RUN and LAST RUN only the relative time, "in 4
 # min", "12 min ago"; a success without "(0)"), then WHEN, DESCRIPTION (cut
-# with "..." before it goes), USUAL, DURATION, RECENT, LAST RUN, FAILS (the
-# count then follows the result, "x3"), NEXT RUN and SCHEDULE: what a glance
-# needs goes last.  JOB, STATE and RESULT always stay.  --wide shows every
-# column in full.  Times are the system's local time, without a zone in each
-# cell: status_screen's last line names the zone once.
+# with "..." before it goes), USUAL, DURATION, RECENT, LAST RUN, MISSED, FAILS
+# (the count then follows the result, "x3"), NEXT RUN and SCHEDULE: what a
+# glance needs goes last.  JOB, STATE and RESULT always stay.  MISSED is there
+# only when some job has missed runs.  --wide shows every column in full.
+# Times are the system's local time, without a zone in each cell:
+# status_screen's last line names the zone once.
 
 #: columns in display order: (header, justify, drop rank: 0 never, lower goes first)
-_COLUMNS = (("JOB", "left", 0), ("SCHEDULE", "left", 9), ("WHEN", "left", 1), ("NEXT RUN", "left", 8),
+_COLUMNS = (("JOB", "left", 0), ("SCHEDULE", "left", 10), ("WHEN", "left", 1), ("NEXT RUN", "left", 9),
             ("STATE", "left", 0), ("LAST RUN", "left", 6), ("RESULT", "left", 0), ("RECENT", "left", 5),
-            ("DURATION", "right", 4), ("USUAL", "right", 3), ("FAILS", "right", 7), ("DESCRIPTION", "left", 2))
+            ("DURATION", "right", 4), ("USUAL", "right", 3), ("FAILS", "right", 8), ("MISSED", "right", 7),
+            ("DESCRIPTION", "left", 2))
 _GAP = 2  # padding between two columns (rich: one on each side)
 _MIN_DESCRIPTION = 12
 
@@ -616,8 +624,14 @@ def _status_cells(s: Any, short: bool, fails_in_result: bool, now: float) -> dic
         "DURATION": _Cell(duration(took), "yellow" if slow(took, s.usual_duration) else ""),
         "USUAL": _Cell(duration(s.usual_duration)),
         "FAILS": _Cell(s.consecutive_failures, "red" if s.consecutive_failures else ""),
+        "MISSED": _Cell(_missed(s), "red" if _missed(s) else ""),
         "DESCRIPTION": _Cell(s.description or "", "dim"),
     }
+
+
+def _missed(s: Any) -> int:
+    """The job's missed runs; 0 for a row made before the count existed (the renderer takes any such object)."""
+    return getattr(s, "missed_runs", 0)
 
 
 def _fit(columns: tuple, shown: list[str], make: Any, width: int | None,
@@ -663,7 +677,8 @@ def _fit(columns: tuple, shown: list[str], make: Any, width: int | None,
 def _layout(rows: list[Any], width: int | None,
             now: float) -> tuple[list[str], dict[str, int], list[dict[str, Any]]]:
     """The status table's columns, widths and cells; once FAILS is gone its count follows the result."""
-    shown = [h for h, _, _ in _COLUMNS if h != "DESCRIPTION" or any(s.description for s in rows)]
+    shown = [h for h, _, _ in _COLUMNS if (h != "DESCRIPTION" or any(s.description for s in rows))
+             and (h != "MISSED" or any(_missed(s) for s in rows))]
     return _fit(_COLUMNS, shown, lambda short, cols: [_status_cells(s, short, short and "FAILS" not in cols, now)
                                                       for s in rows], width, cut="DESCRIPTION")
 
@@ -854,12 +869,21 @@ def status_screen(rows: list[Any], wide: bool = False, out: Any = None, now: flo
 # --- the history table ---------------------------------------------------------------
 #
 # One line per run.  The run id (what `logs RUN_ID` takes) and the job name are
-# never cut.  When the table is wider than the terminal, STARTED loses its year
-# and seconds, then REASON is cut with "..." (it goes when too little is left),
-# then DURATION, TRIGGER, EXIT, STARTED and STATUS go in that order.
+# never cut.  A run judged slow or short against its job's usual duration has
+# a mark after DURATION, in a column of its own (there only when a run shown
+# has one), so that durations stay aligned.  When the table is wider than the
+# terminal, STARTED loses its year and seconds, then REASON is cut with "..."
+# (it goes when too little is left), then the marks, DURATION, TRIGGER, EXIT,
+# STARTED and STATUS go in that order.
 
-_HISTORY_COLUMNS = (("ID", "right", 0), ("JOB", "left", 0), ("STATUS", "left", 6), ("TRIGGER", "left", 3),
-                    ("STARTED", "left", 5), ("DURATION", "right", 2), ("EXIT", "right", 4), ("REASON", "left", 1))
+#: the header of the column of slow/short marks: none, the marks say what they are
+MARK = ""
+_HISTORY_COLUMNS = (("ID", "right", 0), ("JOB", "left", 0), ("STATUS", "left", 7), ("TRIGGER", "left", 4),
+                    ("STARTED", "left", 6), ("DURATION", "right", 3), (MARK, "left", 2), ("EXIT", "right", 5),
+                    ("REASON", "left", 1))
+#: a run judged slow or short (jobctl.baseline.judge), and the ASCII marks where the locale is not UTF-8
+JUDGED_MARKS = {"slow": "\u25b2slow", "short": "\u25bcshort"}
+ASCII_JUDGED_MARKS = {"slow": "slow", "short": "short"}
 
 
 def _history_cells(r: Any, short: bool) -> dict[str, _Cell]:
@@ -873,15 +897,107 @@ def _history_cells(r: Any, short: bool) -> dict[str, _Cell]:
     }
 
 
-def history_table(rows: list[Any], out: Any = None) -> None:
+def judged_mark(verdict: str | None) -> str:
+    """What the history shows next to the duration of a run judged ``verdict`` ("slow", "short"; None: nothing)."""
+    if verdict is None:
+        return ""
+    return (JUDGED_MARKS if utf8() else ASCII_JUDGED_MARKS).get(verdict, verdict)
+
+
+def _mark_cell(verdict: str | None) -> _Cell:
+    return _Cell(judged_mark(verdict), "yellow" if verdict else "")
+
+
+def _shown_columns(columns: tuple, marked: bool) -> list[str]:
+    return [h for h, _, _ in columns if h != MARK or marked]
+
+
+def history_table(rows: list[Any], out: Any = None, judged: Mapping[int, str | None] | None = None) -> None:
+    """The history table; ``judged``: {run id: "slow", "short" or None}, the marks after the durations."""
     piped = out is None and _piped()
     if not piped:
         out = out or console()
-    shown = [h for h, _, _ in _HISTORY_COLUMNS]
-    shown, widths, cells = _fit(_HISTORY_COLUMNS, shown,
-                                lambda short, _: [_history_cells(r, short) for r in rows],
-                                None if piped else _width(out, False), cut="REASON")
+    judged = judged or {}
+    marked = any(judged.get(r["id"]) for r in rows)
+
+    def cells(short: bool, _: list[str]) -> list[dict[str, _Cell]]:
+        made = [_history_cells(r, short) for r in rows]
+        if marked:
+            for r, c in zip(rows, made, strict=True):
+                c[MARK] = _mark_cell(judged.get(r["id"]))
+        return made
+
+    shown, widths, made = _fit(_HISTORY_COLUMNS, _shown_columns(_HISTORY_COLUMNS, marked), cells,
+                               None if piped else _width(out, False), cut="REASON")
     if piped:
-        _write_piped(_plain_table(_HISTORY_COLUMNS, shown, widths, cells))
+        _write_piped(_plain_table(_HISTORY_COLUMNS, shown, widths, made))
     else:
-        _fitted_table(_HISTORY_COLUMNS, shown, widths, cells, out)
+        _fitted_table(_HISTORY_COLUMNS, shown, widths, made, out)
+
+
+# --- history --tree: the runs a run's then/on_failure started, beneath it ----------------
+#
+# The history table with the chain drawn in its first column: each run of the
+# job, then the runs it started (trigger chain), and the runs those started,
+# each indented under the run that started it.  PARENT is the status of the
+# run that started it (what JOBCTL_PARENT_STATUS said: succeeded for a then,
+# failed, timeout or killed for an on_failure); for a run of the job that a
+# run of another job started, that run's id, job and status.  Piped, the
+# chain is plain indentation (two spaces a level), for grep and awk.
+
+_TREE_COLUMNS = (("RUN", "left", 0), ("JOB", "left", 0), ("STATUS", "left", 8), ("TRIGGER", "left", 4),
+                 ("STARTED", "left", 7), ("DURATION", "right", 3), (MARK, "left", 2), ("EXIT", "right", 6),
+                 ("PARENT", "left", 5), ("REASON", "left", 1))
+#: (a child, the last child, below a child, below the last child)
+TREE_GUIDES = ("\u251c\u2500 ", "\u2514\u2500 ", "\u2502  ", "   ")
+ASCII_TREE_GUIDES = ("|- ", "`- ", "|  ", "   ")
+_INDENT = ("  ", "  ", "  ", "  ")
+
+
+def tree_rows(roots: list[Any], guides: tuple[str, str, str, str]) -> list[tuple[Any, str]]:
+    """(node, the guides before its run id) of every node, depth first, children in the order given.
+
+    A node has ``row`` (its run), ``children`` (nodes) and ``parent`` (the
+    PARENT cell's text).  Walked with a stack: a chain is as deep as it is long.
+    """
+    out: list[tuple[Any, str]] = []
+    stack: list[tuple[Any, str, str]] = [(node, "", "") for node in reversed(roots)]
+    while stack:
+        node, own, below = stack.pop()
+        out.append((node, own))
+        kids = node.children
+        for i in range(len(kids) - 1, -1, -1):
+            last = i == len(kids) - 1
+            stack.append((kids[i], below + guides[1 if last else 0], below + guides[3 if last else 2]))
+    return out
+
+
+def history_tree(roots: list[Any], out: Any = None, judged: Mapping[int, str | None] | None = None) -> None:
+    """`history NAME --tree`: each root run with the runs it started beneath it (see tree_rows for a node)."""
+    piped = out is None and _piped()
+    if not piped:
+        out = out or console()
+    judged = judged or {}
+    lines = tree_rows(roots, _INDENT if piped else TREE_GUIDES if utf8() else ASCII_TREE_GUIDES)
+    marked = any(judged.get(node.row["id"]) for node, _ in lines)
+
+    def cells(short: bool, _: list[str]) -> list[dict[str, _Cell]]:
+        made = []
+        for node, guides in lines:
+            r = node.row
+            c = _history_cells(r, short)
+            run = _Cell("")
+            if guides:
+                run.append(guides, "dim")
+            c["RUN"] = run.append(str(r["id"]))
+            c["PARENT"] = _Cell(node.parent or "")
+            c[MARK] = _mark_cell(judged.get(r["id"]))
+            made.append(c)
+        return made
+
+    shown, widths, made = _fit(_TREE_COLUMNS, _shown_columns(_TREE_COLUMNS, marked), cells,
+                               None if piped else _width(out, False), cut="REASON")
+    if piped:
+        _write_piped(_plain_table(_TREE_COLUMNS, shown, widths, made))
+    else:
+        _fitted_table(_TREE_COLUMNS, shown, widths, made, out)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobctl import applied, paths
+from jobctl import applied, baseline, paths
 from jobctl.install import compile, crontab
 from jobctl.jobs.spec import JobSpec
 from jobctl.store import Store
@@ -39,36 +39,53 @@ class JobStatus:
     from_applied: bool = False
     #: the statuses of the last RECENT runs, oldest first (a run once, by its last attempt; skips too)
     recent: list[str] = field(default_factory=list)
-    #: the median duration of the successful runs among them; None when none succeeded
+    #: the usual duration (jobctl.baseline): the median of the latest ``baseline.runs`` successful runs;
+    #: None below ``baseline.min_runs`` of them
     usual_duration: float | None = None
+    #: its spread: the median absolute deviation of the same runs (None with no usual duration)
+    usual_mad: float | None = None
+    #: how many successful runs the usual duration is taken over (so far, when fewer than min_runs)
+    usual_runs: int = 0
+    #: scheduled runs that never started, as the every-minute pass recorded them (one per slot)
+    missed_runs: int = 0
 
 
 STATES = ("ok", "changed", "edited", "not applied", "timer", "orphaned", "disabled")
-#: how many runs the strip of `status` shows, and the usual duration is taken over
+#: how many runs the strip of `status` shows
 RECENT = 10
 
 
-def recent(log: Store | None, name: str) -> tuple[list[str], float | None]:
-    """(the statuses of the job's last RECENT runs, oldest first; the median duration of the successes among them).
+def recent(log: Store | None, name: str) -> list[str]:
+    """The statuses of the job's last RECENT runs, oldest first: one indexed statement a job.
 
-    The usual duration comes from the same runs as the strip: one indexed
-    statement a job (docs/benchmarks.md: status over 1,000 jobs stays flat in
-    the size of the log).  A run in progress has no duration yet.
+    docs/benchmarks.md: status over 1,000 jobs stays flat in the size of the log.
     """
     if log is None:
-        return [], None
-    rows = log.recent(name, RECENT)
-    durations = sorted(r[1] for r in rows if r[0] == "succeeded" and r[1] is not None)
-    return [r[0] for r in reversed(rows)], median(durations)
+        return []
+    return [r[0] for r in reversed(log.recent(name, RECENT))]
 
 
-def median(ordered: list[float]) -> float | None:
-    """The median of an ascending list; None when it is empty (statistics costs an import of fractions)."""
-    n = len(ordered)
-    if not n:
-        return None
-    mid = n // 2
-    return ordered[mid] if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+def baseline_settings(defn: Any) -> dict[str, Any]:
+    """The job's ``baseline`` settings as its applied definition has them, every key filled in.
+
+    What the wrapper judges a run by: the applied definition (the
+    defaults of jobctl.baseline without one, or when it has none).
+    """
+    cfg = defn.get("baseline") if isinstance(defn, dict) else None
+    return baseline.settings(cfg if isinstance(cfg, dict) else None)
+
+
+def usual(log: Store | None, name: str, cfg: dict[str, Any]) -> tuple[baseline.Usual | None, int]:
+    """(the job's usual duration now, or None below min_runs; how many successful runs it is taken over).
+
+    One indexed statement newest first: the latest ``runs`` successes, as
+    the wrapper reads them (store.durations) to judge the run that ends next.
+    """
+    if log is None:
+        return None, 0
+    durations = log.durations(name, cfg["runs"])
+    found = baseline.usual(durations, cfg)
+    return found, found.n if found is not None else sum(1 for d in durations if d is not None and d >= 0)
 
 
 def consecutive_failures(log: Store | None, name: str, latest: Any = None) -> int:
@@ -213,6 +230,16 @@ def _collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry],
         rows.append((shown, state_, [], True))
 
     out: list[JobStatus] = []
+    # one statement for every job: the alerts table holds a row per missed slot
+    missed_runs = log.alert_counts("missed") if log is not None else {}
+
+    def baselined(s: JobStatus) -> JobStatus:
+        found, n = usual(log, s.name, baseline_settings(read(s.name)))
+        if found is not None:
+            s.usual_duration, s.usual_mad = found.median, found.mad
+        s.usual_runs, s.missed_runs = n, missed_runs.get(s.name, 0)
+        return s
+
     # next and latest runs once per distinct schedule and zone: 1,000 jobs share a handful
     next_runs: dict[tuple[str, str | None], datetime] = {}
     prev_runs: dict[tuple[str, str | None, int], datetime | None] = {}
@@ -233,16 +260,15 @@ def _collect(jobs: list[JobSpec], state: str, entries: dict[str, crontab.Entry],
         late, missed = lateness(job, state, log, now, prev_runs) if installed and not paused else (False, False)
         where = applied.jobs_dir_of(read(job.name)) if from_applied else here
         latest = log.latest(job.name) if log else None
-        strip, usual = recent(log, job.name)
-        out.append(JobStatus(job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_,
-                             latest, consecutive_failures(log, job.name, latest), fields, paused, late, missed,
-                             job.timezone, last_started(log, job.name, latest), where, from_applied, strip, usual))
+        out.append(baselined(JobStatus(
+            job.name, job.description, job.schedule.text, descriptions[cron], nxt, state_, latest,
+            consecutive_failures(log, job.name, latest), fields, paused, late, missed, job.timezone,
+            last_started(log, job.name, latest), where, from_applied, recent(log, job.name))))
     for name in orphans:
         latest = log.latest(name) if log else None
-        strip, usual = recent(log, name)
-        out.append(JobStatus(name, None, None, None, None, "orphaned", latest,
-                             consecutive_failures(log, name, latest), [], pause.is_paused(state, name),
-                             last_started_run=last_started(log, name, latest),
-                             jobs_dir=applied.jobs_dir_of(read(name)), recent=strip, usual_duration=usual))
+        out.append(baselined(JobStatus(name, None, None, None, None, "orphaned", latest,
+                                       consecutive_failures(log, name, latest), [], pause.is_paused(state, name),
+                                       last_started_run=last_started(log, name, latest),
+                                       jobs_dir=applied.jobs_dir_of(read(name)), recent=recent(log, name))))
     out.sort(key=lambda s: (s.state == "orphaned", s.name))
     return out
