@@ -85,6 +85,8 @@ if TYPE_CHECKING:
         requires: list[dict[str, Any]]
         then: list[str]
         on_failure: list[str]
+        params: dict[str, dict[str, Any]]
+        max_queued: int
         source: str
         tz_offsets: list[list[int]] | None
 else:
@@ -130,6 +132,8 @@ FORMATS: tuple[dict[str, Any], ...] = (
     {"catch_up_mode": "latest", "catch_up_max": 100},
     # 5: baselines (null: the defaults of jobctl.baseline) and job-to-job rules
     {"baseline": None, "lock_group": None, "requires": [], "then": [], "on_failure": []},
+    # 6: run parameters and requests (jobctl submit)
+    {"params": {}, "max_queued": 100},
 )
 FORMAT_VERSION = len(FORMATS)
 #: every key's default, written once (a job file that leaves a key out compiles to the same value)
@@ -159,6 +163,8 @@ def upgrade(defn: Mapping[str, Any]) -> Definition:
     for key in ("tags", "requires", "then", "on_failure"):
         if key not in defn:
             out[key] = []  # never the shared default
+    if "params" not in defn:
+        out["params"] = {}
     return out  # type: ignore[return-value]  # filled above: every key of Definition is there
 
 
@@ -386,6 +392,20 @@ def _check_requires(value: Any) -> str | None:
     return None
 
 
+def _check_params(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "expected an object of NAME: {required, default, pattern, description}"
+    for name, decl in value.items():
+        if not isinstance(decl, dict):
+            return f".{printable(str(name))}: expected an object, got {_got(decl)}"
+        if not isinstance(decl.get("required", False), bool):
+            return f".{printable(str(name))}.required: expected true or false, got {_got(decl.get('required'))}"
+        for key in ("default", "pattern", "description"):
+            if not _optional_str(decl.get(key)):
+                return f".{printable(str(name))}.{key}: expected a string or null, got {_got(decl.get(key))}"
+    return None
+
+
 def _check_baseline(value: Any) -> str | None:
     if value is None:
         return None
@@ -429,6 +449,7 @@ _SIMPLE: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("lock_group", lambda v: v is None or _name_list([v]), "a lock group name or null"),
     ("then", _name_list, "an array of job names"),
     ("on_failure", _name_list, "an array of job names"),
+    ("max_queued", _number, "a number of requests"),
     ("source", lambda v: isinstance(v, str), "a string"),
 )
 
@@ -466,7 +487,7 @@ def checked(raw: Any, name: str) -> Definition:
                      ("retries", _check_numbers(defn["retries"], tuple(RETRIES_DEFAULT))),
                      ("history", _check_numbers(defn["history"], tuple(HISTORY_DEFAULT))),
                      ("notify", _check_notify(defn["notify"])), ("requires", _check_requires(defn["requires"])),
-                     ("baseline", _check_baseline(defn["baseline"]))):
+                     ("baseline", _check_baseline(defn["baseline"])), ("params", _check_params(defn["params"]))):
         if why is not None:
             if why.startswith("expected"):  # about the value itself
                 why = f": {why}, got {_got(values[key])}"

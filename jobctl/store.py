@@ -88,6 +88,10 @@ RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt"
               "output_truncated", "reason", "parent_run_id")
 
 
+class QueueFull(Exception):
+    """A job's queue holds max_queued requests already; ``args[0]`` how many."""
+
+
 def iso(ts: float | None) -> str | None:
     """UTC ISO 8601 with milliseconds and a Z, the JSON form of every time."""
     if ts is None:
@@ -230,6 +234,40 @@ def _m6_parent(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS runs_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL")
 
 
+def _m7_requests(db: sqlite3.Connection) -> None:
+    # Run requests (jobctl submit): durable from the moment submit returns.
+    # status: queued, then running once a wrapper claimed it (claimed_pid,
+    # claimed_at), then done (its run ended: run_id, exit_code), skipped
+    # (forbid met a run in progress, or the job was paused) or cancelled; lost
+    # when its wrapper died before its run could be recorded.  A new table:
+    # its indexes cost nothing to build, whatever the size of runs.
+    db.execute("""
+        CREATE TABLE requests (
+            id          INTEGER PRIMARY KEY,
+            job         TEXT    NOT NULL,
+            params      TEXT    NOT NULL DEFAULT '{}',
+            key         TEXT,
+            due         REAL    NOT NULL,
+            submitted   REAL    NOT NULL,
+            status      TEXT    NOT NULL DEFAULT 'queued',
+            claimed_pid INTEGER,
+            claimed_at  REAL,
+            host        TEXT,
+            boot_id     TEXT,
+            run_id      INTEGER,
+            exit_code   INTEGER,
+            finished    REAL,
+            reason      TEXT
+        )""")
+    # --key: at most one request per job and key that is still to run or running
+    db.execute("CREATE UNIQUE INDEX requests_key ON requests (job, key)"
+               " WHERE key IS NOT NULL AND status IN ('queued', 'running')")
+    db.execute("CREATE INDEX requests_queued ON requests (job, id) WHERE status = 'queued'")
+    # the parameters a run was given (JSON), and the request it ran for
+    db.execute("ALTER TABLE runs ADD COLUMN params TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN request_id INTEGER")
+
+
 #: Numbered migrations, applied in order, each in the transaction that records it.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("runs and run_output", _m1_runs),
@@ -238,6 +276,7 @@ MIGRATIONS: tuple[tuple[str, Callable[[sqlite3.Connection], None]], ...] = (
     ("index runs (job, scheduled_for)", _m4_job_scheduled),
     ("runs.parent_run_id and alerts", _m5_chains_alerts),
     ("index runs (parent_run_id)", _m6_parent),
+    ("requests, runs.params and runs.request_id", _m7_requests),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: Migrations that only add an index: no statement needs them to be right, only
@@ -245,6 +284,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: leaves them to apply and prune (connect(build_indexes=False)): building an
 #: index over ten million runs takes ~10 s under the write lock, while cron's
 #: other wrappers wait on the busy timeout and would drop their records past it.
+#: Such a connection still applies the other pending migrations (a new column,
+#: a new table: instant whatever the log's size) and records the index ones as
+#: deferred; apply and prune build every index that is missing (CREATE INDEX IF
+#: NOT EXISTS, a no-op once built).
 INDEX_ONLY = frozenset({4, 6})
 
 
@@ -409,18 +452,22 @@ class Store:
 
     def start_run(self, job: str, trigger: str, attempt: int, scheduled_for: float | None,
                   started_at: float, wrapper_pid: int, host: str, boot_id: str,
-                  jitter_s: float | None = None, retry_of: int = 0, parent_run_id: int | None = None) -> int:
+                  jitter_s: float | None = None, retry_of: int = 0, parent_run_id: int | None = None,
+                  params: str | None = None, request_id: int | None = None) -> int:
         with self.write() as db:
             if retry_of:
                 # the attempt before this one no longer ends its run
                 db.execute("UPDATE runs SET retried = 1 WHERE id = ?", (retry_of,))
             cur = db.execute(
                 "INSERT INTO runs (job, status, trigger, attempt, scheduled_for, started_at, wrapper_pid,"
-                " host, boot_id, jitter_s, parent_run_id) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " host, boot_id, jitter_s, parent_run_id, params, request_id)"
+                " VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job, trigger, attempt, scheduled_for, started_at, wrapper_pid, host, boot_id, jitter_s,
-                 parent_run_id or None),
+                 parent_run_id or None, params, request_id),
             )
             row = int(cur.lastrowid or 0)
+            if request_id and attempt == 1:
+                db.execute("UPDATE requests SET run_id = ? WHERE id = ?", (row, request_id))
         self.inserted.append(row)
         return row
 
@@ -549,15 +596,15 @@ class Store:
 
     def record(self, job: str, status: str, trigger: str, attempt: int, scheduled_for: float | None,
                at: float, wrapper_pid: int, host: str, reason: str, exit_code: int | None = None,
-               parent_run_id: int | None = None) -> int:
+               parent_run_id: int | None = None, params: str | None = None, request_id: int | None = None) -> int:
         """A run that never started a process (skipped), as one finished row."""
         with self.write() as db:
             cur = db.execute(
                 "INSERT INTO runs (job, status, exit_code, trigger, attempt, scheduled_for, started_at,"
-                " finished_at, duration_s, wrapper_pid, host, reason, parent_run_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                " finished_at, duration_s, wrapper_pid, host, reason, parent_run_id, params, request_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?)",
                 (job, status, exit_code, trigger, attempt, scheduled_for, at, at, wrapper_pid, host, reason,
-                 parent_run_id or None),
+                 parent_run_id or None, params, request_id),
             )
             row = int(cur.lastrowid or 0)
         self.inserted.append(row)
@@ -709,6 +756,94 @@ class Store:
     def set_checked_until(self, job: str, at: float) -> None:
         with self.write() as db:
             db.execute("INSERT OR REPLACE INTO alerts (job, kind, key, at) VALUES (?, 'checked', 0, ?)", (job, at))
+
+    # --- requests (jobctl submit, queue, cancel, wait; the wrapper claims them, the pass starts due ones)
+
+    def submit(self, job: str, params: str, key: str | None, due: float, now: float,
+               max_queued: int) -> tuple[int, bool]:
+        """Record a request, durably; (its id, False), or (the id of the same job and key, True).
+
+        Raises QueueFull when ``max_queued`` requests of the job are queued.
+        The check and the insert are one transaction: two submits cannot both
+        take the last place, nor both record the same key.
+        """
+        with self.write() as db:
+            if key is not None:
+                row = db.execute("SELECT id FROM requests WHERE job = ? AND key = ?"
+                                 " AND status IN ('queued', 'running')", (job, key)).fetchone()
+                if row is not None:
+                    return int(row[0]), True
+            queued = db.execute("SELECT count(*) FROM requests WHERE job = ? AND status = 'queued'",
+                                (job,)).fetchone()[0]
+            if queued >= max_queued:
+                raise QueueFull(queued)
+            cur = db.execute("INSERT INTO requests (job, params, key, due, submitted) VALUES (?, ?, ?, ?, ?)",
+                             (job, params, key, due, now))
+            request_id = int(cur.lastrowid or 0)
+        self.sync_wal()  # submit says the request is recorded: it must survive a power cut from here on
+        return request_id, False
+
+    def claim(self, job: str, now: float, pid: int, host: str, boot_id: str) -> sqlite3.Row | None:
+        """Take the job's oldest queued request that is due, marking it running; None when there is none.
+
+        Whoever holds the job's lock claims, oldest first, so requests run in
+        submit order whichever wrapper got the lock; a request is claimed once.
+        """
+        with self.write() as db:
+            row = db.execute("SELECT * FROM requests WHERE job = ? AND status = 'queued' AND due <= ?"
+                             " ORDER BY id LIMIT 1", (job, now)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE requests SET status = 'running', claimed_pid = ?, claimed_at = ?, host = ?,"
+                       " boot_id = ? WHERE id = ?", (pid, now, host, boot_id, row["id"]))
+        return row
+
+    def request_started(self, request_id: int, run_id: int) -> None:
+        with self.write() as db:
+            db.execute("UPDATE requests SET run_id = ? WHERE id = ?", (run_id, request_id))
+
+    def finish_request(self, request_id: int, status: str, run_id: int | None, exit_code: int | None,
+                       finished: float, reason: str) -> None:
+        with self.write() as db:
+            db.execute("UPDATE requests SET status = ?, run_id = coalesce(?, run_id), exit_code = ?, finished = ?,"
+                       " reason = ? WHERE id = ?", (status, run_id or None, exit_code, finished, reason, request_id))
+
+    def skip_request(self, request_id: int, now: float, reason: str) -> bool:
+        """A queued request that will not run (forbid met a run, the job is paused); False if no longer queued."""
+        with self.write() as db:
+            cur = db.execute("UPDATE requests SET status = 'skipped', finished = ?, reason = ?, exit_code = 75"
+                             " WHERE id = ? AND status = 'queued'", (now, reason, request_id))
+            return cur.rowcount > 0
+
+    def cancel(self, request_id: int, now: float) -> sqlite3.Row | None:
+        """Cancel a queued request; the request as it is now (None: no such request)."""
+        with self.write() as db:
+            db.execute("UPDATE requests SET status = 'cancelled', finished = ?, reason = 'cancelled (jobctl cancel)'"
+                       " WHERE id = ? AND status = 'queued'", (now, request_id))
+            return db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+
+    def request(self, request_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+
+    def requests(self, job: str | None = None, statuses: tuple[str, ...] = ("queued", "running"),
+                 limit: int = 10_000) -> list[sqlite3.Row]:
+        """Requests in those statuses, oldest first."""
+        marks = ",".join("?" * len(statuses))
+        sql = f"SELECT * FROM requests WHERE status IN ({marks})"
+        args: list[Any] = list(statuses)
+        if job is not None:
+            sql += " AND job = ?"
+            args.append(job)
+        return self.db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+
+    def due_jobs(self, now: float) -> list[str]:
+        """Jobs with a queued request due by ``now``, by their oldest one (the pass starts a wrapper for each)."""
+        return [r[0] for r in self.db.execute("SELECT job FROM requests WHERE status = 'queued' AND due <= ?"
+                                              " GROUP BY job ORDER BY min(id)", (now,))]
+
+    def pending_requests(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM requests WHERE status IN ('queued', 'running')")
+                   .fetchone()[0])
 
     # --- reads of the read commands (status, metrics, logs, prune)
 
@@ -881,7 +1016,9 @@ def connect(path: str, create: bool = True, checkpoint: bool = True, build_index
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version < SCHEMA_VERSION and (
                 build_indexes or not INDEX_ONLY.issuperset(range(version + 1, SCHEMA_VERSION + 1))):
-            _migrate(db)
+            _migrate(db, build_indexes)
+        elif version == SCHEMA_VERSION and build_indexes and _deferred(db):
+            _migrate(db, True)
         elif version > SCHEMA_VERSION:
             raise sqlite3.DatabaseError(
                 f"run log {path} has schema version {version}, newer than this jobctl knows ({SCHEMA_VERSION});"
@@ -906,7 +1043,20 @@ def quick_check(path: str) -> list[str]:
     return [] if rows == [("ok",)] else [str(r[0]) for r in rows]
 
 
-def _migrate(db: sqlite3.Connection) -> None:
+#: how schema_migrations marks an index migration a connection without build_indexes passed over
+DEFERRED = " (deferred)"
+
+
+def _deferred(db: sqlite3.Connection) -> bool:
+    """Whether an index migration was passed over (DEFERRED) and waits for apply or prune to build it."""
+    try:
+        return db.execute("SELECT 1 FROM schema_migrations WHERE name LIKE ? LIMIT 1",
+                          ("%" + DEFERRED,)).fetchone() is not None
+    except sqlite3.OperationalError:  # no schema_migrations: a log nothing migrated
+        return False
+
+
+def _migrate(db: sqlite3.Connection, build_indexes: bool = True) -> None:
     # WAL is a property of the file: set it once, outside any transaction.
     if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         db.execute("PRAGMA journal_mode = WAL")
@@ -917,10 +1067,20 @@ def _migrate(db: sqlite3.Connection) -> None:
         current = db.execute("PRAGMA user_version").fetchone()[0]  # re-read under the write lock
         for number, (name, apply) in enumerate(MIGRATIONS, start=1):
             if number <= current:
+                if build_indexes and number in INDEX_ONLY and db.execute(
+                        "SELECT 1 FROM schema_migrations WHERE version = ? AND name LIKE ?",
+                        (number, "%" + DEFERRED)).fetchone():
+                    apply(db)  # the index a wrapper passed over, built now
+                    db.execute("UPDATE schema_migrations SET name = ?, applied_at = ? WHERE version = ?",
+                               (name, time.time(), number))
                 continue
-            apply(db)
-            db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                       (number, name, time.time()))
+            if number in INDEX_ONLY and not build_indexes:
+                db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                           (number, name + DEFERRED, time.time()))
+            else:
+                apply(db)
+                db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                           (number, name, time.time()))
             db.execute(f"PRAGMA user_version = {number}")
     except BaseException:
         db.execute("ROLLBACK")

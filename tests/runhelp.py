@@ -136,3 +136,23 @@ def fill(fs: Any) -> Any:
     finally:
         os.close(fd)
     return filler
+
+
+def log_at_version(path: str, version: int) -> None:
+    """A run log as the release with schema ``version`` created it: migrations 1..version only."""
+    from jobctl import store
+
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("BEGIN")
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                   " applied_at REAL NOT NULL)")
+        for number, (name, apply) in enumerate(store.MIGRATIONS[:version], start=1):
+            apply(db)
+            db.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+        db.execute(f"PRAGMA user_version = {version}")
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    os.chmod(path, 0o600)

@@ -23,7 +23,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "jobctl"
 FOUNDATIONS = {"errors", "paths", "files", "units", "applied", "store", "retention", "pause", "clock", "inflight",
-               "baseline"}
+               "baseline", "params"}
 #: stage -> the stages it may import from (besides itself and the foundations)
 ALLOWED = {
     "foundation": set(),

@@ -113,6 +113,11 @@ def job_text(snippet: str) -> str:
         ("on_failure: [other]", "on_failure", ("other",)),
         ("notify: {when: [slow, short, overdue, missed], ping: 'https://x.example'}", "notify.when",
          ("slow", "short", "overdue", "missed")),
+        ("params: {region: {required: true, pattern: '[a-z]+', description: where}, note: null, n: {default: 05}}",
+         "params", {"region": spec.Param(required=True, pattern="[a-z]+", description="where"), "note": spec.Param(),
+                    "n": spec.Param(default="05")}),
+        ("max_queued: 1", "max_queued", 1),
+        ("max_queued: 100000", "max_queued", 100000),
         ("notify: {webhook: 'https://hooks.example.com/x'}", "notify",
          spec.Notify(webhook="https://hooks.example.com/x")),
         ("notify:\n  when: [failure, recovery]\n  after_failures: 2\n  email: ops@example.com\n"
@@ -345,6 +350,22 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("then: [nosuch]", "1:8: job backup: then: no job named 'nosuch'; name a job of this directory"),
         ("on_failure: [backup]", "1:14: job backup: on_failure: backup -> backup is a cycle: a run would start "
                                  "itself again without end; remove one of these links"),
+        # params, max_queued
+        ("params: {Region: {}}", "1:10: job backup: params: 'Region' is not a valid parameter name; use 1-63 "
+                                 "lowercase letters, digits or '_', starting with a letter (the job gets it as "
+                                 "JOBCTL_PARAM_<NAME>)"),
+        ("params: {r: {pattern: '[a-z'}}", "1:13: job backup: params r: pattern '[a-z' is not a regular expression: "
+                                           "unterminated character set at position 0"),
+        ("params: {r: {default: EU, pattern: '[a-z]+'}}", "1:13: job backup: params r: default 'EU' does not match "
+                                                          "its pattern '[a-z]+'"),
+        ("params: {r: {required: true, default: x}}", "1:13: job backup: params r: required with a default is never "
+                                                      "missing; remove one of them"),
+        ("params: {r: {requird: true}}", "1:13: job backup: params r: unknown key 'requird'; use required, default, "
+                                         "pattern, description"),
+        ("params: {r: [1]}", "1:13: job backup: params r: must be a mapping of plain values, not a list"),
+        ("params: {r: {required: maybe}}", "1:13: job backup: params r: must be true or false, not 'maybe'"),
+        ("max_queued: 0", "1:13: job backup: max_queued 0 is out of range (1 to 100000); use 1 or more"),
+        ("max_queued: 1.5", "1:13: job backup: max_queued must be a whole number of requests, not a number"),
         # notify
         ("notify: {on: [failure], webhook: 'https://x.example'}",
          "1:10: job backup: unknown notify key 'on'; the key is 'when' (YAML 1.1 reads 'on' as true)"),
@@ -405,7 +426,7 @@ def test_every_key_has_valid_and_invalid_cases() -> None:
         ("colour: red", "1:1: job backup: unknown key 'colour'; known keys: name, description, schedule, command, "
                         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, "
                         "tags, user, timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, "
-                        "cron_mail, baseline, lock_group, requires, then, on_failure"),
+                        "cron_mail, baseline, lock_group, requires, then, on_failure, params, max_queued"),
         ("[a]: 1", "1:1: job backup: job keys must be plain names, not a list"),
         ("<<: {timeout: 5m}", "1:1: job backup: YAML merge keys (<<) are not supported; put shared values in "
                               "_defaults.yaml"),
@@ -447,7 +468,7 @@ def test_every_error_of_a_job_is_reported(write_job: WriteJob, jobs_dir: Path) -
         "backup.yaml:5:1: job backup: unknown key 'color'; known keys: name, description, schedule, command, "
         "shell, working_dir, env, timeout, kill_grace, retries, concurrency, output_limit, enabled, tags, user, "
         "timezone, jitter, catch_up, catch_up_mode, catch_up_max, notify, history, cron_mail, baseline, "
-        "lock_group, requires, then, on_failure",
+        "lock_group, requires, then, on_failure, params, max_queued",
     ]
 
 

@@ -80,9 +80,14 @@ def test_an_old_log_is_marked_by_the_migration(tmp_path):
     log.finish_run(b, "failed", 1, None, 4.0, "exit status 1", b"", b"", 0, 0)
     log.close()
     db = sqlite3.connect(path)  # as an older jobctl left it: no column, no later index, user_version 2
+    db.execute("DROP INDEX runs_job_scheduled")
+    db.execute("DROP INDEX runs_parent")
     db.execute("ALTER TABLE runs DROP COLUMN retried")
     db.execute("ALTER TABLE runs DROP COLUMN failures")
-    db.execute("DROP INDEX runs_job_scheduled")
+    for column in ("parent_run_id", "params", "request_id"):
+        db.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    db.execute("DROP TABLE alerts")
+    db.execute("DROP TABLE requests")
     db.execute("DELETE FROM schema_migrations WHERE version >= 3")
     db.execute("PRAGMA user_version = 2")
     db.commit()

@@ -69,6 +69,8 @@ def definition(job: JobSpec) -> dict[str, Any]:
         "requires": [r.to_dict() for r in job.requires],
         "then": list(job.then),
         "on_failure": list(job.on_failure),
+        "params": {name: p.to_dict() for name, p in job.params.items()},
+        "max_queued": job.max_queued,
         "source": job.source,
         # lets the wrapper decide time-zone wake-ups without datetime/zoneinfo
         "tz_offsets": _offsets(job.timezone),
@@ -124,8 +126,8 @@ def to_spec(defn: dict[str, Any]) -> JobSpec | None:
     try:
         for key, value in defn.items():
             field_ = spec.FIELDS_BY_KEY.get(key)
-            if field_ is None or key == "name" or value is None:
-                continue
+            if field_ is None or key == "name" or value is None or (value in ([], {}) and key != "env"):
+                continue  # null, [] and {}: the key left out (then: [] is what a job without then compiles to)
             if key == "notify" and isinstance(value, dict):
                 value = {k: v for k, v in value.items() if v not in (None, [], ())}
             values[key] = field_.parse(value)

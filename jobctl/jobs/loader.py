@@ -1033,14 +1033,28 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
             items, ok = _mapping_items(node, path, job, out, key)
             if not ok:
                 return False, None
-            result = {}
+            result: dict[str, Any] = {}
             for k, v in items:
                 if (field_.list_values and isinstance(v, SequenceNode)
                         and all(isinstance(i, ScalarNode) for i in v.value)):
                     result[k.value] = [_item(i, field_) for i in v.value]
                     continue
+                if field_.map_values and isinstance(v, MappingNode):
+                    pairs, inner_ok = _mapping_items(v, path, job, out, f"{key} {k.value}")
+                    if not inner_ok:
+                        return False, None
+                    inner = {}
+                    for ik, iv in pairs:
+                        if not isinstance(iv, ScalarNode):
+                            out.add(path, iv, f"{key} {k.value} {ik.value}: must be a plain value, not "
+                                    f"{_node_kind(iv)}", job)
+                            return False, None
+                        inner[ik.value] = _item(iv, field_)
+                    result[k.value] = inner
+                    continue
                 if not isinstance(v, ScalarNode):
-                    what = "a plain value or a list of them" if field_.list_values else "a plain value"
+                    what = "a plain value or a list of them" if field_.list_values else \
+                        "a mapping of plain values" if field_.map_values else "a plain value"
                     out.add(path, v, f"{key} {spec.show(k.value)[1:-1]}: must be {what}, not {_node_kind(v)}", job)
                     return False, None
                 # keys as written: an env variable named ON or NO is not a boolean

@@ -142,6 +142,7 @@ RANGES: tuple[Range, ...] = (
     Range("baseline.short", 0.01, 0.9, "factor",
           "fraction of the usual (median) duration below which a successful run is short"),
     Range("requires.within", 1, 366 * DAY, "duration", "how recent the required run must be, a year at most"),
+    Range("max_queued", 1, 100_000, "count", "requests of one job waiting at once; more is a backlog, not a queue"),
 )
 RANGE = {r.key: r for r in RANGES}
 
@@ -224,6 +225,20 @@ class Baseline:
 
 
 @dataclass(frozen=True)
+class Param:
+    """One declared run parameter (``params: {NAME: {required, default, pattern, description}}``)."""
+
+    required: bool = False
+    default: str | None = None
+    pattern: str | None = None
+    description: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"required": self.required, "default": self.default, "pattern": self.pattern,
+                "description": self.description}
+
+
+@dataclass(frozen=True)
 class Requirement:
     """One ``requires`` item: ``job``'s latest finished run ended in ``status``, at most ``within`` s ago."""
 
@@ -265,6 +280,8 @@ class JobSpec:
     requires: tuple[Requirement, ...] = ()
     then: tuple[str, ...] = ()
     on_failure: tuple[str, ...] = ()
+    params: Mapping[str, Param] = field(default_factory=dict)
+    max_queued: int = 100
     #: where the job was defined: "path:line"
     source: str = ""
 
@@ -765,6 +782,67 @@ def _requires(value: Any) -> tuple[Requirement, ...]:
     return tuple(out)
 
 
+_PARAM_KEYS = ("required", "default", "pattern", "description")
+
+
+def _params(value: Any) -> dict[str, Param]:
+    from jobctl import params as params_mod
+
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping of NAME: {required, default, pattern, description}")
+    if len(value) > params_mod.MAX_PARAMS:
+        raise ValueError(f"declares {len(value)} parameters; at most {params_mod.MAX_PARAMS}")
+    out: dict[str, Param] = {}
+    for name, decl in value.items():
+        if not isinstance(name, str) or not params_mod.valid_name(name):
+            raise FieldError(f"params: {show(name)} is not a valid parameter name; use 1-63 lowercase letters, "
+                             "digits or '_', starting with a letter (the job gets it as JOBCTL_PARAM_<NAME>)",
+                             at=name, on_key=True)
+        decl = {} if decl is None else decl
+        if not isinstance(decl, dict):
+            raise FieldError(f"params {name}: must be a mapping such as {{required: true, pattern: '[a-z]+'}}, not "
+                             f"{_kind(decl)}", at=name)
+        for key in decl:
+            if key not in _PARAM_KEYS:
+                raise FieldError(f"params {name}: unknown key {show(key)}; use {', '.join(_PARAM_KEYS)}", at=name)
+        kwargs: dict[str, Any] = {}
+        try:
+            if "required" in decl:
+                kwargs["required"] = _bool(decl["required"])
+            for key in ("default", "pattern", "description"):
+                if key in decl and decl[key] is not None:
+                    item = decl[key]
+                    if isinstance(item, (int, float)) and not isinstance(item, bool) and key == "default":
+                        item = str(item)
+                    kwargs[key] = _string(item)
+        except ValueError as exc:
+            raise FieldError(f"params {name}: {exc}", at=name) from None
+        param = Param(**kwargs)
+        if param.pattern is not None:
+            try:
+                re.compile(param.pattern)
+            except re.error as exc:
+                raise FieldError(f"params {name}: pattern {show(param.pattern)} is not a regular expression: {exc}",
+                                 at=name) from None
+        if param.default is not None:
+            problem = params_mod.value_problem(param.default)
+            if problem is None and param.pattern is not None and re.fullmatch(param.pattern, param.default) is None:
+                problem = f"{param.default!r} does not match its pattern {param.pattern!r}"
+            if problem is not None:
+                raise FieldError(f"params {name}: default {problem}", at=name)
+            if param.required:
+                raise FieldError(f"params {name}: required with a default is never missing; remove one of them",
+                                 at=name)
+        out[name] = param
+    return out
+
+
+def _max_queued(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be a whole number of requests, not {_kind(value)}")
+    return check_range("max_queued", value)
+
+
 def _job_names(key: str) -> Callable[[Any], tuple[str, ...]]:
     """then and on_failure: a job name or a list of them, in order, each once."""
 
@@ -800,6 +878,8 @@ class Field:
     numbers_as_written: bool = False
     #: a "map" whose values may also be lists of plain values (notify: when: [...])
     list_values: bool = False
+    #: a "map" whose values may also be flat mappings of plain values (params: {region: {required: true}})
+    map_values: bool = False
 
 
 def _bounds(key: str) -> dict[str, Any]:
@@ -930,6 +1010,17 @@ FIELDS += (
           "Jobs started, in order, when a run of this job succeeds (trigger chain, with JOBCTL_PARENT_*)."),
     Field("on_failure", _job_names("on_failure"), ("scalar", "list"), _NAMES_SCHEMA,
           "Jobs started, in order, when a run of this job fails, times out or is killed (trigger chain)."),
+    Field("params", _params, ("map",),
+          {"type": "object", "maxProperties": 100, "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,62}$"},
+           "additionalProperties": {"oneOf": [{"type": "null"}, {
+               "type": "object", "additionalProperties": False,
+               "properties": {"required": {"type": "boolean"}, "default": {"type": ["string", "number"]},
+                              "pattern": {"type": "string"}, "description": {"type": "string"}}}]}},
+          "Parameters a run accepts (jobctl run/submit -p NAME=VALUE), each {required, default, pattern, "
+          "description}; the job gets JOBCTL_PARAM_<NAME>. A job without params accepts none.",
+          map_values=True, numbers_as_written=True),
+    Field("max_queued", _max_queued, ("scalar",), {"type": "integer", **_bounds("max_queued")},
+          "At most this many requests of the job wait at once (jobctl submit); one more is refused (default 100)."),
 )
 
 FIELDS_BY_KEY = {f.key: f for f in FIELDS}

@@ -42,7 +42,7 @@ def parse_time(text: str, option: str, zone: str | None, now: float) -> float:
         pass
     else:
         if ago < 0:
-            raise JobctlError(f"{option} {text!r}: before 1970; backfill takes times from 1970 on", ExitCode.USAGE)
+            raise JobctlError(f"{option} {text!r}: before 1970; give a time from 1970 on", ExitCode.USAGE)
         return ago
     value = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
     try:
@@ -52,7 +52,7 @@ def parse_time(text: str, option: str, zone: str | None, now: float) -> float:
                           f"2026-12-01T03:00, 2026-12-01T03:00Z, 2026-12-01T03:00+01:00), now, or a duration "
                           "ago (2d, 12h)", ExitCode.USAGE) from None
     if not 1970 <= at.year <= 9998:
-        raise JobctlError(f"{option} {text!r}: out of range; backfill takes times from 1970 to 9998", ExitCode.USAGE)
+        raise JobctlError(f"{option} {text!r}: out of range; give a time from 1970 to 9998", ExitCode.USAGE)
     if at.tzinfo is None:
         try:
             at = clock.attach(at, zone)
