@@ -233,6 +233,9 @@ def expected(key: str, what: str, value: Any) -> Malformed:
 CONCURRENCY = ("forbid", "allow", "replace", "wait")
 CRON_MAIL = ("failure", "always", "never")
 CATCH_UP_MODES = ("latest", "each")
+#: notify events only the every-minute pass notices (jobctl.runner.watch; install.crontab installs the
+#: pass for a job that asks for one)
+PASS_EVENTS = ("overdue", "missed")
 #: what ``requires`` asks of the required job's latest finished run: that it succeeded, failed
 #: (failed, timed out, was killed or lost) or just finished, whichever way
 REQUIRE_STATUSES = ("succeeded", "failed", "finished")

@@ -85,7 +85,7 @@ FAILED_STATUSES = ("failed", "timeout", "killed", "lost")
 #: "Notifications", and jobctl(1) document every field).
 RUN_FIELDS = ("id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for",
               "started_at", "finished_at", "duration_s", "pid", "host", "output_bytes",
-              "output_truncated", "reason", "parent_run_id")
+              "output_truncated", "reason", "parent_run_id", "params")
 
 
 class QueueFull(Exception):
@@ -135,7 +135,21 @@ def run_record(row: Any) -> dict[str, Any]:
         "reason": row["reason"],
         # the run whose then/on_failure started this one (trigger chain); null otherwise
         "parent_run_id": row["parent_run_id"] or None,
+        # the parameters the run got (jobctl run/submit -p, defaults filled in); null for a job without params
+        "params": _params(row["params"]),
     }
+
+
+def _params(text: str | None) -> dict[str, str] | None:
+    if not text:
+        return None
+    import json  # only for a run with parameters
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _m1_runs(db: sqlite3.Connection) -> None:
@@ -815,12 +829,13 @@ class Store:
                              " WHERE id = ? AND status = 'queued'", (now, reason, request_id))
             return cur.rowcount > 0
 
-    def cancel(self, request_id: int, now: float) -> sqlite3.Row | None:
-        """Cancel a queued request; the request as it is now (None: no such request)."""
+    def cancel(self, request_id: int, now: float) -> tuple[sqlite3.Row | None, bool]:
+        """Cancel a queued request: (the request as it is now, None when there is none; whether this cancelled it)."""
         with self.write() as db:
-            db.execute("UPDATE requests SET status = 'cancelled', finished = ?, reason = 'cancelled (jobctl cancel)'"
-                       " WHERE id = ? AND status = 'queued'", (now, request_id))
-            return db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+            cur = db.execute("UPDATE requests SET status = 'cancelled', finished = ?,"
+                             " reason = 'cancelled (jobctl cancel)' WHERE id = ? AND status = 'queued'",
+                             (now, request_id))
+            return db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone(), cur.rowcount > 0
 
     def request(self, request_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()

@@ -158,4 +158,15 @@ schedule: "15 1 * * *"
 command: vacuumdb --all --analyze
 timezone: America/New_York
 """,
+    "pipeline.yaml": """\
+schedule: "0 5 * * *"
+command: /usr/local/bin/load-warehouse
+requires: [{job: full, status: succeeded, within: 2h}]
+lock_group: nightly
+then: [argv]
+on_failure: either-day
+baseline: {min_runs: 10, slow: 4}
+params: {region: {default: eu, pattern: '[a-z]+'}}
+max_queued: 10
+""",
 }

@@ -21,7 +21,8 @@ from runhelp import wait_for
 cli = CliRunner()
 
 RUN_FIELDS = ["id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for", "started_at",
-              "finished_at", "duration_s", "pid", "host", "output_bytes", "output_truncated", "reason", "parent_run_id"]
+              "finished_at", "duration_s", "pid", "host", "output_bytes", "output_truncated", "reason", "parent_run_id",
+              "params"]
 
 
 def state() -> str:

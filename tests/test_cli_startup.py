@@ -111,9 +111,9 @@ def test_every_command_is_found_in_its_module() -> None:
     from typer.main import get_command
 
     names = _commands()
-    assert names == ["apply", "backfill", "completion", "doctor", "export", "history", "import", "init", "logs",
-                     "metrics", "pause", "plan", "prune", "resume", "run", "schema", "show", "status", "uninstall",
-                     "validate", "why"]
+    assert names == ["apply", "backfill", "cancel", "completion", "doctor", "export", "history", "import", "init",
+                     "logs", "metrics", "pause", "plan", "prune", "queue", "resume", "run", "schema", "show", "status",
+                     "submit", "uninstall", "validate", "wait", "why"]
     for name in names:
         only = get_command(cli._build(name))
         assert list(only.commands) != names and name in only.commands  # type: ignore[attr-defined]

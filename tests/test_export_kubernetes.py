@@ -416,6 +416,20 @@ def test_warnings_name_everything_kubernetes_does_not_carry(corpus):
         "output",
         "jobctl: warning: full: catch_up_mode: each is not carried: a CronJob starts one run for its missed "
         "schedules; jobctl backfill makes up each of them",
+        "jobctl: warning: pipeline: then: argv is not carried: a CronJob starts no other job when it succeeds; run "
+        "the steps one after another in one CronJob's command, or use a workflow engine (e.g. an Argo CronWorkflow "
+        "with steps)",
+        "jobctl: warning: pipeline: on_failure: either-day is not carried: a CronJob starts no other job when it "
+        "fails; run it from the command (job || handler), or use a workflow engine's exit handler (e.g. Argo's "
+        "onExit)",
+        "jobctl: warning: pipeline: requires: full succeeded within 2h is not carried: a CronJob cannot check "
+        "another job's latest run; run the jobs as steps of one CronJob, or use a workflow engine's dependencies "
+        "(e.g. an Argo DAG)",
+        "jobctl: warning: pipeline: lock_group: nightly is not carried: concurrencyPolicy keeps only one CronJob "
+        "from overlapping itself; run the group's jobs from one CronJob, or take a lock in the command (e.g. a "
+        "coordination.k8s.io Lease)",
+        "jobctl: warning: pipeline: baseline is not carried: the usual duration is learned from jobctl's run log, "
+        "which a CronJob does not write",
     ]
     images = {d["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"]
               for d in yaml.safe_load_all(result.stdout)}

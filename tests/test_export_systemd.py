@@ -261,7 +261,7 @@ After=remote-fs.target nss-user-lookup.target
 Type=oneshot
 # The wrapper runs the job as defined in {state()}/applied/full.json (recorded by jobctl export systemd --record):
 # lock, retries, timeout, run log and notifications as under cron.
-ExecStart={wrapper} --timer --state-dir {state()} full
+ExecStart={wrapper} --timer --no-chain --state-dir {state()} full
 # user: root: the wrapper starts the job as root, as under /etc/cron.d/jobctl; no User= here, or the wrapper \
 could not use the state directory
 WorkingDirectory=-/srv/app data
@@ -351,12 +351,19 @@ def test_warnings_name_everything_systemd_does_not_carry(corpus, tmp_path):
         "running, so a run due meanwhile is skipped (as forbid)",
         "jobctl: warning: full: cron_mail: always is not carried: systemd mails nothing; the run log (jobctl logs) and "
         "the journal keep the output",
+        "jobctl: warning: pipeline: then: argv: carried as OnSuccess= (systemd 249 or later; older versions ignore "
+        "it), which starts their units as their timers do: JOBCTL_PARENT_RUN_ID, _JOB, _STATUS and _OUTPUT stay "
+        "empty and history shows no chain",
+        "jobctl: warning: pipeline: on_failure: either-day: carried as OnFailure=, which starts their units as their "
+        "timers do: JOBCTL_PARENT_RUN_ID, _JOB, _STATUS and _OUTPUT stay empty and history shows no chain; a run "
+        "ended by systemctl stop starts them too (the stopped wrapper exits 143, a failure to systemd)",
     ]
     units = tmp_path / "units"
-    timers = " ".join(f"jobctl-{n}.timer" for n in ("argv", "boot", "db.nightly_vacuum", "either-day", "full"))
-    assert result.stdout == (f"wrote 12 files to {units}\n"
+    timers = " ".join(f"jobctl-{n}.timer" for n in ("argv", "boot", "db.nightly_vacuum", "either-day", "full",
+                                                    "pipeline"))
+    assert result.stdout == (f"wrote 14 files to {units}\n"
                              f"next: systemctl daemon-reload && systemctl enable --now {timers}\n"
-                             f"recorded 6 definitions for the timers in {state()}/applied (0 unchanged)\n")
+                             f"recorded 7 definitions for the timers in {state()}/applied (0 unchanged)\n")
     assert sorted(p.name for p in units.iterdir()) == sorted(
         f"jobctl-{n}.{kind}" for n in corpus for kind in ("service", "timer"))
 
@@ -387,7 +394,7 @@ def test_user_units(write_job, tmp_path):
     assert result.exit_code == 0, result.output
     service = (tmp_path / "u" / "jobctl-mine.service").read_text()
     assert "After=" not in service and "User=" not in service and "# user:" not in service
-    assert f"--timer --state-dir {state()} mine\n" in service
+    assert f"--timer --no-chain --state-dir {state()} mine\n" in service
     assert result.stderr.splitlines()[0] == (
         "jobctl: warning: --user: the timers run only while your user manager runs; loginctl enable-linger keeps "
         "it running when you are logged out")
@@ -709,11 +716,14 @@ def test_odd_state_directory_survives_systemd_quoting(write_job, tmp_path, monke
     assert applied.read(str(odd), "a") is not None
 
 
-def test_the_wrapper_command_is_the_crontab_one_with_timer():
+def test_the_wrapper_command_is_the_crontab_one_with_timer_and_no_chain():
     argv = sd.wrapper_argv("/var/lib/jobctl", "backup")
     expected = cmdline.wrapper_argv("/var/lib/jobctl", "backup")
     assert "--scheduled" in expected and "--scheduled" not in argv
-    assert argv == [("--timer" if a == "--scheduled" else a) for a in expected]
+    timer = [("--timer" if a == "--scheduled" else a) for a in expected]
+    at = timer.index("--timer") + 1
+    # then/on_failure are the units' OnSuccess=/OnFailure= (test_export_rules)
+    assert argv == [*timer[:at], "--no-chain", *timer[at:]]
     assert os.path.isabs(argv[0]) and os.path.exists(argv[0])
 
 

@@ -96,7 +96,8 @@ def test_a_chain_of_three_passes_output_along_and_history_shows_it(tmp_path: Pat
 
 def test_a_chained_run_stands_for_its_parents_slot(tmp_path: Path):
     write_job("a", "schedule: '*/5 * * * *'\ncommand: 'true'\nthen: [b]\n")
-    write_job("b", "schedule: '@yearly'\ncommand: 'echo SF=$JOBCTL_SCHEDULED_FOR'\n")
+    write_job("b", "schedule: '@yearly'\ncommand: 'echo SF=$JOBCTL_SCHEDULED_FOR SS=$JOBCTL_SLOT_START "
+                   "SE=$JOBCTL_SLOT_END'\n")
     assert jobctl("apply").returncode == 0
     slot = 1_700_000_100  # a minute of the schedule, in the past
     done = subprocess.run([sys.executable, "-m", "jobctl.runner", "--state-dir", state(), "--backfill-run",
@@ -105,8 +106,10 @@ def test_a_chained_run_stands_for_its_parents_slot(tmp_path: Path):
     runs = finished(2)
     b = next(r for r in runs if r["job"] == "b")
     assert b["scheduled_for"] == slot
-    assert output(state(), b["id"])[0].decode().strip() == "SF=" + time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                                     time.gmtime(slot))
+    def iso(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    # the parent's slot (its previous */5 time to this one), not one of b's own @yearly schedule
+    assert output(state(), b["id"])[0].decode().strip() == f"SF={iso(slot)} SS={iso(slot - 300)} SE={iso(slot)}"
 
 
 def test_a_skipped_or_paused_run_starts_no_chain_and_a_paused_child_is_recorded(tmp_path: Path):

@@ -29,7 +29,7 @@ cli = CliRunner()
 #: the fields as README and jobctl(1) document them, in order; the JSON interface
 DOCUMENTED = ["id", "job", "status", "exit_code", "signal", "trigger", "attempt", "scheduled_for", "started_at",
               "finished_at", "duration_s", "pid", "host", "output_bytes", "output_truncated", "reason",
-              "parent_run_id"]
+              "parent_run_id", "params"]
 #: what `history --json` adds to each run record: its judgement against the job's usual duration
 HISTORY_EXTRA = ["judged", "usual_s"]
 PAYLOAD = ["text", "event", "run", "output_tail"]
@@ -167,7 +167,8 @@ def test_a_skip_has_no_exit_code_in_every_shape():
     row = db.execute("SELECT 1 AS id, 'j' AS job, 'skipped' AS status, 75 AS exit_code, NULL AS signal,"
                      " 'schedule' AS trigger, 1 AS attempt, NULL AS scheduled_for, 0.0 AS started_at,"
                      " 0.0 AS finished_at, 0.0 AS duration_s, NULL AS pid, 'h' AS host, 0 AS output_bytes,"
-                     " 0 AS output_truncated, 'forbid' AS reason, NULL AS parent_run_id").fetchone()
+                     " 0 AS output_truncated, 'forbid' AS reason, NULL AS parent_run_id,"
+                     " NULL AS params").fetchone()
     record = store.run_record(row)
     assert record["exit_code"] is None
     assert notify.environment(record, "failure")["JOBCTL_EXIT_CODE"] == ""

@@ -77,6 +77,8 @@ def test_clean_environment_and_stdin(state, tmp_path):
         "JOBCTL_JOB": "t", "JOBCTL_RUN_ID": str(r["id"]), "JOBCTL_ATTEMPT": "1",
         # a manual run stands for no scheduled time
         "JOBCTL_SCHEDULED_FOR": "", "JOBCTL_SLOT_START": "", "JOBCTL_SLOT_END": "",
+        # nor was it started by another run's then/on_failure
+        "JOBCTL_PARENT_RUN_ID": "", "JOBCTL_PARENT_JOB": "", "JOBCTL_PARENT_STATUS": "", "JOBCTL_PARENT_OUTPUT": "",
     }
     assert output(state, r["id"])[0] == b"stdin-done\n"  # cat read /dev/null, not a terminal or pipe
 

@@ -90,7 +90,8 @@ def kubernetes(
 
     Disabled and paused jobs are exported with suspend: true; @reboot jobs are
     skipped.  What Kubernetes cannot carry (jitter, notify, user, retry
-    delays, ...) is named in a warning.  A job's history: keep becomes
+    delays, then, on_failure, requires, lock_group, ...) is named in a
+    warning, with what to use instead.  A job's history: keep becomes
     successfulJobsHistoryLimit and failedJobsHistoryLimit and max_age
     ttlSecondsAfterFinished only when the job file sets them; otherwise
     Kubernetes' own defaults apply (3 and 1 Jobs kept, no TTL).  Exit 0 when
@@ -127,7 +128,9 @@ def systemd(
     """A jobctl-NAME.service and jobctl-NAME.timer per job.
 
     The service runs the job through the jobctl wrapper, so locks, retries,
-    the run log and notifications work as under cron.  The wrapper runs the
+    the run log, notifications, lock_group and requires work as under cron;
+    then and on_failure become OnSuccess= and OnFailure= (systemd 249 or
+    later), which start the next job's service.  The wrapper runs the
     definition recorded in the state directory, which only --record writes:
     printing or writing units changes no state and touches no crontab.
     --record refuses (exit 1, nothing recorded) a job that jobctl apply

@@ -50,7 +50,8 @@ def applied_definition(state: str, name: str, loaded: Loaded) -> dict[str, Any] 
 
 
 @app.command(epilog="Examples:\n\n  jobctl run backup\n\n  jobctl run backup --quiet; echo \"exit $?\"\n\n"
-             "  jobctl run backup --detach   # prints the run id, returns at once")
+             "  jobctl run backup --detach   # prints the run id, returns at once\n\n"
+             "  jobctl run report -p customer=42")
 def run(
     name: Annotated[str, typer.Argument(help="The job to run now.")],
     jobs_dir: JobsDir = None,
@@ -59,6 +60,10 @@ def run(
         "--quiet", "-q", help="Print nothing: neither the job's output nor the progress lines (attempt 2/3 after "
                               "2s) and the final summary line; the exit code and the run log still say what "
                               "happened.")] = False,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="KEY=VALUE",
+        help="A parameter the job declares (params:); repeat for more. The job gets it as JOBCTL_PARAM_KEY, "
+             "never inside a shell string.")] = None,
 ) -> None:
     """Run a job now through the same wrapper cron uses, and record it.
 
@@ -92,8 +97,15 @@ def run(
                   f"({changed}); run jobctl apply to install it", file=sys.stderr)
     else:
         state = common.state(ExitCode.RUN_FAILED)
+    from jobctl import params
+
+    try:
+        given = params.parse_pairs(param or [])
+        params.resolve(name, defn.get("params") or {}, given)  # refused here, before anything runs
+    except params.BadParams as exc:
+        common.fail(JobctlError(str(exc), ExitCode.USAGE))
     if detach:
-        print(_detach(defn, state))
+        print(_detach(defn, state, given))
         return
     out = sys.stdout.buffer
 
@@ -102,11 +114,11 @@ def run(
         out.flush()
 
     # not streamed, the wrapper prints neither the output nor its progress and summary lines
-    code = wrapper.execute(defn, state, trigger="manual", stream=not quiet, sink=sink)
+    code = wrapper.execute(defn, state, trigger="manual", stream=not quiet, sink=sink, params=given)
     raise typer.Exit(code)
 
 
-def _detach(defn: dict[str, Any], state: str) -> str:
+def _detach(defn: dict[str, Any], state: str, given: dict[str, str]) -> str:
     """Start the run in a new session; its run id, once the wrapper has recorded the start."""
     import json
     import subprocess
@@ -115,8 +127,11 @@ def _detach(defn: dict[str, Any], state: str) -> str:
     from jobctl.runner import cmdline
 
     r, w = os.pipe()
+    argv = cmdline.detached_argv(state, defn["name"], w)
+    if given:
+        argv[-1:-1] = ["--params", json.dumps(given)]
     proc = subprocess.Popen(
-        cmdline.detached_argv(state, defn["name"], w),
+        argv,
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         pass_fds=(w,), start_new_session=True, cwd="/",
     )

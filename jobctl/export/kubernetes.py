@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from jobctl.jobs import schedule as schedule_mod
-from jobctl.jobs.spec import NOTIFY_SINKS, History, JobSpec, Notify, Retries
+from jobctl.jobs.spec import NOTIFY_SINKS, Baseline, History, JobSpec, Notify, Requirement, Retries
 from jobctl.units import format_duration
 
 from . import Export, Output, consecutive_runs, header
@@ -44,6 +44,7 @@ LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?\Z")
 POLICY = {"forbid": "Forbid", "allow": "Allow", "replace": "Replace", "wait": "Forbid"}
 _DEFAULT_OUTPUT_LIMIT = JobSpec.__dataclass_fields__["output_limit"].default
 _DEFAULT_HISTORY = History()
+_DEFAULT_BASELINE = Baseline()
 #: cron_mail is about cron's mail: only a setting other than the default is worth a warning
 _DEFAULT_CRON_MAIL = JobSpec.__dataclass_fields__["cron_mail"].default
 
@@ -125,10 +126,49 @@ def _size(n: int) -> str:
     return f"{n}B"
 
 
+#: notify events judged from jobctl's run log on the host (the usual duration, the scheduled minutes)
+RUN_LOG_EVENTS = ("slow", "short", "overdue", "missed")
+
+
 def _notify_note(notify: Notify) -> str:
     sinks = [k for k in NOTIFY_SINKS if getattr(notify, k)]
-    return (f"notify ({', '.join(sinks)}) is not carried: Kubernetes sends no notifications; "
+    note = (f"notify ({', '.join(sinks)}) is not carried: Kubernetes sends no notifications; "
             "alert on failed Jobs instead (e.g. kube-state-metrics kube_job_status_failed)")
+    events = [e for e in RUN_LOG_EVENTS if e in notify.when]
+    if events:
+        listed = events[0] if len(events) == 1 else f"{', '.join(events[:-1])} and {events[-1]}"
+        note += (f"; {listed} {'is' if len(events) == 1 else 'are'} judged from jobctl's run log, which a CronJob "
+                 "does not write (alert on Job durations and kube_cronjob_status_last_schedule_time instead)")
+    return note
+
+
+def _requirement(req: Requirement) -> str:
+    return f"{req.job} {req.status}" + (f" within {format_duration(req.within)}" if req.within else "")
+
+
+def rule_notes(job: JobSpec) -> list[str]:
+    """One warning per job-to-job key: a CronJob knows no other CronJob, and what to use instead."""
+    notes = []
+    if job.then:
+        notes.append(f"then: {', '.join(job.then)} is not carried: a CronJob starts no other job when it succeeds; "
+                     "run the steps one after another in one CronJob's command, or use a workflow engine "
+                     "(e.g. an Argo CronWorkflow with steps)")
+    if job.on_failure:
+        notes.append(f"on_failure: {', '.join(job.on_failure)} is not carried: a CronJob starts no other job when "
+                     "it fails; run it from the command (job || handler), or use a workflow engine's exit "
+                     "handler (e.g. Argo's onExit)")
+    if job.requires:
+        notes.append(f"requires: {', '.join(map(_requirement, job.requires))} is not carried: a CronJob cannot "
+                     "check another job's latest run; run the jobs as steps of one CronJob, or use a workflow "
+                     "engine's dependencies (e.g. an Argo DAG)")
+    if job.lock_group:
+        notes.append(f"lock_group: {job.lock_group} is not carried: concurrencyPolicy keeps only one CronJob "
+                     "from overlapping itself; run the group's jobs from one CronJob, or take a lock in the "
+                     "command (e.g. a coordination.k8s.io Lease)")
+    if job.baseline != _DEFAULT_BASELINE:
+        notes.append("baseline is not carried: the usual duration is learned from jobctl's run log, which a "
+                     "CronJob does not write")
+    return notes
 
 
 def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tuple[dict[str, Any], list[str]]:
@@ -223,6 +263,7 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
     if job.catch_up is not None and job.catch_up_mode == "each":
         notes.append("catch_up_mode: each is not carried: a CronJob starts one run for its missed schedules; "
                      "jobctl backfill makes up each of them")
+    notes += rule_notes(job)
     return doc, notes
 
 

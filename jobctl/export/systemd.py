@@ -11,6 +11,19 @@ including its day rule: when both day fields are restricted and neither
 starts with ``*`` a day matches either of them, which one calendar expression
 cannot say, so such a job gets two ``OnCalendar=`` lines.  The tests check
 every conversion against ``systemd-analyze calendar``.
+
+Job-to-job rules: ``lock_group`` and ``requires`` are the wrapper's (lock
+files, the run log), so the unit carries them as cron does.  ``then`` and
+``on_failure`` become ``OnSuccess=`` and ``OnFailure=``: the wrapper cannot
+start them itself in a unit, since systemd kills what a oneshot service left
+running when its main process ends, so every unit's wrapper gets
+``--no-chain`` and systemd starts the next job's unit, once (a start of a
+unit that is already running joins that run).  The unit of a job others
+start that way skips a run when the unit that started it ended in a skip
+(exit 75, a success to systemd), through ``$MONITOR_EXIT_STATUS`` (systemd
+251 or later, and only when one unit lists it).  Systemd's ``Requires=`` and
+``After=`` order units that run together; they cannot say "A's latest run
+succeeded within 2h", so they are not used.
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
-from jobctl import paths
+from jobctl import applied, paths
 from jobctl.errors import EnvironmentProblem, JobctlError
 from jobctl.install import compile
 from jobctl.jobs import schedule as schedule_mod
@@ -34,8 +47,16 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # cron 1..6, then
 #: time the wrapper needs after its own deadline to kill the job's group (≤ 2 s),
 #: and record the run (the run log waits up to 15 s for a busy database)
 WRAPPER_MARGIN = 30
-#: the wrapper's exit status for a run skipped by concurrency: forbid; not a failure
+#: the wrapper's exit status for a run skipped (concurrency: forbid, requires, a busy lock group); not a failure
 EX_SKIPPED = 75
+#: the wrapper flag that leaves then/on_failure to the unit's OnSuccess=/OnFailure=
+NO_CHAIN = "--no-chain"
+#: ExecStart= of a job that then/on_failure of another unit starts: a skipped run there
+#: (exit 75, which SuccessExitStatus= makes a success) starts nothing, as under cron,
+#: and the skip is passed on down the chain; started by its timer (or by more than one
+#: unit, when systemd sets no MONITOR_*), the wrapper runs as usual.
+CHAIN_GUARD = ("/bin/sh", "-c", f'test "${{MONITOR_EXIT_STATUS-}}" != {EX_SKIPPED} || exit {EX_SKIPPED}; exec "$@"',
+               "jobctl")
 _SAFE_ARG = re.compile(r"[A-Za-z0-9_@%+=:,./-]+\Z")
 _C_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\a": "\\a", "\b": "\\b",
               "\f": "\\f", "\v": "\\v"}
@@ -181,10 +202,33 @@ def timespan(seconds: int) -> str:
 # --- one job -----------------------------------------------------------------------------------
 
 def wrapper_argv(state: str, name: str) -> list[str]:
-    """The crontab line's wrapper command, with --timer: systemd already decided the run is due."""
+    """The crontab line's wrapper command, with --timer (systemd already decided the run is due) and --no-chain.
+
+    --no-chain in every unit, not only those with then/on_failure: OnSuccess=
+    and OnFailure= start those, and chain runs the wrapper started itself
+    would be killed with the unit when its main process ends (a definition
+    recorded with then after the units were written starts nothing, rather
+    than runs cut short).
+    """
     from jobctl.runner import cmdline
 
-    return cmdline.wrapper_argv(state, name, timer=True)
+    argv = cmdline.wrapper_argv(state, name, timer=True)
+    at = argv.index("--timer") + 1
+    return [*argv[:at], NO_CHAIN, *argv[at:]]
+
+
+def chain_units(names: tuple[str, ...]) -> str:
+    """The units OnSuccess=/OnFailure= start for ``then``/``on_failure``: the jobs' services."""
+    return " ".join(f"jobctl-{n}.service" for n in names)
+
+
+def started_by(jobs: list[JobSpec]) -> dict[str, list[str]]:
+    """{job: the jobs whose then or on_failure name it}, each list sorted."""
+    out: dict[str, set[str]] = {}
+    for job in jobs:
+        for name in (*job.then, *job.on_failure):
+            out.setdefault(name, set()).add(job.name)
+    return {name: sorted(parents) for name, parents in out.items()}
 
 
 def start_bound(job: JobSpec) -> int | None:
@@ -200,8 +244,42 @@ def start_bound(job: JobSpec) -> int | None:
     return int(attempts * (job.timeout + job.kill_grace) + delays) + WRAPPER_MARGIN
 
 
-def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[str]]:
-    notes: list[str] = []
+def _chain_notes(job: JobSpec, parents: list[str]) -> list[str]:
+    """What OnSuccess=/OnFailure= do not carry of then/on_failure: the parent's run, and a skip's meaning."""
+    notes = []
+    lost = ("which starts their units as their timers do: JOBCTL_PARENT_RUN_ID, _JOB, _STATUS and _OUTPUT stay "
+            "empty and history shows no chain")
+    if job.then:
+        notes.append(f"then: {', '.join(job.then)}: carried as OnSuccess= (systemd 249 or later; older versions "
+                     f"ignore it), {lost}")
+    if job.on_failure:
+        notes.append(f"on_failure: {', '.join(job.on_failure)}: carried as OnFailure=, {lost}; a run ended by "
+                     "systemctl stop starts them too (the stopped wrapper exits 143, a failure to systemd)")
+    if len(parents) > 1:
+        notes.append(f"started by then/on_failure of {', '.join(parents)}: systemd tells a unit which unit started "
+                     "it only when one unit lists it, so it also runs after a run of theirs that was skipped "
+                     "(a skip is a success to systemd)")
+    return notes
+
+
+#: notify events jobctl's every-minute pass raises (the wrapper raises the others, in the unit)
+PASS_EVENTS = applied.PASS_EVENTS
+
+
+def _notify_notes(job: JobSpec) -> list[str]:
+    events = [e for e in PASS_EVENTS if job.notify is not None and e in job.notify.when]
+    if not events:
+        return []
+    return [f"notify when {', '.join(events)}: jobctl's every-minute pass notices "
+            f"{'them' if len(events) > 1 else 'it'}, and only jobctl apply installs it (in a crontab); "
+            "the timers do not run it"]
+
+
+def service_unit(job: JobSpec, state: str, user_mode: bool,
+                 parents: list[str] | None = None) -> tuple[str, list[str]]:
+    """``jobctl-NAME.service``; ``parents``: the jobs whose then/on_failure start this one (started_by)."""
+    parents = parents or []
+    notes = _chain_notes(job, parents) + _notify_notes(job)
     description = f"jobctl job {job.name}" + (f": {one_line(job.description)}" if job.description else "")
     lines = [
         header("systemd", job.source),
@@ -212,6 +290,13 @@ def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[s
     if not user_mode:
         lines.append("# as cron.service: a run at boot (@reboot, a catch-up) waits for these")
         lines.append("After=remote-fs.target nss-user-lookup.target")
+    if job.then:
+        lines.append("# then: started when a run succeeds (systemd 249 or later; older versions ignore OnSuccess=)")
+        lines.append(f"OnSuccess={chain_units(job.then)}")
+    if job.on_failure:
+        lines.append("# on_failure: started when a run fails, times out or is killed")
+        lines.append(f"OnFailure={chain_units(job.on_failure)}")
+    argv = wrapper_argv(state, job.name)
     lines += [
         "",
         "[Service]",
@@ -219,8 +304,21 @@ def service_unit(job: JobSpec, state: str, user_mode: bool) -> tuple[str, list[s
         f"# The wrapper runs the job as defined in {one_line(paths.applied_file(state, job.name))} (recorded by "
         "jobctl export systemd --record):",
         "# lock, retries, timeout, run log and notifications as under cron.",
-        "ExecStart=" + " ".join(exec_arg(a) for a in wrapper_argv(state, job.name)),
     ]
+    if job.lock_group:
+        lines.append(f"# lock_group: the wrapper takes the lock of group {job.lock_group}, as under cron")
+    if job.requires:
+        lines.append("# requires: the wrapper checks the run log, as under cron (systemd's Requires= and After= "
+                     "order units that run together; they say nothing of a run's result)")
+    if len(parents) == 1:
+        lines.append(f"# Also started by OnSuccess=/OnFailure= of {chain_units(tuple(parents))}: after a run there "
+                     f"that was skipped (exit {EX_SKIPPED}) this one is skipped too, as under cron.")
+    elif parents:
+        lines.append(f"# Also started by OnSuccess=/OnFailure= of {chain_units(tuple(parents))}; systemd tells a "
+                     "unit which one started it only when one unit lists it, so a skip there is not seen here.")
+    if parents:
+        argv = [*CHAIN_GUARD, *argv]
+    lines.append("ExecStart=" + " ".join(exec_arg(a) for a in argv))
     if job.user and not user_mode:
         lines.append(f"# user: {job.user}: the wrapper starts the job as {job.user}, as under /etc/cron.d/jobctl; "
                      "no User= here, or the wrapper could not use the state directory")
@@ -291,8 +389,11 @@ def timer_unit(job: JobSpec, paused: bool, now: datetime) -> tuple[str, list[str
     if paused:
         notes.append("paused: the timer starts it and the wrapper skips the run until jobctl resume")
     if job.concurrency != "forbid":
-        notes.append(f"concurrency: {job.concurrency} is not carried: systemd does not start a service that "
-                     "is still running, so a run due meanwhile is skipped (as forbid)")
+        note = (f"concurrency: {job.concurrency} is not carried: systemd does not start a service that "
+                "is still running, so a run due meanwhile is skipped (as forbid)")
+        if job.lock_group:  # the group's lock is the wrapper's, across units
+            note += f"; the wrapper still applies it to the runs of the other jobs of lock group {job.lock_group}"
+        notes.append(note)
     if job.cron_mail != JobSpec.__dataclass_fields__["cron_mail"].default:
         notes.append(f"cron_mail: {job.cron_mail} is not carried: systemd mails nothing; the run log (jobctl logs) "
                      "and the journal keep the output")
@@ -351,8 +452,9 @@ def export(jobs: list[JobSpec], state: str, user_mode: bool, paused: frozenset[s
         result.warnings.append(f"system units start the wrapper as root with your state directory {state}; "
                                "export them as root (state in /var/lib/jobctl), or use --user")
     twice: dict[tuple[str, bool], list[str]] = {}
+    parents = started_by(jobs)
     for job in sorted(jobs, key=lambda j: j.name):
-        service, notes = service_unit(job, state, user_mode)
+        service, notes = service_unit(job, state, user_mode, parents.get(job.name))
         timer, timer_notes = timer_unit(job, job.name in paused, now)
         if in_cron and job.name in in_cron:
             twice.setdefault(in_cron[job.name], []).append(job.name)

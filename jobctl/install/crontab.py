@@ -438,8 +438,81 @@ def render_line(defn: dict, state: str, system: bool) -> str:
                    f"jobctl:{defn['name']} {definition_hash(defn)}", system)
 
 
+def needs_pass(defn: dict) -> bool:
+    """Whether a job needs the every-minute pass: it has catch_up, or notifies on overdue or missed."""
+    notify = defn.get("notify")
+    when = notify.get("when") if isinstance(notify, dict) else None
+    return bool(defn.get("catch_up")) or (isinstance(when, list) and any(e in when for e in applied.PASS_EVENTS))
+
+
+def requests_pending(state: str) -> bool:
+    """Whether the run log holds a request still to run (queued or running): the pass must stay installed."""
+    import sqlite3
+
+    from jobctl import store
+
+    path = paths.runs_db(state)
+    if not os.path.exists(path):
+        return False
+    try:
+        log = store.connect(path, create=False, build_indexes=False)
+    except (sqlite3.Error, OSError):
+        return False
+    try:
+        return log.pending_requests() > 0
+    except sqlite3.Error:
+        return False
+    finally:
+        log.close()
+
+
+def _system_format(parts: Split) -> bool:
+    """Whether the block's lines name a user after the schedule (/etc/cron.d) or not (a user's crontab).
+
+    Read from the lines themselves: $JOBCTL_CRONTAB names one file for both.
+    """
+    for name, entry in parts.entries.items():
+        words = entry.line.split()
+        if name == FOREIGN or not words:
+            continue
+        n = 1 if words[0].startswith("@") else 5
+        if len(words) > n:
+            return not words[n].startswith("/")
+    return False
+
+
+def ensure_pass(state: str, targets: list[Target]) -> Target | None:
+    """Add the pass lines to jobctl's block for ``state`` when it lacks them (a request waits); where, or None.
+
+    The first of ``targets`` holding the block is changed, under apply's lock,
+    only by inserting the two lines before its END line: everything else stays
+    byte for byte.  The next apply keeps them while a request is pending.
+    None when no target holds the block (jobctl was never applied there).
+    """
+    instance = instance_id(state)
+    with apply_lock(state):
+        for tgt in targets:
+            text = tgt.read()
+            parts = split(text, instance, tgt.label)
+            if not parts.found:
+                continue
+            if all(name in parts.entries for name in CATCH_UP_ENTRIES):
+                return None
+            lines = _lines(text)
+            end = next(i for i, line in enumerate(lines)
+                       if (m := _END_LINE.match(line.rstrip("\n"))) and m["id"] == instance)
+            new = "".join(lines[:end]) + "".join(line + "\n" for line in catch_up_lines(state, _system_format(parts))) \
+                + "".join(lines[end:])
+            if tgt.read() != text:
+                raise CrontabConflict(f"{tgt.label} changed while jobctl was adding the pass; run jobctl apply")
+            tgt.write(new)
+            return tgt
+    return None
+
+
 def catch_up_lines(state: str, system: bool) -> list[str]:
-    """At boot and every minute: the pass that starts runs missed during downtime."""
+    """At boot and every minute: the pass that starts runs missed during downtime and watches for missed and
+    overdue runs."""
     argv = [*cmdline.interpreter_argv(), "--catch-up", "--state-dir", state]
     digest = hashlib.sha256(" ".join(argv).encode()).hexdigest()[:12]
     return [_render(when, argv, f"jobctl:{name} {digest}", system) for name, when in CATCH_UP_ENTRIES.items()]
@@ -572,7 +645,7 @@ def make_plan(jobs: list[JobSpec], state: str, tgt: Target, jobs_dir: str | None
     # each line rendered once: the block, and the comparison with the installed line below
     rendered = {name: render_line(wanted[name], state, tgt.system) for name in sorted(wanted)}
     lines = list(rendered.values())
-    if any(d.get("catch_up") for d in wanted.values()):
+    if any(needs_pass(d) for d in wanted.values()) or requests_pending(state):
         lines += catch_up_lines(state, tgt.system)
     new_text = join(parts, instance, state, lines)
     changes, others = [], {}

@@ -17,7 +17,7 @@ import time
 
 from jobctl import applied, paths
 from jobctl.runner import cmdline
-from jobctl.runner.cmdline import EX_JOBCTL, USAGE
+from jobctl.runner.cmdline import EX_JOBCTL, EX_SKIPPED, USAGE
 
 TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _error(state: str, job: str, message: str) -> None:
 
 
 def _record_paused(defn: Definition, state: str, trigger: str, scheduled_for: float | None,
-                   exiting: bool, parent: tuple[int, str, str] | None) -> None:
+                   exiting: bool, parent: tuple[int, str, str, float | None] | None) -> None:
     from jobctl.runner import runlog
     from jobctl.runner.runlog import ErrorLog, RunLog
 
@@ -165,7 +165,8 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     # pause.is_paused, without importing it
     if mode in ("schedule", "timer", "catchup", "chain") and os.path.exists(paths.paused_file(state, name)):
         _record_paused(defn, state, trigger, scheduled_for, exiting, args["parent"])
-        return 0
+        # a skip, as a busy lock's: a unit's OnSuccess= must not start its then jobs (SuccessExitStatus=75)
+        return EX_SKIPPED if mode == "timer" else 0
     report_fd = args["report_fd"]
 
     def report(run_id: int) -> None:
@@ -186,9 +187,30 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
     mail = defn["cron_mail"] if mode == "schedule" and not stream else None  # applied.checked: one of CRON_MAIL
     parent, chain = args["parent"], args["chain"]
+    if mode == "request":
+        if os.path.exists(paths.paused_file(state, name)):
+            return 0  # a paused job's requests wait in the queue; the pass starts them once it is resumed
+        from jobctl.runner.wrapper import serve_requests
+
+        try:
+            return serve_requests(defn, state, args["request"] or 0, report, chain)
+        except Exception as exc:  # noqa: BLE001 - as below
+            error(f"internal error on the applied definition {where()} ({type(exc).__name__}: {exc}); "
+                  "re-run jobctl apply")
+            return EX_JOBCTL
+    given = None
+    if args["params"] is not None:
+        try:
+            given = applied.parse(args["params"].encode())
+        except ValueError:
+            given = None
+        if not isinstance(given, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                  for k, v in given.items()):
+            error("--params: expected a JSON object of strings")
+            return EX_JOBCTL
     try:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail, parent=parent,
-                       chain=chain)
+                       chain=chain, params=given)
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
             code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail, chain=chain)
         rest = args["slots"][1:]

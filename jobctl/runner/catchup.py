@@ -1,8 +1,9 @@
 """Catch-up after downtime: a job whose last scheduled run was missed runs once.
 
 apply installs ``@reboot`` and every-minute entries running this pass when any
-job has ``catch_up``.  With ``catch_up_mode: latest`` (the default) any
-number of missed schedules coalesces into exactly one run (trigger
+job has ``catch_up`` or notifies on ``missed`` or ``overdue``, which the same
+pass watches for (jobctl.runner.watch).  With ``catch_up_mode: latest`` (the
+default) any number of missed schedules coalesces into exactly one run (trigger
 ``catchup``), unlike Kubernetes' startingDeadlineSeconds, which gives up after
 100 missed schedules.  With ``each``, every missed schedule in the window is
 made up, oldest first, by one wrapper that runs them one after another (each
@@ -63,7 +64,10 @@ def missed(defn: Mapping[str, Any], applied_at: float, last_activity: float | No
     since = max(now - min(window, now), applied_at)  # min: beyond the epoch means "since it was applied"
     if last_activity is not None:
         since = max(since, last_activity + 1)
-    return last_due(defn, since, now - SETTLE)
+    # a scheduled run sleeps its jitter before it records its row: not missed until that is over too
+    from jobctl.applied import number
+
+    return last_due(defn, since, now - SETTLE - number(defn["jitter"], 0.0, 86400.0))
 
 
 def missed_each(defn: Mapping[str, Any], applied_at: float, last_activity: float | None,
@@ -99,13 +103,23 @@ def missed_each(defn: Mapping[str, Any], applied_at: float, last_activity: float
 
 
 def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
-    """Start a catch-up run for every job that missed its last schedule; returns them."""
+    """Start a catch-up run for every job that missed its last schedule; returns them.
+
+    Then, for the jobs that notify on ``missed`` or ``overdue``, the pass's
+    watch (jobctl.runner.watch): alerts are decided and recorded under the
+    pass's guard, after every catch-up run has started, and sent once the
+    guard is let go, so a slow webhook never holds up the next pass.
+    """
     import fcntl
     import subprocess
 
     from jobctl import applied, paths, pause, store
+    from jobctl.runner import watch
     from jobctl.runner.cmdline import catch_up_run_argv
     from jobctl.runner.runlog import ErrorLog
+
+    def error(job: str, message: str) -> None:
+        ErrorLog(state, job)(message)
 
     now = time.time() if now is None else now
     os.makedirs(paths.locks_dir(state), mode=0o700, exist_ok=True)
@@ -116,8 +130,12 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
         os.close(guard)
         return []  # another pass is at work
     started: list[tuple[str, float]] = []
+    log = None
+    pending: list[watch.Pending] = []
+    defs: dict[str, applied.Definition] = {}
     try:
-        log = None
+        #: the minutes each job's catch-up run (started by this pass) stands for: made up, not missed
+        made_up: dict[str, list[float]] = {}
         for name in applied.names(state):
             # One definition that cannot be read or used (hand-edited, damaged, of an older
             # release) is one line in jobctl-errors.log; the pass goes on with every other job.
@@ -139,6 +157,7 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
                 ErrorLog(state, name)(f"catch-up skipped: cannot read the applied definition {where}: {why}; "
                                       "re-run jobctl apply")
                 continue
+            defs[name] = defn
             if not defn["catch_up"] or pause.is_paused(state, name):
                 continue
             if applied.CRON not in applied.recorded_for(defn):
@@ -178,8 +197,33 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
                 start_new_session=True, cwd="/",
             )
             started.append((name, when))
+            made_up[name] = slots
+        # Requests (jobctl submit): settle those whose wrapper died, then start a wrapper for each job
+        # with a due one (submitted for later, or never started: a crash, a reboot, a cron outage).
+        if log is None and os.path.exists(paths.runs_db(state)):
+            log = store.connect(paths.runs_db(state), build_indexes=False)
+        if log is not None and log.pending_requests():
+            from jobctl.runner import host, requests
+
+            # zombies are no wrappers: one SIGKILLed after its parent exited lingers where PID 1 reaps slowly
+            log.finalize_lost(None, os.uname().nodename, host.boot_id(), requests.running, host.group_alive, now)
+            requests.settle(log, now)
+            requests.start_due(state, log, time.time(), {n for n in defs if not pause.is_paused(state, n)})
+        # Only now, every catch-up run started: what the pass watches for cannot delay any of them.
+        if any(watch.events(d) for d in defs.values()):
+            if log is None:
+                log = store.connect(paths.runs_db(state), build_indexes=False)
+            pending = watch.look(state, log, defs, made_up, now, error)
+    except BaseException:
         if log is not None:
             log.close()
+        raise
     finally:
         os.close(guard)
+    if log is not None:
+        try:
+            if pending:
+                watch.send(log, defs, pending, error)
+        finally:
+            log.close()
     return started

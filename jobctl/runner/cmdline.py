@@ -26,8 +26,10 @@ if TYPE_CHECKING:
         report_fd: int
         scheduled_for: float | None
         slots: list[float]
-        parent: tuple[int, str, str] | None
+        parent: tuple[int, str, str, float | None] | None
         chain: bool
+        request: int | None
+        params: str | None
 else:
     Args = dict
 
@@ -40,8 +42,8 @@ EX_CANNOT_EXEC = 126
 EX_NOT_FOUND = 127
 
 USAGE = ("usage: python -m jobctl.runner [--state-dir DIR] [--scheduled | --timer | --catch-up-run TIME[,TIME...]"
-         " | --backfill-run TIME | --chain-run RUN_ID,JOB,STATUS[,TIME]] "
-         "[--quiet] [--no-chain] [--definition-stdin] [--report-fd N] NAME\n"
+         " | --backfill-run TIME | --chain-run RUN_ID,JOB,STATUS[,TIME[,TIME]] | --request ID] "
+         "[--quiet] [--no-chain] [--params JSON] [--definition-stdin] [--report-fd N] NAME\n"
          "       python -m jobctl.runner [--state-dir DIR] --catch-up")
 
 
@@ -217,25 +219,34 @@ def backfill_run_argv(state: str, name: str, scheduled_for: float) -> list[str]:
 
 
 def chain_run_argv(state: str, name: str, parent_id: int, parent_job: str, parent_status: str,
-                   scheduled_for: float | None) -> list[str]:
+                   scheduled_for: float | None, slot_start: float | None = None) -> list[str]:
     """A run of ``name`` that run ``parent_id`` of ``parent_job`` started through then/on_failure (trigger chain).
 
     The parent's job and status ride on the command line as well as in the
     run log: a child whose run log cannot be read still knows them.  The
-    parent's scheduled time, when it had one, is the child's too (its slot).
+    parent's scheduled time and slot, when it had them, are the child's too.
     """
     when = "" if scheduled_for is None else f",{int(scheduled_for)}"
+    if scheduled_for is not None and slot_start is not None:
+        when += f",{int(slot_start)}"
     return [*interpreter_argv(), "--state-dir", state, "--chain-run", f"{parent_id},{parent_job},{parent_status}{when}",
             "--quiet", name]
 
 
-def _chain_arg(text: str) -> tuple[int, str, str, float | None] | None:
+def _chain_arg(text: str) -> tuple[int, str, str, float | None, float | None] | None:
+    """RUN_ID,JOB,STATUS[,SCHEDULED_FOR[,SLOT_START]] (chain_run_argv)."""
     parts = text.split(",")
-    if len(parts) not in (3, 4) or not parts[0].isdigit() or not parts[1] or not parts[2].isalpha():
+    if not 3 <= len(parts) <= 5 or not parts[0].isdigit() or not parts[1] or not parts[2].isalpha():
         return None
-    if len(parts) == 4 and not parts[3].isdigit():
+    if not all(p.isdigit() for p in parts[3:]):
         return None
-    return int(parts[0]), parts[1], parts[2], float(parts[3]) if len(parts) == 4 else None
+    times = [float(p) for p in parts[3:]] + [None, None]
+    return int(parts[0]), parts[1], parts[2], times[0], times[1]
+
+
+def request_run_argv(state: str, name: str, request_id: int = 0) -> list[str]:
+    """The wrapper that runs a job's requests (jobctl submit: ``request_id``; the pass: 0, whatever is due)."""
+    return [*interpreter_argv(), "--state-dir", state, "--request", str(int(request_id)), "--quiet", name]
 
 
 def detached_argv(state: str, name: str, report_fd: int) -> list[str]:
@@ -271,6 +282,10 @@ def parse(argv: list[str]) -> Args | None:
         "parent": None,
         # start the job's then/on_failure jobs after the run (--no-chain: a systemd unit's OnSuccess= does)
         "chain": True,
+        # run the job's requests: this one first (0: whatever is due), then any other due
+        "request": None,
+        # the parameters of a detached `jobctl run -p` (JSON), checked by the wrapper
+        "params": None,
     }
     while rest:
         arg = rest.pop(0)
@@ -291,10 +306,15 @@ def parse(argv: list[str]) -> Args | None:
         elif arg == "--chain-run" and rest and (chain := _chain_arg(rest[0])) is not None:
             rest.pop(0)
             out["trigger"], out["stream"], out["mode"] = "chain", False, "chain"
-            out["parent"] = chain[:3]
+            out["parent"] = (chain[0], chain[1], chain[2], chain[4])
             out["scheduled_for"] = chain[3]
         elif arg == "--no-chain":
             out["chain"] = False
+        elif arg == "--request" and rest and rest[0].isdigit():
+            out["trigger"], out["stream"], out["mode"] = "request", False, "request"
+            out["request"] = int(rest.pop(0))
+        elif arg == "--params" and rest:
+            out["params"] = rest.pop(0)
         elif arg == "--quiet":
             out["stream"] = False
         elif arg == "--definition-stdin":

@@ -1,4 +1,4 @@
-"""Notifications after a run: command, webhook, e-mail, and healthchecks-style pings.
+"""Notifications after a run: command, webhook, e-mail, and healthchecks-style pings; and alerts.
 
 Imported by the wrapper only for jobs that have ``notify`` set, and only once
 a run has finished (or started, for pings).  A notification never changes the
@@ -12,6 +12,12 @@ the command's JOBCTL_* variables are its fields (environment()).  README
 
 A sink is one function ``(its setting, Notice) -> line`` and one row of
 SINKS; its key in job files is one row of ``jobctl.jobs.spec.NOTIFY_SINK_KEYS``.
+
+An alert (``alert``) is not the end of a run but something noticed: a run
+slow or short against the job's usual duration (the wrapper, after the run),
+a run still going well past it or a scheduled run that never started (the
+every-minute pass, jobctl.runner.watch).  It goes through the command,
+webhook and e-mail sinks, never the ping, and only when ``when`` names it.
 
 Every sink is bounded in wall-clock time, not only per read: an HTTP attempt
 ends after WEBHOOK_TIMEOUT however slowly the server trickles its answer, a
@@ -100,6 +106,10 @@ def environment(run: dict, ev: str) -> dict[str, str]:
         if field == "id":
             value = value or None  # the wrapper's id when the run log failed is 0
         name = "JOBCTL_RUN_ID" if field == "id" else "JOBCTL_" + field.upper()
+        if isinstance(value, dict):  # params: the object as JSON, as the webhook has it
+            import json
+
+            value = json.dumps(value, sort_keys=True, ensure_ascii=False)
         env[name] = "" if value is None else "true" if value is True else "false" if value is False else str(value)
     return env
 
@@ -158,9 +168,14 @@ def payload(run: dict, ev: str, tail: bytes) -> dict[str, Any]:
 
 
 def webhook(url: str, run: dict, ev: str, tail: bytes) -> str:
+    return _post_json(url, payload(run, ev, tail))
+
+
+def _post_json(url: str, doc: dict[str, Any]) -> str:
+    """POST ``doc`` as JSON, retried on 5xx, 429 and network errors; the outcome as one line."""
     import json
 
-    body = json.dumps(payload(run, ev, tail)).encode()
+    body = json.dumps(doc).encode()
     error = ""
     for attempt in range(WEBHOOK_ATTEMPTS):
         if attempt:
@@ -192,10 +207,15 @@ def ping(base: str, phase: str, run: dict, tail: bytes = b"") -> str:
 
 
 def command(cmd: str, shell: str, env: dict[str, str], run: dict, ev: str, output: bytes) -> str:
-    import subprocess
-
     full = dict(env)
     full.update(environment(run, ev))
+    return _run_command(cmd, shell, full, output)
+
+
+def _run_command(cmd: str, shell: str, full: dict[str, str], output: bytes) -> str:
+    """``shell -c cmd`` with exactly the environment ``full`` and ``output`` on stdin; the outcome as one line."""
+    import subprocess
+
     try:
         returncode, _, stderr = _bounded([shell, "-c", cmd], output, full, COMMAND_TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -236,6 +256,14 @@ def _bounded(argv: list[str], data: bytes, env: dict[str, str] | None, timeout: 
 
 
 def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes, env: dict[str, str] | None = None) -> str:
+    subject = _summary(run, ev)
+    body = output[-PING_BODY_LIMIT:].decode("utf-8", "replace")
+    return _sendmail(to, path_env, subject, f"{subject}\n\nLast output:\n{body}", run["job"], env)
+
+
+def _sendmail(to: list[str], path_env: str, subject: str, text: str, job: str,
+              env: dict[str, str] | None) -> str:
+    """One message through the local sendmail (found on ``path_env`` or in /usr/sbin, /usr/lib); one line."""
     import shutil
     import subprocess
 
@@ -244,10 +272,10 @@ def email(to: list[str], path_env: str, run: dict, ev: str, output: bytes, env: 
     if not sendmail:
         return ("email failed: no sendmail on this host; install a mail transfer agent "
                 "(e.g. apt-get install msmtp-mta or postfix)")
-    subject = _summary(run, ev)
-    body = output[-PING_BODY_LIMIT:].decode("utf-8", "replace")
+    # one line: a subject with a line break in it would add headers of its own
+    subject = subject.replace("\r", " ").replace("\n", " ")
     msg = (f"To: {', '.join(to)}\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n"
-           f"X-Jobctl-Job: {run['job']}\n\n{subject}\n\nLast output:\n{body}")
+           f"X-Jobctl-Job: {job}\n\n{text}")
     if not msg.endswith("\n"):
         msg += "\n"
     try:
@@ -364,3 +392,127 @@ def after_run(cfg: dict, run: dict, output: bytes, env: dict[str, str], shell: s
     alert = wanted(cfg, ev, consecutive_failures)
     notice = Notice(run, ev, output, env, shell)
     return [sink.send(cfg[name], notice) for name, sink in SINKS.items() if cfg.get(name) and (alert or sink.every_run)]
+
+
+# --- alerts: a run against its usual duration, a scheduled run that never started --------------
+
+#: The events of an alert, which is not how a run ended but something noticed about it or about
+#: its schedule: slow and short (the wrapper, once a run is recorded), overdue (the every-minute
+#: pass, while the run goes on) and missed (the pass: a scheduled run that never started).  Each
+#: is sent only when the job's ``when`` names it, whatever after_failures says.
+ALERTS = ("slow", "short", "overdue", "missed")
+#: the sinks an alert goes through, in this order (SINKS'): a ping reports a run's start and end, not alerts
+ALERT_SINKS = ("command", "webhook", "email")
+#: the missed times one alert lists (JOBCTL_SLOTS, the webhook's ``slots``); JOBCTL_MISSED counts them all
+SLOTS_LISTED = 100
+
+
+def alert_wanted(cfg: dict, kind: str) -> bool:
+    """Whether the job's notify settings send an alert of ``kind`` through any sink."""
+    return kind in (cfg.get("when") or ()) and any(cfg.get(name) for name in ALERT_SINKS)
+
+
+def alert_budget(cfg: dict) -> float:
+    """The longest an alert's sinks can take, in seconds; imports what they need (as budget does)."""
+    used = [SINKS[name] for name in ALERT_SINKS if cfg.get(name)]
+    for sink in used:
+        for module in sink.needs:
+            __import__(module)
+    return BUDGET_SLACK + sum(sink.seconds for sink in used)
+
+
+def alert_text(kind: str, job: str, detail: str, run: dict | None, host: str) -> str:
+    """The alert's one line: ``jobctl on web1: job backup OVERDUE (run 42): running for 1h00m; usually …``."""
+    which = f" (run {run['id']})" if run and run.get("id") else ""
+    return f"jobctl on {host}: job {job} {kind.upper()}{which}: {detail}"
+
+
+def _usual_fields(usual: Any) -> dict[str, Any] | None:
+    if usual is None:
+        return None
+    return {"median_s": round(float(usual.median), 3), "mad_s": round(float(usual.mad), 3), "runs": int(usual.n)}
+
+
+def alert_payload(kind: str, job: str, detail: str, run: dict | None, output: bytes, host: str,
+                  slots: tuple[float, ...] | list[float] = (), usual: Any = None,
+                  elapsed: float | None = None) -> dict[str, Any]:
+    """The webhook's JSON document for an alert: the fields of ``payload`` and what the alert adds."""
+    from jobctl.store import iso
+
+    return {"text": alert_text(kind, job, detail, run, host), "event": kind, "run": run,
+            "output_tail": output[-PING_BODY_LIMIT:].decode("utf-8", "replace"),
+            "job": job, "detail": detail,
+            "slot": iso(slots[0]) if slots else None,
+            "slots": [iso(t) for t in slots[:SLOTS_LISTED]],
+            "missed": len(slots),
+            "usual": _usual_fields(usual),
+            "elapsed_s": None if elapsed is None else round(elapsed, 3)}
+
+
+def alert_environment(kind: str, job: str, detail: str, run: dict | None, host: str,
+                      slots: tuple[float, ...] | list[float] = (), usual: Any = None,
+                      elapsed: float | None = None) -> dict[str, str]:
+    """The variables an alert's command gets: those of a run's notification (empty without a run), and more.
+
+    JOBCTL_EVENT is the kind; JOBCTL_JOB and JOBCTL_HOST are set even
+    without a run (missed); JOBCTL_DETAIL is the alert's line; JOBCTL_SLOT
+    the first missed time, JOBCTL_SLOTS the missed times (at most
+    SLOTS_LISTED, space-separated, oldest first), JOBCTL_MISSED how many;
+    JOBCTL_USUAL_S the usual duration (median, seconds) and JOBCTL_ELAPSED_S
+    this run's seconds, so far for an overdue one.  Empty where they do not apply.
+    """
+    from jobctl.store import iso
+
+    env = environment(run or {}, kind)
+    env["JOBCTL_JOB"] = job
+    env["JOBCTL_HOST"] = env["JOBCTL_HOST"] or host
+    env["JOBCTL_DETAIL"] = detail
+    env["JOBCTL_SLOT"] = (iso(slots[0]) or "") if slots else ""
+    env["JOBCTL_SLOTS"] = " ".join(iso(t) or "" for t in slots[:SLOTS_LISTED])
+    env["JOBCTL_MISSED"] = str(len(slots)) if slots else ""
+    env["JOBCTL_USUAL_S"] = "" if usual is None else f"{float(usual.median):.3f}"
+    env["JOBCTL_ELAPSED_S"] = "" if elapsed is None else f"{elapsed:.3f}"
+    return env
+
+
+def alert(cfg: dict, kind: str, job: str, detail: str, run: dict | None, output: bytes, env: dict[str, str],
+          shell: str, slots: tuple[float, ...] | list[float] = (), usual: Any = None,
+          elapsed: float | None = None) -> list[str]:
+    """Send an alert of ``kind`` (one of ALERTS) about ``job`` through its command, webhook and email; one line each.
+
+    Nothing (``[]``) unless the job's ``when`` names ``kind``.  ``detail``
+    is the alert's own line (for slow, short and overdue baseline.explain's:
+    this run's figure, the usual one and the threshold); ``run`` the run
+    record (store.run_record) it is about, None for missed; ``output`` what
+    the command gets on stdin and the webhook and e-mail as the output's
+    tail; ``env`` the job's environment (the command runs with it, plus the
+    alert's variables: alert_environment) and ``shell`` its shell.  ``slots``:
+    the scheduled times (Unix seconds) a missed alert reports, oldest first;
+    ``usual`` the baseline.Usual the run was judged against and ``elapsed``
+    its seconds.  Run it as the job's user, bounded by alert_budget (the
+    wrapper and the pass run it in a notifier.Notifier).  Never raises.
+    """
+    if kind not in (cfg.get("when") or ()):
+        return []
+    host = (run or {}).get("host") or os.uname().nodename
+    lines = []
+    if cfg.get("command"):
+        full = dict(env)
+        full.update(alert_environment(kind, job, detail, run, host, slots, usual, elapsed))
+        lines.append(_run_command(cfg["command"], shell, full, output))
+    if cfg.get("webhook"):
+        lines.append(_post_json(cfg["webhook"], alert_payload(kind, job, detail, run, output, host, slots, usual,
+                                                              elapsed)))
+    if cfg.get("email"):
+        from jobctl.store import iso
+
+        subject = alert_text(kind, job, detail, run, host)
+        text = subject + "\n"
+        if len(slots) > 1:
+            listed = [iso(t) or "" for t in slots[:SLOTS_LISTED]]
+            more = f" and {len(slots) - len(listed)} more" if len(slots) > len(listed) else ""
+            text += f"\nMissed: {', '.join(listed)}{more}\n"
+        if output:
+            text += "\nLast output:\n" + output[-PING_BODY_LIMIT:].decode("utf-8", "replace")
+        lines.append(_sendmail(list(cfg["email"]), env.get("PATH", ""), subject, text, job, env or None))
+    return lines

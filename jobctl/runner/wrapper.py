@@ -49,6 +49,7 @@ class Wrapper:
     """One invocation: all attempts of one run of one job."""
 
     _slot: dict[str, str] | None
+    _slot_start: float | None
 
     def _slot_env(self) -> dict[str, str]:
         """JOBCTL_SCHEDULED_FOR, JOBCTL_SLOT_START and JOBCTL_SLOT_END: the time this run stands for.
@@ -64,7 +65,14 @@ class Wrapper:
             if when is not None:
                 slot["JOBCTL_SCHEDULED_FOR"] = _iso(when)
                 fields = self.defn["fields"]
-                if fields:
+                if self.parent is not None:
+                    # a chained run stands for its parent's slot: the window the parent processed
+                    start = self.parent[3]
+                    if start is not None:
+                        self._slot_start = start
+                        slot["JOBCTL_SLOT_START"] = _iso(start)
+                        slot["JOBCTL_SLOT_END"] = _iso(when - when % 60)
+                elif fields:
                     from jobctl.runner.wallclock import previous_slot
 
                     try:
@@ -72,6 +80,7 @@ class Wrapper:
                     except (LookupError, ValueError, OSError, OverflowError):
                         start = None  # a zone the tz database lost since apply: the run goes on without its slot
                     if start is not None:
+                        self._slot_start = start
                         slot["JOBCTL_SLOT_START"] = _iso(start)
                         slot["JOBCTL_SLOT_END"] = _iso(when - when % 60)
         return slot
@@ -79,7 +88,8 @@ class Wrapper:
     def __init__(self, defn: Definition, state: str, trigger: str, stream: bool,
                  scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
                  sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None,
-                 parent: tuple[int, str, str] | None = None, chain: bool = True) -> None:
+                 parent: tuple[int, str, str, float | None] | None = None, chain: bool = True,
+                 params: dict[str, str] | None = None, request: int | None = None) -> None:
         self.defn = defn
         self.sink = sink
         self.jitter = number(jitter, 0.0)
@@ -88,16 +98,28 @@ class Wrapper:
         self.trigger = trigger
         self.stream = stream
         self.scheduled_for = scheduled_for
-        #: (run id, job, status) of the run whose then/on_failure started this one (trigger chain)
+        #: (run id, job, status, slot start) of the run whose then/on_failure started this one (trigger chain)
         self.parent = parent
         self.parent_id = parent[0] if parent else None
         #: start the jobs of then/on_failure once the run has ended (not when a systemd unit's OnSuccess= does)
         self.chain = chain
+        #: parameter values given to this run (jobctl run -p), checked against the job's params when it starts
+        self.given = params or {}
+        #: a run for a request (jobctl submit): the request's id, 0 for the job's oldest due one (the pass)
+        self.request_mode = request
+        self.request_id: int | None = None
+        #: the values the run got, as JSON in the run log (None: the job declares no params)
+        self._params_json: str | None = None
+        #: the values the run got, as the job's JOBCTL_PARAM_* variables
+        self._param_env: dict[str, str] = {}
+        #: in request mode: no due request was left to claim (another wrapper ran them), so no run was made
+        self.claimed_nothing = False
         #: the directory holding JOBCTL_PARENT_OUTPUT while an attempt runs
         self._parent_dir: str | None = None
         self._log: RunLog | None = None
-        #: (slow or short, the alert's line) when the finished run is judged so and the job notifies on it
-        self._verdict: tuple[str, str] | None = None
+        #: (slow or short, the alert's line, the baseline.Usual) when the finished run is judged so and the job
+        #: notifies on it
+        self._verdict: tuple[str, str, Any] | None = None
         self.on_started = on_started
         self.error = ErrorLog(state, self.name)
         self.host = os.uname().nodename
@@ -108,6 +130,7 @@ class Wrapper:
         self._last: tuple[dict[str, Any], bytes] | None = None
         self._last_env: dict[str, str] = {}
         self._slot = None
+        self._slot_start = None
         self._who: tuple[str, str, int, int] | None = None
         self._start_ping: Notifier | None = None
         # Every number the wrapper acts on, bounded once (number, integer): an
@@ -221,9 +244,11 @@ class Wrapper:
             reason = f"skipped: previous run {holder.run or '?'} still running"
             if group:
                 reason = f"skipped: {self._holder_text(log, holder.run)} still running (lock group {group})"
+            if self.request_mode is not None and not self._skip_requests(log, reason):
+                lock.close()
+                return None, 0  # claimed meanwhile by the wrapper that holds the lock: it runs them
             # a skip has no exit code in the run log (the process still exits 75)
-            run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                              os.getpid(), self.host, reason, None, self.parent_id, default=0)
+            run_id = self._record(log, "skipped", reason)
             log.call("prune", self.name, self.keep, self.max_age, time.time())  # skips are bounded too
             self._started(run_id)
             if self.stream:
@@ -241,14 +266,34 @@ class Wrapper:
                 lock.acquire()
         except Interrupted as exc:
             reason = f"killed: {signame(exc.signum)} while waiting for run {holder.run or '?'} to finish"
-            run_id = log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
-                              os.getpid(), self.host, reason, 128 + exc.signum, self.parent_id, default=0)
+            run_id = self._record(log, "killed", reason, 128 + exc.signum)
             self._started(run_id)
             lock.close()
             return None, 128 + exc.signum
         finally:
             signals.raise_now = False
         return lock, None
+
+    def _skip_requests(self, log: RunLog, reason: str) -> bool:
+        """forbid met a run: the request this wrapper was started for is skipped (the pass's: every due one).
+
+        False when none was still queued: the lock's holder claimed them.
+        The skip row that follows carries the (last) request's id.
+        """
+        now = time.time()
+        ids = [self.request_mode] if self.request_mode else \
+            [r["id"] for r in log.call("requests", self.name, ("queued",), default=[]) if r["due"] <= now]
+        skipped = [i for i in ids if log.call("skip_request", i, now, reason, default=False)]
+        if skipped:
+            self.request_id = skipped[-1]
+        return bool(skipped)
+
+    def _record(self, log: RunLog, status: str, reason: str, exit_code: int | None = None,
+                at: float | None = None) -> int:
+        """A run that started no process (a skip, a refusal) as one finished row; its id (0: not recorded)."""
+        return int(log.call("record", self.name, status, self.trigger, 1, self.scheduled_for,
+                            time.time() if at is None else at, os.getpid(), self.host, reason, exit_code,
+                            self.parent_id, self._params_json, self.request_id, default=0))
 
     def _holder_text(self, log: RunLog, run_id: int) -> str:
         """``run 812 of job b``: the run holding a group's lock, by its job (any job of the group may hold it)."""
@@ -273,8 +318,7 @@ class Wrapper:
                      f"joined lock group {self.defn['lock_group']})"
         finally:
             own.close()
-        run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                          os.getpid(), self.host, reason, None, self.parent_id, default=0)
+        run_id = self._record(log, "skipped", reason)
         self._started(run_id)
         if self.stream:
             self.error(reason)
@@ -328,8 +372,7 @@ class Wrapper:
                     reason += f" after its process group {target.pgid} was {'killed' if killed else 'terminated'}"
                 elif refused:
                     reason += f" and its process group was not signalled: {refused}"
-                run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, time.time(),
-                                  os.getpid(), self.host, reason, None, self.parent_id, default=0)
+                run_id = self._record(log, "skipped", reason)
                 self._started(run_id)
                 self.error(reason)
                 return EX_SKIPPED
@@ -337,6 +380,48 @@ class Wrapper:
         # Only a run that was still running when we signalled it was replaced; a
         # finished (timed-out, failed) run whose leftovers held the lock was not.
         self._replaced = target.run if target is not None and was_running else 0
+        return None
+
+    def _claim_and_resolve(self, log: RunLog) -> int | None:
+        """With the lock held: claim a request (request mode) and work out the run's parameters; None to run.
+
+        A request is claimed here, under the job's lock, oldest first: requests
+        run in submit order whichever of their wrappers got the lock.  The
+        values are checked against the job's params as applied now (it may
+        have changed since the submit); values it no longer accepts end the
+        request as failed, with the reason, and no process starts.
+        """
+        given: Any = self.given
+        if self.request_mode is not None:
+            row = log.call("claim", self.name, time.time(), os.getpid(), self.host, self.boot_id, default=None)
+            if row is None:
+                self.claimed_nothing = True
+                return 0
+            self.request_id = int(row["id"])
+            try:
+                given = applied.parse(row["params"].encode()) or {}
+            except (ValueError, AttributeError):
+                given = None
+            if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+                given = {"": "(unreadable parameters)"}
+        if not given and not self.defn["params"]:
+            return None
+        from jobctl import params
+
+        try:
+            values = params.resolve(self.name, self.defn["params"], given)
+        except params.BadParams as exc:
+            reason = f"cannot start: parameters: {exc}"
+            self._params_json = _json(given)
+            now = time.time()
+            run_id = self._record(log, "failed", reason, EX_JOBCTL, at=now)
+            self._started(run_id)
+            self.error(reason, echo=self.stream)
+            if self.request_id:
+                log.call("finish_request", self.request_id, "failed", run_id, EX_JOBCTL, now, reason)
+            return EX_JOBCTL
+        self._params_json = _json(values)
+        self._param_env = params.environment(values)
         return None
 
     def _requirements(self, log: RunLog) -> int | None:
@@ -369,8 +454,7 @@ class Wrapper:
             else:
                 found = f"its latest run {row['id']} {row['status']} {fmt_duration(max(0.0, now - (ended or now)))} ago"
             reason = f"skipped: requires {asked}; {found}"
-            run_id = log.call("record", self.name, "skipped", self.trigger, 1, self.scheduled_for, now,
-                              os.getpid(), self.host, reason, None, self.parent_id, default=0)
+            run_id = self._record(log, "skipped", reason, at=now)
             log.call("prune", self.name, self.keep, self.max_age, now)
             self._started(run_id)
             if self.stream:
@@ -406,7 +490,9 @@ class Wrapper:
                            f"not started (run {run_id} ended {status})")
                 continue
             try:
-                subprocess.Popen(chain_run_argv(self.state, name, run_id, self.name, status, self.scheduled_for),
+                self._slot_env()  # the slot start, which the child stands for too
+                subprocess.Popen(chain_run_argv(self.state, name, run_id, self.name, status, self.scheduled_for,
+                                                self._slot_start),
                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  start_new_session=True, cwd="/", close_fds=True)
             except OSError as exc:
@@ -427,7 +513,7 @@ class Wrapper:
                "JOBCTL_PARENT_OUTPUT": ""}
         if self.parent is None:
             return env
-        run_id, job, status = self.parent
+        run_id, job, status, _ = self.parent
         env.update(JOBCTL_PARENT_RUN_ID=str(run_id), JOBCTL_PARENT_JOB=job, JOBCTL_PARENT_STATUS=status)
         self._drop_parent_output()
         try:
@@ -470,8 +556,7 @@ class Wrapper:
                     signals.sleep(self.jitter)
                 except Interrupted as exc:
                     reason = f"killed: {signame(exc.signum)} during the {fmt_duration(self.jitter)} jitter delay"
-                    log.call("record", self.name, "killed", self.trigger, 1, self.scheduled_for, time.time(),
-                             os.getpid(), self.host, reason, 128 + exc.signum, self.parent_id, default=0)
+                    self._record(log, "killed", reason, 128 + exc.signum)
                     return 128 + exc.signum
             if self.defn["requires"] and self.trigger != "manual":
                 code = self._requirements(log)
@@ -480,11 +565,19 @@ class Wrapper:
             lock, code = self._lock(log, signals)
             if code is not None:
                 return code
+            code = self._claim_and_resolve(log)
+            if code is not None:
+                if lock is not None:
+                    lock.close()
+                return code
             try:
                 code, previous_failures, streak = self._attempts(log, signals, lock, umask)
             finally:
                 if lock is not None:
                     lock.close()
+            if self.request_id and self.final is not None:
+                log.call("finish_request", self.request_id, "done", self.final[0], self.final[2], self.final[4],
+                         self.final[6])
             # Only now, with the run recorded and the lock free: however long
             # notifications take, they delay neither this job nor its next run.
             if streak is not None:
@@ -552,12 +645,17 @@ class Wrapper:
                 return None
             run, output = run_record(self._last[0]), self._last[1]
             ev = notify.event(run["status"], previous_failures)
-            if ev is None or not (cfg["ping"] or notify.wanted(cfg, ev, streak)):
+            verdict = self._verdict
+            if (ev is None or not (cfg["ping"] or notify.wanted(cfg, ev, streak))) and verdict is None:
                 return None
             shell = self.defn["shell"] or DEFAULTS["shell"]
 
             def work() -> list[str]:
-                return notify.after_run(cfg, run, output, self._last_env, shell, streak, previous_failures)
+                lines = notify.after_run(cfg, run, output, self._last_env, shell, streak, previous_failures)
+                if verdict is not None:  # slow or short: an alert of its own, after the run's own notifications
+                    lines += notify.alert(cfg, verdict[0], self.name, verdict[1], run, output, self._last_env, shell,
+                                          usual=verdict[2], elapsed=run["duration_s"])
+                return lines
         try:
             who = self._who or run_as(self.defn)
         except LookupError as exc:
@@ -565,8 +663,9 @@ class Wrapper:
             return None
         user, home, uid, gid = who
         ids = (user, uid, gid) if uid != os.geteuid() else None
+        seconds = notify.budget(cfg, start) + (notify.alert_budget(cfg) if not start and self._verdict else 0.0)
         try:
-            return Notifier(work, ids, self.defn["working_dir"] or home, notify.budget(cfg, start), what)
+            return Notifier(work, ids, self.defn["working_dir"] or home, seconds, what)
         except OSError as exc:
             self._notes.append(f"{what} failed: cannot start it: {exc}")
             return None
@@ -581,12 +680,34 @@ class Wrapper:
             self._notes += self._start_ping.wait(signals, stop_at)  # first: /start precedes the outcome
             self._start_ping = None
         if self.notify_cfg and len(signals.pending) == before:
+            self._judge(log)
             notifier = self._notifier("notify", streak=streak, previous_failures=previous_failures)
             if notifier is not None:
                 self._notes += notifier.wait(signals, stop_at)
         run_id = self._last[0]["id"] if self._last else (self.run_ids[-1] if self.run_ids else 0)
         if self._notes and run_id:
             log.call("set_notify", run_id, "; ".join(self._notes))
+
+    def _judge(self, log: RunLog) -> None:
+        """Judge the finished run against the job's usual duration, when its notify asks about slow or short runs.
+
+        Only then: the other jobs' runs pay nothing for baselines (history
+        judges its rows when it shows them, with the same call on the same
+        runs: the successes before this one).
+        """
+        when = self.notify_cfg["when"] or ()
+        if self._last is None or not ("slow" in when or "short" in when):
+            return
+        from jobctl import baseline
+
+        row = self._last[0]
+        cfg = self.defn["baseline"]
+        durations = log.call("durations", self.name, baseline.settings(cfg)["runs"], row["id"], default=None)
+        usual = baseline.usual(durations or [], cfg)
+        verdict = baseline.judge(row["status"], row["duration_s"], usual, cfg)
+        if verdict is not None and verdict in when and usual is not None:
+            self._verdict = (verdict, baseline.explain(verdict, row["duration_s"], usual, cfg), usual)
+            self._notes.append(f"{verdict}: {self._verdict[1]}")
 
     def _attempt(self, log: RunLog, signals: Signals, lock: Lock | None, attempt: int,
                  umask: int) -> tuple[str, int]:
@@ -596,7 +717,8 @@ class Wrapper:
             self.first_started = started
         run_id = log.call("start_run", self.name, trigger, attempt, self.scheduled_for, started,
                           os.getpid(), self.host, self.boot_id, self.jitter if attempt == 1 and self.jitter else None,
-                          self.final[0] if attempt > 1 and self.final else 0, self.parent_id, default=0)
+                          self.final[0] if attempt > 1 and self.final else 0, self.parent_id, self._params_json,
+                          self.request_id, default=0)
         self._started(run_id)
         try:
             who = self._who = run_as(self.defn)  # one user lookup per attempt
@@ -612,6 +734,7 @@ class Wrapper:
         env["JOBCTL_ATTEMPT"] = str(attempt)
         env.update(self._slot_env())
         env.update(self._parent_env(who))
+        env.update(self._param_env)
         proc = Attempt(self.defn, env, who, lock, signals, self.stream, umask, self.sink)
 
         def record(pid: int, start: int) -> None:
@@ -685,7 +808,7 @@ class Wrapper:
                            "started_at": started, "finished_at": finished, "duration_s": finished - started,
                            "pid": proc.pid, "host": self.host, "output_bytes": proc.output.total,
                            "output_truncated": dropped > 0, "reason": reason,
-                           "parent_run_id": self.parent_id}, head + tail)
+                           "parent_run_id": self.parent_id, "params": self._params_json}, head + tail)
             self._last_env = env
         return status, code
 
@@ -693,7 +816,8 @@ class Wrapper:
 def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream: bool = False,
             scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
             sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None,
-            parent: tuple[int, str, str] | None = None, chain: bool = True) -> int:
+            parent: tuple[int, str, str, float | None] | None = None, chain: bool = True,
+            params: dict[str, str] | None = None, request: int | None = None) -> int:
     """Run a job definition once (with its retries); returns the exit code.
 
     ``stream`` copies the output live to fd 1, or to ``sink`` when given.
@@ -702,7 +826,34 @@ def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream
     may be of an older format (applied.upgrade).
     """
     return Wrapper(applied.upgrade(defn), state, trigger, stream, scheduled_for, on_started, sink, jitter, mail,
-                   parent, chain).run()
+                   parent, chain, params, request).run()
+
+
+def serve_requests(defn: Mapping[str, Any], state: str, first: int, report: Callable[[int], None] | None = None,
+                   chain: bool = True) -> int:
+    """Run the job's due requests, oldest first, one after another, until none is left; the last exit code.
+
+    ``first``: the request this wrapper was started for (0: the pass's, for
+    whatever is due).  Each run takes the job's lock under its concurrency
+    policy and claims the oldest due request then, so the requests of a job
+    run in submit order and each once, however many wrappers were started.
+    """
+    code = 0
+    request = first
+    while True:
+        w = Wrapper(applied.upgrade(defn), state, "request", False, None, report, chain=chain, request=request)
+        result = w.run()
+        if w.claimed_nothing or w.request_id is None:
+            return code
+        code = result
+        report = None
+        request = 0
+
+
+def _json(values: Mapping[str, str]) -> str:
+    import json  # only for a run with parameters
+
+    return json.dumps(values, sort_keys=True, ensure_ascii=False)
 
 
 def _private_file(data: bytes, uid: int, gid: int) -> tuple[str, str]:
