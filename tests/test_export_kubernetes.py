@@ -518,3 +518,30 @@ def test_the_cluster_docs_show_what_the_export_prints(write_job, tmp_path):
     assert all(line in real for line in timer.splitlines())  # in order, comments left out
     renamed = k8s.resource_name("db.nightly_vacuum")
     assert f"(`{renamed}`)" in doc
+
+
+# --- a one-off Job (export kubernetes --job NAME -p ...) -------------------------------------------
+
+def test_a_one_off_job_is_a_valid_job_with_its_parameters_as_values(write_job):
+    write_job("report.yaml", 'schedule: "0 6 * * *"\ncommand: ["/usr/bin/report", "--customer"]\n'
+                             'params:\n  customer: {required: true}\n  format: {default: pdf, pattern: "pdf|csv"}\n')
+    evil = "$(rm -rf /); `id`"
+    result = export("--job", "report", "-p", f"customer={evil}", "--image", "debian:12", "--namespace", "batch")
+    [doc] = documents(result)
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
+    assert (doc["kind"], doc["metadata"]["generateName"], doc["metadata"]["namespace"]) == ("Job", "report-", "batch")
+    container = doc["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["/usr/bin/report", "--customer"]  # the value is no word of the command
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["JOBCTL_PARAM_CUSTOMER"] == evil and env["JOBCTL_PARAM_FORMAT"] == "pdf"
+    # the CronJob's pod, retries and limits, without the schedule's fields
+    [cron] = documents(export("--image", "debian:12", "--namespace", "batch"))
+    assert doc["spec"]["template"]["spec"] == {**cron["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                                               "containers": [container]}
+    assert "schedule" not in doc["spec"] and "suspend" not in doc["spec"]
+    # refused as submit refuses them
+    missing = export("--job", "report")
+    assert missing.exit_code == 2 and "job report: customer: required; give -p customer=VALUE" in missing.stderr
+    assert export("--job", "nosuch").exit_code == 1
+    assert export("-p", "customer=1").exit_code == 2

@@ -74,6 +74,12 @@ SNIPPETS = {
     "notify.after_failures": "notify: {{after_failures: {}, ping: 'https://hc.example/x'}}",
     "history.keep": "history: {{keep: {}}}",
     "history.max_age": "history: {{max_age: {}}}",
+    "baseline.min_runs": "baseline: {{min_runs: {}, runs: 1000}}",
+    "baseline.runs": "baseline: {{runs: {}}}",
+    "baseline.slow": "baseline: {{slow: {}}}",
+    "baseline.short": "baseline: {{short: {}}}",
+    "requires.within": "requires: [{{job: backup-dep, within: {}}}]",  # backup-dep.yaml is written too
+    "max_queued": "max_queued: {}",
 }
 
 
@@ -90,6 +96,8 @@ def test_every_numeric_key_has_a_range() -> None:
                 found.add(path)
             for branch in schema.get("oneOf", []):
                 found |= numeric(branch, path)
+            if isinstance(schema.get("items"), dict):  # requires: a list of {job, status, within}
+                found |= numeric(schema["items"], path)
             for key, sub in schema.get("properties", {}).items():
                 found |= numeric(sub, f"{path}.{key}")
         return found
@@ -105,6 +113,7 @@ def test_every_numeric_key_has_a_range() -> None:
 def test_both_ends_of_a_range_are_accepted_and_one_past_the_maximum_is_refused(
         write_job: WriteJob, jobs_dir: Path, key: str) -> None:
     r = spec.RANGE[key]
+    write_job("backup-dep.yaml", HEAD)  # what requires names
     for value in (r.minimum, r.maximum):
         write_job("backup.yaml", HEAD + SNIPPETS[key].format(value) + "\n")
         assert load(jobs_dir)[1] == [], value

@@ -89,6 +89,9 @@ def test_a_request_due_now_runs_once_with_its_parameters_recorded(tmp_path: Path
     assert req["run_id"] == run["id"]
     hist = json.loads(jobctl("history", "news", "--json").stdout)
     assert hist[0]["params"] == {"dry_run": "no", "list": "customers"}
+    logs = jobctl("logs", str(run["id"]))
+    assert logs.stdout == "" and f"run {run['id']} (request {request_id}): params dry_run=no list=customers" in \
+        logs.stderr
 
 
 def test_a_request_survives_a_crash_and_the_boot_pass_runs_it_exactly_once(tmp_path: Path):

@@ -16,6 +16,7 @@ import typer
 
 from jobctl.cli import common
 from jobctl.cli.options import JobsDir
+from jobctl.errors import ExitCode, JobctlError
 
 if TYPE_CHECKING:
     from jobctl.export import Export
@@ -73,6 +74,7 @@ def _emit(result: Export, out: str | None, stream: str, next_step: str) -> None:
     "Examples:\n\n"
     "  jobctl export kubernetes --image registry.example.com/tools:1.4 --namespace batch | kubectl apply -f -\n\n"
     "  jobctl export kubernetes --out k8s/   # k8s/NAME.yaml, one CronJob per file\n\n"
+    "  jobctl export kubernetes --job report -p customer=42 | kubectl create -f -   # one run, as a Job\n\n"
     "With --out, files NAME.yaml that an earlier export wrote are overwritten; any other file of that\n"
     "name is left alone and the export stops before writing anything."
 ))
@@ -85,6 +87,12 @@ def kubernetes(
         metavar="NS", callback=_namespace, help="metadata.namespace of every CronJob (default: none set).")] = None,
     out: Annotated[str | None, typer.Option(
         metavar="DIR", help="Write one NAME.yaml per job into DIR (created) instead of one stream to stdout.")] = None,
+    job: Annotated[str | None, typer.Option(
+        "--job", metavar="NAME", help="Instead of the CronJobs: one batch/v1 Job for a single run of NAME "
+                                      "(kubectl create -f -), with its -p parameters.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", metavar="KEY=VALUE",
+        help="With --job: a parameter the job declares (params:); the container gets JOBCTL_PARAM_KEY.")] = None,
 ) -> None:
     """One batch/v1 CronJob per job, as multi-document YAML.
 
@@ -102,6 +110,22 @@ def kubernetes(
     from jobctl.export import paused_jobs
 
     _, jobs = common.load(jobs_dir)
+    if job is not None or param:
+        from jobctl import params
+
+        if job is None:
+            common.fail(JobctlError("-p needs --job NAME: parameters belong to one run", ExitCode.USAGE))
+        the_job = next((j for j in jobs if j.name == job), None)
+        if the_job is None:
+            common.fail(JobctlError(f"no job named {job!r} in the jobs directory", ExitCode.NOT_OK))
+        try:
+            values = params.resolve(job, {k: p.to_dict() for k, p in the_job.params.items()},
+                                    params.parse_pairs(param or []))
+        except params.BadParams as exc:
+            common.fail(JobctlError(f"job {job}: {exc}", ExitCode.USAGE))
+        result = k8s.export_one_off(the_job, values, image=image, namespace=namespace)
+        _emit(result, out, k8s.stream(result), f"kubectl create -f {out}")
+        return
     result = k8s.export(jobs, image=image, namespace=namespace, paused=paused_jobs(jobs, common.state_path()))
     _emit(result, out, k8s.stream(result), f"kubectl apply -f {out}")
 

@@ -329,6 +329,16 @@ def logs(
                   f"{later} later run{'s have' if later != 1 else ' has'} no output "
                   f"(jobctl logs {target} --run latest shows the latest)",
                   file=sys.stderr)
+    if row["params"] or row["request_id"]:
+        # the run's header, on stderr (stdout stays the job's output byte for byte)
+        import shlex
+
+        from jobctl import store
+
+        values = store.run_record(row)["params"] or {}
+        words = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(values.items()))
+        print(f"jobctl: run {row['id']}" + (f" (request {row['request_id']})" if row["request_id"] else "")
+              + (f": params {render.printable(words)}" if words else ""), file=sys.stderr)
     if row["status"] == "skipped":
         why = (row["reason"] or "").removeprefix("skipped: ") or "no reason recorded"
         print(f"jobctl: run {row['id']} was skipped ({render.printable(why)}); a skip starts no process and has "

@@ -267,6 +267,35 @@ def cronjob(job: JobSpec, image: str, namespace: str | None, paused: bool) -> tu
     return doc, notes
 
 
+def one_off(job: JobSpec, image: str, namespace: str | None,
+            values: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """A batch/v1 Job for one run of the job (jobctl submit's cluster counterpart), with its parameters.
+
+    The Job is the CronJob's jobTemplate with ``metadata.generateName`` (each
+    `kubectl create` makes a new Job, as each submit makes a new request) and
+    the parameters as JOBCTL_PARAM_* in the container's env: values, never
+    words of a shell string.  What the CronJob cannot carry, the Job cannot
+    either: the same warnings, but those about the schedule.
+    """
+    from jobctl import params
+
+    doc, notes = cronjob(job, image, namespace, False)
+    template = doc["spec"]["jobTemplate"]
+    metadata: dict[str, Any] = {"generateName": doc["metadata"]["name"][:MAX_NAME - 6] + "-"}
+    for key in ("namespace", "labels", "annotations"):
+        if key in doc["metadata"]:
+            metadata[key] = doc["metadata"][key]
+    metadata.setdefault("annotations", {}).pop("jobctl/schedule", None)
+    if not metadata["annotations"]:
+        del metadata["annotations"]
+    spec = dict(template["spec"])
+    container = spec["template"]["spec"]["containers"][0]
+    container["env"] = container["env"] + [{"name": k, "value": v} for k, v in params.environment(values).items()]
+    schedule_only = ("suspend", "concurrency", "catch_up", "jitter", "disabled", "paused")
+    notes = [n for n in notes if not n.startswith(schedule_only) and "named " not in n[:6]]
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}, notes
+
+
 def _document(job: JobSpec, doc: dict[str, Any]) -> str:
     import yaml
 
@@ -307,6 +336,24 @@ def export(jobs: list[JobSpec], image: str | None = None, namespace: str | None 
         names[name] = job.name
         result.warnings.extend(f"{job.name}: {note}" for note in notes)
         result.outputs.append(Output(f"{name}.yaml", _document(job, doc)))
+    return result
+
+
+def export_one_off(job: JobSpec, values: dict[str, str], image: str | None = None,
+                   namespace: str | None = None) -> Export:
+    """One Job (file ``NAME-job.yaml``) for one run of ``job`` with parameter ``values`` (checked already)."""
+    result = Export()
+    if image is None:
+        image = DEFAULT_IMAGE
+        result.warnings.append(f"no --image: the Job runs in {DEFAULT_IMAGE}; every program the job runs "
+                               "must exist in that image (pass --image)")
+    try:
+        doc, notes = one_off(job, image, namespace, values)
+    except Unexportable as exc:
+        result.warnings.append(f"{job.name}: {exc}")
+        return result
+    result.warnings.extend(f"{job.name}: {note}" for note in notes)
+    result.outputs.append(Output(f"{doc['metadata']['generateName'].rstrip('-')}-job.yaml", _document(job, doc)))
     return result
 
 

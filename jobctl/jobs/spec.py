@@ -378,6 +378,9 @@ def _env(value: Any) -> dict[str, str]:
             raise FieldError(f"{show(key)} is not a valid environment variable name", at=key, on_key=True)
         if key in RESERVED_ENV:
             raise FieldError(f"{key} is set by jobctl for every run; choose another name", at=key, on_key=True)
+        if key.startswith("JOBCTL_PARAM_"):
+            raise FieldError(f"{key}: JOBCTL_PARAM_* are the run's parameters (params:); declare a parameter with a "
+                             "default instead, or choose another name", at=key, on_key=True)
         if isinstance(val, bool) or val is None:
             raise FieldError(
                 f"env {key}: {_kind(val)} is not a string; quote it (YAML reads yes/no/on/off as booleans)",

@@ -67,7 +67,7 @@ def missed(defn: Mapping[str, Any], applied_at: float, last_activity: float | No
     # a scheduled run sleeps its jitter before it records its row: not missed until that is over too
     from jobctl.applied import number
 
-    return last_due(defn, since, now - SETTLE - number(defn["jitter"], 0.0, 86400.0))
+    return last_due(defn, since, now - SETTLE - number(defn.get("jitter"), 0.0, 86400.0))
 
 
 def missed_each(defn: Mapping[str, Any], applied_at: float, last_activity: float | None,
