@@ -1017,16 +1017,9 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                     out.add(path, item, f"{key}: list items must be plain values or mappings, not "
                             f"{_node_kind(item)}", job)
                     return False, None
-                pairs, ok = _mapping_items(item, path, job, out, key)
-                if not ok:
+                record = _flat_mapping(item, field_, key, path, job, out)
+                if record is None:
                     return False, None
-                record = {}
-                for k, v in pairs:
-                    if not isinstance(v, ScalarNode):
-                        out.add(path, v, f"{key} {spec.show(k.value)[1:-1]}: must be a plain value, not "
-                                f"{_node_kind(v)}", job)
-                        return False, None
-                    record[k.value] = _item(v, field_)
                 records.append(record)
             return True, records
         if isinstance(node, MappingNode) and "map" in field_.shapes:
@@ -1040,16 +1033,9 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                     result[k.value] = [_item(i, field_) for i in v.value]
                     continue
                 if field_.map_values and isinstance(v, MappingNode):
-                    pairs, inner_ok = _mapping_items(v, path, job, out, f"{key} {k.value}")
-                    if not inner_ok:
+                    inner = _flat_mapping(v, field_, f"{key} {k.value}", path, job, out)
+                    if inner is None:
                         return False, None
-                    inner = {}
-                    for ik, iv in pairs:
-                        if not isinstance(iv, ScalarNode):
-                            out.add(path, iv, f"{key} {k.value} {ik.value}: must be a plain value, not "
-                                    f"{_node_kind(iv)}", job)
-                            return False, None
-                        inner[ik.value] = _item(iv, field_)
                     result[k.value] = inner
                     continue
                 if not isinstance(v, ScalarNode):
@@ -1071,6 +1057,21 @@ def _shape(node: Node, field_: spec.Field, path: str, job: str | None, out: _Col
                           for s in field_.shapes)
     out.add(path, node, f"{key} must be {allowed}, not {_node_kind(node)}", job)
     return False, None
+
+
+def _flat_mapping(node: MappingNode, field_: spec.Field, what: str, path: str, job: str | None,
+                  out: _Collector) -> dict[str, Any] | None:
+    """A mapping of plain values inside a key's value (a requires item, a params entry); None when reported."""
+    pairs, ok = _mapping_items(node, path, job, out, what)
+    if not ok:
+        return None
+    result = {}
+    for k, v in pairs:
+        if not isinstance(v, ScalarNode):
+            out.add(path, v, f"{what} {spec.show(k.value)[1:-1]}: must be a plain value, not {_node_kind(v)}", job)
+            return None
+        result[k.value] = _item(v, field_)
+    return result
 
 
 def _colon_item_hint(item: Node, text: str) -> str:
