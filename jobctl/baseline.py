@@ -108,7 +108,8 @@ def short_before(u: Usual, cfg: Mapping[str, Any] | None = None) -> float:
 
 def judge(status: str, duration: float | None, u: Usual | None, cfg: Mapping[str, Any] | None = None) -> str | None:
     """"slow", "short" or None for a finished run of ``status`` that took ``duration`` seconds."""
-    if u is None or duration is None or status in ("skipped", "running"):
+    # a lost run's duration is when it was found lost, not how long it ran
+    if u is None or duration is None or status in ("skipped", "running", "lost"):
         return None
     if duration > slow_after(u, cfg):
         return "slow"

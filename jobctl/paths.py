@@ -130,6 +130,11 @@ def valid_job_name(name: str) -> bool:
     return 0 < len(name) <= 63 and name[0] not in "_.-" and _NAME_CHARS.issuperset(name)
 
 
+def catch_up_job_lock(state: str, name: str) -> str:
+    """Held (flock) by a job's catch-up wrapper while it makes up the job's missed runs; never deleted."""
+    return os.path.join(state, "locks", f"{name}.catchup")
+
+
 def catch_up_lock(state: str) -> str:
     """The guard that lets one catch-up pass run at a time (a dot file: no job is named like it)."""
     return os.path.join(state, "locks", ".catch-up.lock")

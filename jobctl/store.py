@@ -704,12 +704,15 @@ class Store:
     def last_activity(self, job: str) -> float | None:
         """The latest minute a run of the job was scheduled for or started at (the catch-up pass); None: no runs.
 
-        A backfill run counts by its slot only: replaying last month today
-        says nothing about whether today's slots ran.
+        A backfill or catch-up run counts by its slot only: replaying last
+        month today says nothing about whether today's slots ran, and a
+        catch-up started at 15:11 for 15:05 says nothing of 15:10 (the pass
+        leaves alone a job whose catch-up wrapper is still at work instead:
+        paths.catch_up_job_lock).
         """
         return self.db.execute("SELECT max(max(coalesce(scheduled_for, 0),"
-                               " CASE WHEN trigger = 'backfill' THEN 0 ELSE started_at END)) FROM runs WHERE job = ?",
-                               (job,)).fetchone()[0]
+                               " CASE WHEN trigger IN ('backfill', 'catchup') THEN 0 ELSE started_at END))"
+                               " FROM runs WHERE job = ?", (job,)).fetchone()[0]
 
     # --- baselines, requirements, chains and the pass's alerts
 

@@ -353,3 +353,14 @@ def test_kubernetes_default_baseline_and_run_events_are_not_named(write_job):
     result = export("kubernetes", "--image", "tools:1")
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
+
+
+def test_a_disabled_target_is_not_started_under_systemd_as_under_cron(write_job, tmp_path):
+    write_job("par.yaml", 'schedule: "@daily"\ncommand: "true"\nthen: [dis, okay]\non_failure: dis\n')
+    write_job("dis.yaml", 'schedule: "@daily"\ncommand: "true"\nenabled: false\n')
+    write_job("okay.yaml", 'schedule: "@daily"\ncommand: "true"\n')
+    result = export("systemd", "--out", str(tmp_path / "units"))
+    assert result.exit_code == 0, result.output
+    unit = (tmp_path / "units" / "jobctl-par.service").read_text().split("[Service]")[0]
+    assert "OnSuccess=jobctl-okay.service\n" in unit and "OnFailure=" not in unit and "jobctl-dis" not in unit
+    assert "par: then/on_failure: dis disabled (enabled: false): not started from here" in result.stderr

@@ -372,8 +372,8 @@ NUL = "contains a NUL byte (\\0), which no path, argument or environment variabl
         ("notify: {when: [failure]}",
          "1:9: job backup: notify needs at least one of command, webhook, email, ping"),
         ("notify: {when: [sometimes], ping: 'https://x.example'}",
-         "1:16: job backup: notify when: use a list of failure, recovery, success, slow, short, overdue, missed, "
-         "e.g. [failure, recovery]"),
+         "1:16: job backup: notify when: 'sometimes' is not an event; use a list of failure, recovery, success, "
+         "slow, short, overdue, missed, e.g. [failure, recovery]"),
         ("notify: {webhook: 'ftp://x'}",
          "1:19: job backup: notify webhook: 'ftp://x' is not an http:// or https:// URL"),
         ("notify: {email: not-an-address}",

@@ -326,3 +326,41 @@ def test_the_readme_example_is_valid_and_means_what_the_readme_says():
     assert jobs["extract"].then == ("transform",) and jobs["extract"].on_failure == ("page-oncall",)
     assert [(r.job, r.status, r.within) for r in jobs["transform"].requires] == [("extract", "succeeded", 7200)]
     assert jobs["extract"].lock_group == jobs["transform"].lock_group == "warehouse"
+
+
+@pytest.mark.parametrize("change", ["lock_group: other\n", ""])
+def test_a_job_never_overlaps_itself_when_its_lock_group_changes_mid_run(tmp_path: Path, change: str):
+    log = tmp_path / "spans"
+    span = SPAN.format(log=log, secs=2)
+    write_job("x", f"schedule: '@daily'\nlock_group: grp\ncommand: '{span}'\n")
+    assert jobctl("apply").returncode == 0
+    cron = [sys.executable, "-m", "jobctl.runner", "--state-dir", state(), "--scheduled", "x"]
+    first = subprocess.Popen(cron, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: log.exists() and "x start" in log.read_text())
+    write_job("x", f"schedule: '@daily'\n{change}command: '{span}'\n")  # another group, or none
+    assert jobctl("apply").returncode == 0
+    assert subprocess.run(cron, capture_output=True, timeout=60).returncode == 75
+    assert first.wait(timeout=60) == 0
+    assert [s[0] for s in spans(log)] == ["x"]
+    assert rows(state(), "x")[-1]["status"] == "skipped"
+
+
+def test_a_killed_childs_parent_output_is_swept_by_the_pass(tmp_path: Path):
+    write_job("p", "schedule: '@daily'\ncommand: 'echo secret'\nthen: [c]\n")
+    write_job("c", f"schedule: '@yearly'\ncommand: 'dirname \"$JOBCTL_PARENT_OUTPUT\" > {tmp_path}/dir; sleep 30'\n")
+    assert jobctl("apply").returncode == 0
+    assert jobctl("run", "p", "-q").returncode == 0
+    wait_for(lambda: (tmp_path / "dir").exists() and (tmp_path / "dir").read_text().strip())
+    directory = Path((tmp_path / "dir").read_text().strip())
+    assert directory.is_dir()
+    child = rows(state(), "c")[0]
+    for pid in pids_with("--chain-run"):
+        os.kill(pid, 9)  # the child's wrapper dies before it can remove the file
+    os.killpg(child["pid"], 9)
+    time.sleep(0.5)
+    assert directory.is_dir()
+    done = subprocess.run([sys.executable, "-m", "jobctl.runner", "--catch-up", "--state-dir", state()],
+                          capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert not directory.exists()
+    assert rows(state(), "c")[0]["status"] == "lost"

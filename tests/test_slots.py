@@ -145,6 +145,20 @@ def test_each_catch_up_replays_every_missed_slot_once_in_order():
         assert seen(st, r["id"]) == {"SF": iso(t), "SS": iso(t - 300), "SE": iso(t)}
 
 
+def test_a_slot_still_settling_when_catch_up_ran_is_made_up_by_a_later_pass():
+    """A minute within the 2 minutes the pass leaves to cron was missed too: the next passes make it up."""
+    st, now = _downtime("settle", "each", 600, every_min=1)
+    first = _expected(now, 600, 60)
+    catchup.run_pass(st, now)
+    wait_for(lambda: len(rows(st)) == len(first) and all(r["status"] != "running" for r in rows(st)), timeout=60)
+    later = now + 180  # cron did not run the minutes after the downtime either
+    catchup.run_pass(st, later)
+    want = _expected(later, 780, 60)
+    wait_for(lambda: len(rows(st)) == len(want) and all(r["status"] != "running" for r in rows(st)), timeout=60)
+    assert [r["scheduled_for"] for r in rows(st)] == want  # every minute once: none left behind, none twice
+    assert catchup.run_pass(st, later) == []
+
+
 def test_each_catch_up_is_bounded_by_catch_up_max_and_says_what_it_dropped():
     st, now = _downtime("bound", "each", 3600, catch_up_max=3)
     want = _expected(now, 3600, 300)

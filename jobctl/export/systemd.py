@@ -276,10 +276,23 @@ def _notify_notes(job: JobSpec) -> list[str]:
 
 
 def service_unit(job: JobSpec, state: str, user_mode: bool,
-                 parents: list[str] | None = None) -> tuple[str, list[str]]:
-    """``jobctl-NAME.service``; ``parents``: the jobs whose then/on_failure start this one (started_by)."""
+                 parents: list[str] | None = None, disabled: frozenset[str] = frozenset()) -> tuple[str, list[str]]:
+    """``jobctl-NAME.service``; ``parents``: the jobs whose then/on_failure start this one (started_by).
+
+    ``disabled``: jobs with enabled: false, which cron never starts from a chain; their units are not named
+    in OnSuccess=/OnFailure= either.
+    """
     parents = parents or []
+    dropped = [n for n in (*job.then, *job.on_failure) if n in disabled]
+    if dropped:
+        import dataclasses
+
+        job = dataclasses.replace(job, then=tuple(n for n in job.then if n not in disabled),
+                                  on_failure=tuple(n for n in job.on_failure if n not in disabled))
     notes = _chain_notes(job, parents) + _notify_notes(job)
+    if dropped:
+        notes.append(f"then/on_failure: {', '.join(dict.fromkeys(dropped))} disabled (enabled: false): not started "
+                     "from here, as under cron (no OnSuccess=/OnFailure= for it)")
     description = f"jobctl job {job.name}" + (f": {one_line(job.description)}" if job.description else "")
     lines = [
         header("systemd", job.source),
@@ -454,7 +467,8 @@ def export(jobs: list[JobSpec], state: str, user_mode: bool, paused: frozenset[s
     twice: dict[tuple[str, bool], list[str]] = {}
     parents = started_by(jobs)
     for job in sorted(jobs, key=lambda j: j.name):
-        service, notes = service_unit(job, state, user_mode, parents.get(job.name))
+        service, notes = service_unit(job, state, user_mode, parents.get(job.name),
+                                      frozenset(j.name for j in jobs if not j.enabled))
         timer, timer_notes = timer_unit(job, job.name in paused, now)
         if in_cron and job.name in in_cron:
             twice.setdefault(in_cron[job.name], []).append(job.name)

@@ -656,7 +656,10 @@ def _notify(value: Any) -> Notify:
     when = value.get("when", ["failure"])
     when = [when] if isinstance(when, str) else when
     if not isinstance(when, list) or not when or any(w not in NOTIFY_WHEN for w in when):
-        raise FieldError(f"notify when: use a list of {', '.join(NOTIFY_WHEN)}, e.g. [failure, recovery]", at="when")
+        bad = next((w for w in when if w not in NOTIFY_WHEN), None) if isinstance(when, list) else None
+        what = f"{show(bad)} is not an event; " if isinstance(bad, str) else ""
+        raise FieldError(f"notify when: {what}use a list of {', '.join(NOTIFY_WHEN)}, e.g. [failure, recovery]",
+                         at="when")
     kwargs["when"] = tuple(dict.fromkeys(when))
     if "after_failures" in value:
         n = value["after_failures"]
@@ -782,7 +785,7 @@ def _requires(value: Any) -> tuple[Requirement, ...]:
         out.append(Requirement(job, status, within))
     if not out:
         raise ValueError("requires is an empty list; name at least one job, or remove the key")
-    return tuple(out)
+    return tuple(dict.fromkeys(out))  # each requirement once
 
 
 _PARAM_KEYS = ("required", "default", "pattern", "description")

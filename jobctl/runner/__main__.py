@@ -56,6 +56,24 @@ def _gate(defn: Definition, state: str, mode: str, now: float) -> tuple[int, flo
     return runs, jitter
 
 
+def _hold_catch_up(state: str, name: str) -> bool:
+    """Take the job's catch-up lock for the rest of this process (the pass skips the job meanwhile); False if held."""
+    import fcntl
+
+    try:
+        fd = os.open(paths.catch_up_job_lock(state, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return True  # no lock to take: run as before it existed
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    except OSError:
+        pass
+    return True  # fd stays open, and locked, until the process ends
+
+
 def _error(state: str, job: str, message: str) -> None:
     """One line on stderr and in jobctl-errors.log (runlog.ErrorLog, imported only when there is one)."""
     from jobctl.runner.runlog import ErrorLog
@@ -187,6 +205,8 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
     # cron mails what a line prints; a systemd timer's output goes to the journal as the run log has it
     mail = defn["cron_mail"] if mode == "schedule" and not stream else None  # applied.checked: one of CRON_MAIL
     parent, chain = args["parent"], args["chain"]
+    if mode == "catchup" and not _hold_catch_up(state, name):
+        return 0  # another catch-up wrapper of this job is making up its runs
     if mode == "request":
         if os.path.exists(paths.paused_file(state, name)):
             return 0  # a paused job's requests wait in the queue; the pass starts them once it is resumed
@@ -210,9 +230,10 @@ def main(argv: list[str] | None = None, exiting: bool = False) -> int:
             return EX_JOBCTL
     try:
         code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=jitter, mail=mail, parent=parent,
-                       chain=chain, params=given)
+                       chain=chain, params=given, timer=mode == "timer")
         for _ in range(runs - 1):  # the other times a spring-forward jump skipped, one after another
-            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail, chain=chain)
+            code = execute(defn, state, trigger, stream, scheduled_for, report, jitter=0.0, mail=mail, chain=chain,
+                           timer=mode == "timer")
         rest = args["slots"][1:]
         for n, later in enumerate(rest):
             # catch_up_mode each: the next missed minute once the previous one's run has ended,

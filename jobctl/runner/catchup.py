@@ -102,6 +102,25 @@ def missed_each(defn: Mapping[str, Any], applied_at: float, last_activity: float
     return slots, dropped
 
 
+def _catching_up(state: str, name: str) -> bool:
+    """Whether a catch-up wrapper of the job holds its catch-up lock (paths.catch_up_job_lock)."""
+    import fcntl
+
+    from jobctl import paths
+
+    try:
+        fd = os.open(paths.catch_up_job_lock(state, name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
     """Start a catch-up run for every job that missed its last schedule; returns them.
 
@@ -166,6 +185,8 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
             applied_at = applied.mtime(state, name)
             if applied_at is None:
                 continue
+            if _catching_up(state, name):
+                continue  # its catch-up wrapper is still at work: its slots count once it has recorded them
             if log is None:
                 log = store.connect(paths.runs_db(state), build_indexes=False)
             last = log.last_activity(name)
@@ -209,6 +230,19 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
             log.finalize_lost(None, os.uname().nodename, host.boot_id(), requests.running, host.group_alive, now)
             requests.settle(log, now)
             requests.start_due(state, log, time.time(), {n for n in defs if not pause.is_paused(state, n)})
+        # A chained run's JOBCTL_PARENT_OUTPUT whose wrapper was killed before it could remove it
+        from jobctl.runner import host as host_mod
+
+        if log is not None and os.path.isdir(host_mod.PARENT_OUTPUT_ROOT):
+            from jobctl.runner.requests import running as live
+
+            db = log
+            if any(n.startswith(host_mod.parent_output_prefix(state))
+                   for n in os.listdir(host_mod.PARENT_OUTPUT_ROOT)):
+                # its run is marked lost first (wrapper and job gone), then its directory goes
+                db.finalize_lost(None, os.uname().nodename, host_mod.boot_id(), live, host_mod.group_alive, now)
+                host_mod.sweep_parent_outputs(state, lambda rid: (row := db.get(rid)) is not None
+                                              and row["status"] == "running")
         # Only now, every catch-up run started: what the pass watches for cannot delay any of them.
         if any(watch.events(d) for d in defs.values()):
             if log is None:

@@ -19,6 +19,10 @@ from __future__ import annotations
 import fcntl
 import os
 
+TYPE_CHECKING = False  # typing costs milliseconds the wrapper need not pay
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 try:
     import _signal  # signal without its enums (~2 ms the wrapper need not pay)
 except ImportError:  # not CPython
@@ -192,6 +196,42 @@ def kill_session(sid: int) -> None:
                     pass
 
 
+#: where a chained run's JOBCTL_PARENT_OUTPUT lives: /tmp/jobctl-parent-STATE-RUN-RANDOM
+PARENT_OUTPUT_ROOT = "/tmp"
+
+
+def parent_output_prefix(state: str) -> str:
+    """``jobctl-parent-DEV.INO-``: the names of the parent-output directories of this state directory's runs."""
+    try:
+        st = os.stat(state)
+        tag = f"{st.st_dev:x}.{st.st_ino:x}"
+    except OSError:
+        tag = "0"
+    return f"jobctl-parent-{tag}-"
+
+
+def sweep_parent_outputs(state: str, running: Callable[[int], bool]) -> int:
+    """Remove the parent-output directories of this state's runs that are over (their wrapper died: SIGKILL).
+
+    A directory is named after its run (parent_output_prefix); ``running(run_id)``
+    says whether that run is still going.  fd-based rmtree: no link is followed.
+    """
+    import shutil
+
+    prefix = parent_output_prefix(state)
+    removed = 0
+    try:
+        names = [n for n in os.listdir(PARENT_OUTPUT_ROOT) if n.startswith(prefix)]
+    except OSError:
+        return 0
+    for name in names:
+        run = name[len(prefix):].split("-", 1)[0]
+        if run.isdigit() and not running(int(run)):
+            shutil.rmtree(os.path.join(PARENT_OUTPUT_ROOT, name), ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id", "rb") as fh:
@@ -242,6 +282,8 @@ class Lock:
     def __init__(self, path: str) -> None:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         self.path = path
+        #: a second lock held with this one (a lock_group job: the group's, then its own), closed with it
+        self.companion: Lock | None = None
         self.fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         st = os.fstat(self.fd)
         self.file_id = (st.st_dev, st.st_ino)
@@ -276,5 +318,11 @@ class Lock:
         except OSError:
             pass  # then replace will not signal the group (it cannot verify it); the flock is the lock
 
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors holding the flocks, which the job inherits: this one's and its companion's."""
+        return (self.fd,) if self.companion is None else (self.fd, self.companion.fd)
+
     def close(self) -> None:
         os.close(self.fd)
+        if self.companion is not None:
+            self.companion.close()

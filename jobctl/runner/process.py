@@ -408,11 +408,12 @@ class Attempt:
         # touches, through reference counts).  So the child is given
         # everything ready-made, and between the fork and its exec each side
         # runs as little Python as it can: a tenth of a scheduled run, before.
-        keep = (err_w, go_r, self.lock.fd) if self.lock is not None else (err_w, go_r)
+        lock_fds = self.lock.fds() if self.lock is not None else ()
+        keep = (err_w, go_r, *lock_fds)
         stray = [fd for fd in open_descriptors() if fd > 2 and fd not in keep]
         env, ids, umask = self.env, self.ids, self.umask
-        if self.lock is not None:
-            os.set_inheritable(self.lock.fd, True)
+        for fd in lock_fds:
+            os.set_inheritable(fd, True)
         forking = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
         pid = os.fork()
         if pid == 0:  # child: only async-signal-safe-ish work, then exec
@@ -477,8 +478,8 @@ class Attempt:
             os.close(err_r)
             for fd in (out_w, devnull, go_r):
                 os.close(fd)
-            if self.lock is not None:
-                os.set_inheritable(self.lock.fd, False)  # the job has it; later children (notifications) must not
+            for fd in lock_fds:
+                os.set_inheritable(fd, False)  # the job has them; later children (notifications) must not
         if failure:
             os.waitpid(pid, 0)
             os.close(out_r)

@@ -103,6 +103,8 @@ class Wrapper:
         self.parent_id = parent[0] if parent else None
         #: start the jobs of then/on_failure once the run has ended (not when a systemd unit's OnSuccess= does)
         self.chain = chain
+        #: started by a systemd timer's unit (--timer): its exit code tells systemd skipped from failed
+        self.timer = False
         #: parameter values given to this run (jobctl run -p), checked against the job's params when it starts
         self.given = params or {}
         #: a run for a request (jobctl submit): the request's id, 0 for the job's oldest due one (the pass)
@@ -176,6 +178,10 @@ class Wrapper:
         finally:
             signals.restore()
             os.umask(umask)
+        if self.timer and code == EX_SKIPPED and self.final is not None and self.final[1] != "skipped":
+            # a job that exited 75 itself failed: under a systemd unit (SuccessExitStatus=75 for skips)
+            # it must read as a failure, so that OnFailure= starts and OnSuccess= does not
+            code = 1
         if self.final is not None:
             from jobctl.store import FAILED_STATUSES  # loaded already by the run log
 
@@ -234,7 +240,7 @@ class Wrapper:
             return None, EX_JOBCTL
         if lock.try_acquire():
             if group:
-                code = self._own_lock_free(log)
+                code = self._own_lock_free(log, lock)
                 if code is not None:
                     lock.close()
                     return None, code
@@ -272,6 +278,11 @@ class Wrapper:
             return None, 128 + exc.signum
         finally:
             signals.raise_now = False
+        if group:
+            code = self._own_lock_free(log, lock)
+            if code is not None:
+                lock.close()
+                return None, code
         return lock, None
 
     def _skip_requests(self, log: RunLog, reason: str) -> bool:
@@ -301,23 +312,24 @@ class Wrapper:
         job = row["job"] if row is not None else None
         return f"run {run_id or '?'}" + (f" of job {job}" if job and job != self.name else "")
 
-    def _own_lock_free(self, log: RunLog) -> int | None:
-        """With a group's lock taken: None, unless a run of this job from before it joined the group still runs.
+    def _own_lock_free(self, log: RunLog, group: Lock) -> int | None:
+        """With a group's lock taken, take the job's own too (held with it, to the end); None, or the exit code.
 
-        That run holds the job's own lock (and a job never runs twice): the run
-        is skipped.  Taken and let go at once, so no later run waits on it.
+        Every run of a job holds its own lock, grouped or not, so a run that
+        started under another lock group, or before the job joined one, still
+        keeps the next run of the job out (a job never runs twice): it is
+        skipped, whatever the policy, as it waits on no group.
         """
         try:
             own = Lock(paths.lock_file(self.state, self.name))
         except OSError:
             return None
-        try:
-            if own.try_acquire():
-                return None
-            reason = f"skipped: previous run {own.holder().run or '?'} still running (it started before the job " \
-                     f"joined lock group {self.defn['lock_group']})"
-        finally:
-            own.close()
+        if own.try_acquire():
+            group.companion = own
+            return None
+        reason = f"skipped: previous run {own.holder().run or '?'} still running (it started under another lock " \
+                 f"group than {self.defn['lock_group']}, or none)"
+        own.close()
         run_id = self._record(log, "skipped", reason)
         self._started(run_id)
         if self.stream:
@@ -518,7 +530,13 @@ class Wrapper:
         self._drop_parent_output()
         try:
             output = self._parent_output(run_id)
-            self._parent_dir, path = _private_file(output, who[2], who[3])
+            log = self._log
+            if log is not None:  # the directories of chained runs whose wrapper was killed before removing them
+                host.sweep_parent_outputs(self.state, lambda rid: (row := log.call("get", rid)) is not None
+                                          and row["status"] == "running")
+            own = self.run_ids[-1] if self.run_ids else 0
+            self._parent_dir, path = _private_file(output, who[2], who[3],
+                                                   f"{host.parent_output_prefix(self.state)}{own}-")
             env["JOBCTL_PARENT_OUTPUT"] = path
         except OSError as exc:
             self.error(f"the parent run's output is not passed on: {exc}")
@@ -578,12 +596,13 @@ class Wrapper:
             if self.request_id and self.final is not None:
                 log.call("finish_request", self.request_id, "done", self.final[0], self.final[2], self.final[4],
                          self.final[6])
-            # Only now, with the run recorded and the lock free: however long
-            # notifications take, they delay neither this job nor its next run.
-            if streak is not None:
-                self._notify(log, signals, previous_failures, streak)
+            # The next jobs first, with the run recorded and the lock free: notifications
+            # (up to a minute) must not hold them up, nor a signal during them lose them.
             if self.chain and self.final is not None and not signals.pending:
                 self._start_chain()
+            # Only now: however long notifications take, they delay neither this job nor its next run.
+            if streak is not None:
+                self._notify(log, signals, previous_failures, streak)
             return code
         finally:
             if self._start_ping is not None:  # interrupted before the end: its answer no longer matters
@@ -817,7 +836,7 @@ def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream
             scheduled_for: float | None = None, on_started: Callable[[int], None] | None = None,
             sink: Callable[[bytes], Any] | None = None, jitter: float = 0.0, mail: str | None = None,
             parent: tuple[int, str, str, float | None] | None = None, chain: bool = True,
-            params: dict[str, str] | None = None, request: int | None = None) -> int:
+            params: dict[str, str] | None = None, request: int | None = None, timer: bool = False) -> int:
     """Run a job definition once (with its retries); returns the exit code.
 
     ``stream`` copies the output live to fd 1, or to ``sink`` when given.
@@ -825,8 +844,10 @@ def execute(defn: Mapping[str, Any], state: str, trigger: str = "manual", stream
     output's tail on a failure ("failure") or always ("always").  ``defn``
     may be of an older format (applied.upgrade).
     """
-    return Wrapper(applied.upgrade(defn), state, trigger, stream, scheduled_for, on_started, sink, jitter, mail,
-                   parent, chain, params, request).run()
+    w = Wrapper(applied.upgrade(defn), state, trigger, stream, scheduled_for, on_started, sink, jitter, mail,
+                parent, chain, params, request)
+    w.timer = timer
+    return w.run()
 
 
 def serve_requests(defn: Mapping[str, Any], state: str, first: int, report: Callable[[int], None] | None = None,
@@ -856,15 +877,17 @@ def _json(values: Mapping[str, str]) -> str:
     return json.dumps(values, sort_keys=True, ensure_ascii=False)
 
 
-def _private_file(data: bytes, uid: int, gid: int) -> tuple[str, str]:
+def _private_file(data: bytes, uid: int, gid: int, prefix: str) -> tuple[str, str]:
     """A fresh directory (0700) under /tmp holding one file (0600) of ``data``, both ``uid``'s: (directory, file).
 
     Written before it is handed over: the user gets the directory only once
     the file is complete, so nothing of theirs can stand in its place while
-    this process (root, for a system crontab) writes.
+    this process (root, for a system crontab) writes.  ``prefix`` names the
+    state directory and the run, so that host.sweep_parent_outputs can find
+    it if this wrapper dies before removing it.
     """
     for _ in range(100):
-        directory = os.path.join("/tmp", "jobctl-parent-" + os.urandom(8).hex())
+        directory = os.path.join(host.PARENT_OUTPUT_ROOT, prefix + os.urandom(8).hex())
         try:
             os.mkdir(directory, 0o700)
             break
