@@ -23,6 +23,9 @@ MAX_NAME = 63
 MAX_VALUE = 4096
 #: the most parameters a job declares (and a run is given)
 MAX_PARAMS = 100
+#: all of a run's values together: JOBCTL_PARAMS (a notify command's variable) holds them as one
+#: environment string, which Linux bounds at 128 KiB
+MAX_TOTAL = 64 * 1024
 ENV_PREFIX = "JOBCTL_PARAM_"
 
 
@@ -99,6 +102,9 @@ def resolve(job: str, declared: Mapping[str, Mapping[str, Any]] | None, given: M
             problems.append(f"{key}: {problem}")
             continue
         out[key] = value
+    total = sum(len(k) + len(v.encode("utf-8", "replace")) + 8 for k, v in out.items())
+    if total > MAX_TOTAL:
+        problems.append(f"the values take {total} bytes together; at most {MAX_TOTAL} (pass a file's path for more)")
     if problems:
         raise BadParams("; ".join(problems))
     return out

@@ -130,6 +130,11 @@ def valid_job_name(name: str) -> bool:
     return 0 < len(name) <= 63 and name[0] not in "_.-" and _NAME_CHARS.issuperset(name)
 
 
+def requests_lock(state: str, name: str) -> str:
+    """Held (flock) by the wrapper the pass started for a job's due requests, so a pass starts no second one."""
+    return os.path.join(state, "locks", f"{name}.requests")
+
+
 def catch_up_job_lock(state: str, name: str) -> str:
     """Held (flock) by a job's catch-up wrapper while it makes up the job's missed runs; never deleted."""
     return os.path.join(state, "locks", f"{name}.catchup")

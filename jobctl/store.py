@@ -825,6 +825,12 @@ class Store:
             db.execute("UPDATE requests SET status = ?, run_id = coalesce(?, run_id), exit_code = ?, finished = ?,"
                        " reason = ? WHERE id = ?", (status, run_id or None, exit_code, finished, reason, request_id))
 
+    def requeue(self, request_id: int) -> None:
+        """A running request whose wrapper died before its job started: queued again (it runs once, later)."""
+        with self.write() as db:
+            db.execute("UPDATE requests SET status = 'queued', claimed_pid = NULL, claimed_at = NULL, run_id = NULL"
+                       " WHERE id = ? AND status = 'running'", (request_id,))
+
     def skip_request(self, request_id: int, now: float, reason: str) -> bool:
         """A queued request that will not run (forbid met a run, the job is paused); False if no longer queued."""
         with self.write() as db:

@@ -545,3 +545,11 @@ def test_a_one_off_job_is_a_valid_job_with_its_parameters_as_values(write_job):
     assert missing.exit_code == 2 and "job report: customer: required; give -p customer=VALUE" in missing.stderr
     assert export("--job", "nosuch").exit_code == 1
     assert export("-p", "customer=1").exit_code == 2
+
+
+def test_env_values_go_yaml_would_read_as_numbers_or_booleans_are_quoted(write_job):
+    write_job("n.yaml", 'schedule: "@daily"\ncommand: "true"\nparams:\n  v: {}\n')
+    for value in ("1e3", "0o17", "1_000", "0x1f", "True", "off", "5", ".inf"):
+        result = export("--job", "n", "-p", f"v={value}")
+        assert result.exit_code == 0, result.output
+        assert f"value: '{value}'" in result.stdout, value

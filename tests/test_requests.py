@@ -272,3 +272,56 @@ def test_a_paused_jobs_requests_wait_and_run_after_resume(tmp_path: Path, paused
     boot_pass()
     over(1)
     assert log.read_text() == "list=[held] dry=[no]\n"
+
+
+def test_a_request_claimed_by_a_wrapper_killed_before_its_job_started_runs_once(tmp_path: Path):
+    log = news(tmp_path)
+    request_id = int(jobctl("submit", "news", "-p", "list=again", "--in", "1h").stdout)
+    # a wrapper claimed it and was SIGKILLed before the job's process started: its pid is gone, no run
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    from jobctl.runner import host
+
+    db = sqlite3.connect(os.path.join(state(), "runs.db"))
+    with db:
+        db.execute("UPDATE requests SET status = 'running', claimed_pid = ?, claimed_at = ?, host = ?, boot_id = ?,"
+                   " due = 0 WHERE id = ?", (dead.pid, time.time(), os.uname().nodename, host.boot_id(), request_id))
+    db.close()
+    boot_pass()
+    [req] = over(1)
+    assert (req["status"], req["exit_code"]) == ("done", 0)
+    assert log.read_text() == "list=[again] dry=[no]\n"
+    boot_pass()
+    time.sleep(0.5)
+    assert len(rows(state(), "news")) == 1
+
+
+def test_a_request_whose_requirement_is_not_met_is_skipped_not_left_queued(tmp_path: Path):
+    write_job("base", "schedule: '@yearly'\ncommand: 'exit 1'\n")
+    write_job("dep", "schedule: '@yearly'\ncommand: 'true'\nrequires: [base]\n")
+    assert jobctl("apply").returncode == 0
+    jobctl("run", "base", "-q")
+    request_id = jobctl("submit", "dep").stdout.strip()
+    assert jobctl("wait", request_id, "--timeout", "30s").returncode == 75
+    [req] = requests_table()
+    assert req["status"] == "skipped" and "requires job base succeeded" in req["reason"]
+    [run] = rows(state(), "dep")
+    assert run["status"] == "skipped" and run["request_id"] == int(request_id)
+
+
+def test_a_jobs_own_timeout_is_not_waits(tmp_path: Path):
+    write_job("slowish", "schedule: '@yearly'\ntimeout: 1s\ncommand: 'sleep 5'\n")
+    assert jobctl("apply").returncode == 0
+    waited = jobctl("wait", jobctl("submit", "slowish").stdout.strip(), "--timeout", "30s")
+    assert waited.returncode == 124 and "still" not in waited.stderr
+    assert "timed out after 1s" in waited.stderr
+
+
+def test_values_too_large_together_for_one_environment_string_are_refused(tmp_path: Path):
+    names = [f"p{i}" for i in range(20)]
+    write_job("big", "schedule: '@yearly'\ncommand: 'true'\nparams:\n" + "".join(f"  {n}: {{}}\n" for n in names))
+    assert jobctl("apply").returncode == 0
+    args = [a for n in names for a in ("-p", f"{n}={'x' * 4096}")]
+    done = jobctl("submit", "big", *args)
+    assert done.returncode == 2 and "bytes together; at most 65536" in done.stderr
+    assert not os.path.exists(os.path.join(state(), "runs.db")) or requests_table() == []

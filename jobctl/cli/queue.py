@@ -13,6 +13,9 @@ from jobctl.errors import ExitCode, JobctlError
 
 app = common.commands()
 
+#: 9999-01-01T00:00Z: --at takes times up to 9998, and so does --in
+LAST_DUE = 253370764800.0
+
 Params = Annotated[list[str] | None, typer.Option(
     "--param", "-p", metavar="KEY=VALUE",
     help="A parameter the job declares (params:); repeat for more. The job gets it as JOBCTL_PARAM_KEY.")]
@@ -61,9 +64,12 @@ def _when(at: str | None, within: str | None, now: float, zone: str | None) -> f
         common.fail(JobctlError("give --at or --in, not both", ExitCode.USAGE))
     if within is not None:
         try:
-            return now + units.parse_duration(within)
+            due = now + units.parse_duration(within)
         except (ValueError, OverflowError) as exc:
             common.fail(JobctlError(f"--in {within!r}: {exc}", ExitCode.USAGE))
+        if due >= LAST_DUE:
+            common.fail(JobctlError(f"--in {within!r}: past the year 9998; give a time up to then", ExitCode.USAGE))
+        return due
     if at is None:
         return None
     try:
@@ -187,8 +193,8 @@ def _print_requests(records: list[dict[str, Any]]) -> None:
     if not records:
         print("no pending requests")
         return
-    head = ("ID", "JOB", "STATUS", "DUE", "AGE", "KEY", "PARAMS")
-    rows = [(str(r["id"]), r["job"], r["status"], (r["due"] or "")[:19].replace("T", " "), _age(r["age_s"]),
+    head = ("ID", "JOB", "STATUS", "DUE (UTC)", "AGE", "KEY", "PARAMS")
+    rows = [(str(r["id"]), r["job"], r["status"], (r["due"] or "")[:-5].replace("T", " "), _age(r["age_s"]),
              r["key"] or "-",
              " ".join(f"{k}={shlex.quote(v)}" for k, v in (r["params"] or {}).items()) or "-") for r in records]
     widths = [max(len(h), *(len(common.printable(row[i])) for row in rows)) for i, h in enumerate(head)]
@@ -208,6 +214,8 @@ def cancel(request_id: Annotated[int, typer.Argument(metavar="ID", help="The req
         common.fail(JobctlError(f"no request {request_id}: the run log is empty", ExitCode.NOT_OK))
     try:
         row, cancelled = log.cancel(request_id, time.time())
+    except OverflowError:
+        row, cancelled = None, False
     finally:
         log.close()
     if row is None:
@@ -243,15 +251,16 @@ def wait(
             common.fail(JobctlError(f"--timeout {timeout!r}: {exc}", ExitCode.USAGE))
     state = common.state_path()
     try:
-        code, row = requests.wait(state, request_id, seconds)
-    except (LookupError, FileNotFoundError):
+        code, row, timed_out = requests.wait(state, request_id, seconds)
+    except (LookupError, FileNotFoundError, OverflowError):
         common.fail(JobctlError(f"no request {request_id}", ExitCode.NOT_OK))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     if as_json:
         render.print_json(requests.record(row))
-    elif code == requests.WAIT_TIMEOUT:
+    elif timed_out:
         print(f"jobctl: request {request_id} is still {row['status']} after {timeout}", file=sys.stderr)
-    elif row["status"] != "done":
-        print(f"jobctl: request {request_id} {row['status']}: {row['reason']}", file=sys.stderr)
+    elif row["status"] != "done" or code != 0:
+        print(f"jobctl: request {request_id} {row['status']}: {common.printable(row['reason'] or '')}",
+              file=sys.stderr)
     raise typer.Exit(code)

@@ -296,6 +296,10 @@ def one_off(job: JobSpec, image: str, namespace: str | None,
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}, notes
 
 
+#: plain scalars a YAML 1.1 or 1.2 resolver may read as something other than a string
+_LOOKS_TYPED = re.compile(r"[-+.]?[0-9]|[-+]?\.(inf|nan)\Z|(y|yes|n|no|true|false|on|off|null|~)?\Z", re.I)
+
+
 def _document(job: JobSpec, doc: dict[str, Any]) -> str:
     import yaml
 
@@ -303,7 +307,9 @@ def _document(job: JobSpec, doc: dict[str, Any]) -> str:
         pass
 
     def text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-        style = "|" if "\n" in data else None
+        # Kubernetes reads manifests with go-yaml, whose resolver takes more plain words for numbers and
+        # booleans than PyYAML's (1e3, 0o17, 1_000, 0x1f, True): a string that could be one is quoted
+        style = "|" if "\n" in data else "'" if _LOOKS_TYPED.match(data) or "\x85" in data else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     Dumper.add_representer(str, text)

@@ -1382,6 +1382,11 @@ def _load_job(path: str, node: Node, stem: str, only: bool, defaults: dict[str, 
                 "overlap; use forbid, wait or replace", name)
         return
     refs[name] = (path, nodes)
+    required = [k for k, p in (merged.get("params") or {}).items() if p.required]
+    if required and merged.get("enabled", True):
+        out.warn(path, nodes.get("params"), f"params {', '.join(required)} required: the runs cron starts on the "
+                 "schedule get no parameters and fail (recorded); give a default, or run the job by jobctl submit "
+                 "and jobctl run -p only", name)
     result.jobs.append(spec.build(merged, source=f"{path}:{_pos(node)[0]}"))
 
 

@@ -48,9 +48,10 @@ def parse_time(text: str, option: str, zone: str | None, now: float) -> float:
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
+        or_ago = ", or a duration ago (2d, 12h)" if option != "--at" else ""
         raise JobctlError(f"{option} {text!r}: not a time; write an ISO 8601 date or time (2026-12-01, "
-                          f"2026-12-01T03:00, 2026-12-01T03:00Z, 2026-12-01T03:00+01:00), now, or a duration "
-                          "ago (2d, 12h)", ExitCode.USAGE) from None
+                          f"2026-12-01T03:00, 2026-12-01T03:00Z, 2026-12-01T03:00+01:00), now{or_ago}",
+                          ExitCode.USAGE) from None
     if not 1970 <= at.year <= 9998:
         raise JobctlError(f"{option} {text!r}: out of range; give a time from 1970 to 9998", ExitCode.USAGE)
     if at.tzinfo is None:

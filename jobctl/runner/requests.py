@@ -73,23 +73,37 @@ def start(state: str, name: str, request_id: int = 0) -> None:
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
 
 
-def start_due(state: str, log: store.Store, now: float, runnable: set[str]) -> list[str]:
-    """The pass: a wrapper for each job of ``runnable`` (applied, not paused) with a request due by ``now``."""
+def start_due(state: str, log: store.Store, now: float, runnable: dict[str, Any]) -> list[str]:
+    """The pass: a wrapper for each job of ``runnable`` (name: applied definition, not paused) with a due request.
+
+    One wrapper runs a job's due requests one after another (its lock and
+    policy); a job with ``concurrency: allow`` gets one wrapper per due
+    request, so they run side by side as submits due now do.
+    """
     started = []
     for name in log.due_jobs(now):
-        if name in runnable:
+        defn = runnable.get(name)
+        if defn is None:
+            continue
+        many = 1
+        if defn.get("concurrency") == "allow":
+            many = sum(1 for r in log.requests(name, ("queued",)) if r["due"] <= now)
+        for _ in range(max(1, min(many, 100))):
             start(state, name)
-            started.append(name)
+        started.append(name)
     return started
 
 
 def settle(log: store.Store, now: float) -> list[int]:
-    """Requests left running by a wrapper that died: done with their run's result, or lost; their ids.
+    """Requests left running by a wrapper that died: queued again, or done with their run's result; their ids.
 
-    A wrapper that dies after its run is recorded leaves the request
-    running; one that dies before leaves no run.  Either way its process is
-    gone (on this host, this boot) before anything is decided, so a live
-    wrapper's request is never touched.
+    A wrapper that died before its job's process was recorded (no run row,
+    or a run without a pid: the job waits for the wrapper's go-ahead after
+    its pid is recorded, so it never started) leaves a request that never
+    ran: it is queued again, and runs once.  One that died later leaves a
+    run that did start: the request is done with that run's result, never run
+    again.  Either way the wrapper is gone (on this host, this boot) before
+    anything is decided, so a live wrapper's request is never touched.
     """
     me, boot = os.uname().nodename, host.boot_id()
     settled = []
@@ -101,11 +115,15 @@ def settle(log: store.Store, now: float) -> list[int]:
         run = log.get(row["run_id"]) if row["run_id"] else None
         if run is not None and run["status"] == "running":
             continue  # finalize_lost ends it first (the pass runs it before this)
-        if run is None:
-            log.finish_request(row["id"], "lost", None, None, now, "lost: its wrapper ended before the run started")
+        started = log.db.execute("SELECT 1 FROM runs WHERE request_id = ? AND pid IS NOT NULL LIMIT 1",
+                                 (row["id"],)).fetchone() is not None
+        if not started:
+            log.requeue(row["id"])
         else:
             last = log.db.execute("SELECT * FROM runs WHERE request_id = ? ORDER BY id DESC LIMIT 1",
-                                  (row["id"],)).fetchone() or run
+                                  (row["id"],)).fetchone()
+            if last is None or last["status"] == "running":
+                continue
             log.finish_request(row["id"], "done", last["id"], store.exit_code(last), now,
                                f"{last['reason'] or last['status']} (settled after its wrapper ended)")
         settled.append(int(row["id"]))
@@ -118,8 +136,8 @@ def running(pid: int) -> bool:
     return fields is not None and fields[0] not in (b"Z", b"X")
 
 
-def wait(state: str, request_id: int, timeout: float | None) -> tuple[int, Any]:
-    """Block until the request is over; (exit code, the request row). Polls the run log, bounded by ``timeout``.
+def wait(state: str, request_id: int, timeout: float | None) -> tuple[int, Any, bool]:
+    """Block until the request is over; (exit code, the request row, timed out). Polls, bounded by ``timeout``.
 
     The exit code is the run's own; WAIT_TIMEOUT when ``timeout`` passed first;
     75 for a skipped request (as a skipped run); NOT_RUN for one cancelled or
@@ -134,12 +152,12 @@ def wait(state: str, request_id: int, timeout: float | None) -> tuple[int, Any]:
                 raise LookupError(request_id)
             if row["status"] in DONE:
                 if row["status"] == "done" or (row["status"] == "failed" and row["exit_code"] is not None):
-                    return int(row["exit_code"] if row["exit_code"] is not None else NOT_RUN), row
+                    return int(row["exit_code"] if row["exit_code"] is not None else NOT_RUN), row, False
                 if row["status"] == "skipped":
-                    return 75, row
-                return NOT_RUN, row
+                    return 75, row, False
+                return NOT_RUN, row, False
             if deadline is not None and time.monotonic() >= deadline:
-                return WAIT_TIMEOUT, row
+                return WAIT_TIMEOUT, row, True
             pause = WAIT_POLL if deadline is None else max(0.0, min(WAIT_POLL, deadline - time.monotonic()))
             time.sleep(pause)
     finally:

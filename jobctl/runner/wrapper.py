@@ -429,6 +429,8 @@ class Wrapper:
             run_id = self._record(log, "failed", reason, EX_JOBCTL, at=now)
             self._started(run_id)
             self.error(reason, echo=self.stream)
+            # a failed run like any other: cron's mail has its summary line (cron_mail: failure)
+            self.final = (run_id, "failed", EX_JOBCTL, now, now, 1, reason, b"")
             if self.request_id:
                 log.call("finish_request", self.request_id, "failed", run_id, EX_JOBCTL, now, reason)
             return EX_JOBCTL
@@ -466,6 +468,8 @@ class Wrapper:
             else:
                 found = f"its latest run {row['id']} {row['status']} {fmt_duration(max(0.0, now - (ended or now)))} ago"
             reason = f"skipped: requires {asked}; {found}"
+            if self.request_mode is not None and not self._skip_requests(log, reason):
+                return 0  # claimed meanwhile by another wrapper of the job, which checks again
             run_id = self._record(log, "skipped", reason, at=now)
             log.call("prune", self.name, self.keep, self.max_age, now)
             self._started(run_id)
@@ -859,6 +863,18 @@ def serve_requests(defn: Mapping[str, Any], state: str, first: int, report: Call
     policy and claims the oldest due request then, so the requests of a job
     run in submit order and each once, however many wrappers were started.
     """
+    if not first and defn.get("concurrency") != "allow":
+        # the pass's wrapper for whatever is due: one at a time per job, or every minute's pass would
+        # add one more waiting on the job's lock behind a long run
+        import fcntl
+
+        try:
+            fd = os.open(paths.requests_lock(state, defn["name"]), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until this process ends
+        except BlockingIOError:
+            return 0
+        except OSError:
+            pass
     code = 0
     request = first
     while True:
