@@ -825,6 +825,12 @@ class Store:
             db.execute("UPDATE requests SET status = ?, run_id = coalesce(?, run_id), exit_code = ?, finished = ?,"
                        " reason = ? WHERE id = ?", (status, run_id or None, exit_code, finished, reason, request_id))
 
+    def prune_requests(self, job: str, before: float) -> int:
+        """Forget the job's requests that ended before ``before`` (its history.max_age): their runs say the rest."""
+        with self.write() as db:
+            return db.execute("DELETE FROM requests WHERE job = ? AND status NOT IN ('queued', 'running')"
+                              " AND finished < ?", (job, before)).rowcount
+
     def requeue(self, request_id: int) -> None:
         """A running request whose wrapper died before its job started: queued again (it runs once, later)."""
         with self.write() as db:

@@ -50,10 +50,15 @@ def _ensure_pass(state: str) -> None:
         except JobctlError:
             continue
     try:
-        crontab.ensure_pass(state, targets)
+        outcome = crontab.ensure_pass(state, targets)
     except (JobctlError, OSError) as exc:
         print(f"jobctl: note: the every-minute pass could not be installed ({exc}); a request that does not "
               "start now waits for the next jobctl apply", file=sys.stderr)
+        return
+    if outcome == "no block":
+        print("jobctl: note: no crontab holds jobctl's block for this state directory (jobctl apply), so the "
+              "every-minute pass is not installed: a request that does not start now, or that a crash keeps "
+              "from starting, waits until it is (jobctl apply)", file=sys.stderr)
 
 
 def _when(at: str | None, within: str | None, now: float, zone: str | None) -> float | None:

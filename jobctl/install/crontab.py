@@ -481,13 +481,14 @@ def _system_format(parts: Split) -> bool:
     return False
 
 
-def ensure_pass(state: str, targets: list[Target]) -> Target | None:
-    """Add the pass lines to jobctl's block for ``state`` when it lacks them (a request waits); where, or None.
+def ensure_pass(state: str, targets: list[Target]) -> str:
+    """Add the pass lines to jobctl's block for ``state`` when it lacks them (a request waits).
+
+    "added", "present", or "no block" (jobctl was never applied to any of the targets).
 
     The first of ``targets`` holding the block is changed, under apply's lock,
     only by inserting the two lines before its END line: everything else stays
     byte for byte.  The next apply keeps them while a request is pending.
-    None when no target holds the block (jobctl was never applied there).
     """
     instance = instance_id(state)
     with apply_lock(state):
@@ -497,7 +498,7 @@ def ensure_pass(state: str, targets: list[Target]) -> Target | None:
             if not parts.found:
                 continue
             if all(name in parts.entries for name in CATCH_UP_ENTRIES):
-                return None
+                return "present"
             lines = _lines(text)
             end = next(i for i, line in enumerate(lines)
                        if (m := _END_LINE.match(line.rstrip("\n"))) and m["id"] == instance)
@@ -506,8 +507,8 @@ def ensure_pass(state: str, targets: list[Target]) -> Target | None:
             if tgt.read() != text:
                 raise CrontabConflict(f"{tgt.label} changed while jobctl was adding the pass; run jobctl apply")
             tgt.write(new)
-            return tgt
-    return None
+            return "added"
+    return "no block"
 
 
 def catch_up_lines(state: str, system: bool) -> list[str]:

@@ -229,6 +229,8 @@ def run_pass(state: str, now: float | None = None) -> list[tuple[str, float]]:
             # zombies are no wrappers: one SIGKILLed after its parent exited lingers where PID 1 reaps slowly
             log.finalize_lost(None, os.uname().nodename, host.boot_id(), requests.running, host.group_alive, now)
             requests.settle(log, now)
+            for name, defn in defs.items():  # requests that are over go with the job's history
+                log.prune_requests(name, now - applied.retention(defn)[1])
             requests.start_due(state, log, time.time(),
                                {n: d for n, d in defs.items() if not pause.is_paused(state, n)})
         # A chained run's JOBCTL_PARENT_OUTPUT whose wrapper was killed before it could remove it
