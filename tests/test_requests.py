@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from runhelp import pids_with, rows, wait_for
 
 
@@ -260,8 +258,7 @@ def test_parameters_are_declared_defaulted_refused_and_never_interpolated(tmp_pa
     assert len(requests_table()) == 1
 
 
-@pytest.mark.parametrize("paused_first", [True])
-def test_a_paused_jobs_requests_wait_and_run_after_resume(tmp_path: Path, paused_first: bool):
+def test_a_paused_jobs_requests_wait_and_run_after_resume(tmp_path: Path):
     log = news(tmp_path)
     assert jobctl("pause", "news").returncode == 0
     assert jobctl("submit", "news", "-p", "list=held").returncode == 0
