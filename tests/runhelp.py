@@ -156,3 +156,16 @@ def log_at_version(path: str, version: int) -> None:
     finally:
         db.close()
     os.chmod(path, 0o600)
+
+
+def live_pids_with(marker: str) -> list[int]:
+    """pids_with, zombies left out (PID 1 may be slow to reap orphaned wrappers here)."""
+    live = []
+    for pid in pids_with(marker):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                    live.append(pid)
+        except OSError:
+            continue
+    return live

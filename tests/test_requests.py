@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from runhelp import pids_with, rows, wait_for
+from runhelp import live_pids_with, pids_with, rows, wait_for
 
 
 def jobctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -99,7 +99,7 @@ def test_a_request_survives_a_crash_and_the_boot_pass_runs_it_exactly_once(tmp_p
     assert done.returncode == 0, done.stderr
     request_id = int(done.stdout)
     assert [r["status"] for r in requests_table()] == ["queued"]
-    assert not pids_with("--request")
+    assert not live_pids_with("--request")
     time.sleep(2.2)
     # after the reboot: the @reboot pass and the minute's pass start at once, and once more later
     passes = [subprocess.Popen([sys.executable, "-m", "jobctl.runner", "--catch-up", "--state-dir", state()])

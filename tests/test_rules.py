@@ -22,7 +22,7 @@ import pytest
 
 from jobctl import applied, paths
 
-from runhelp import job, output, pids_with, rows, wait_for
+from runhelp import job, live_pids_with, output, pids_with, rows, wait_for
 
 
 def jobctl(*args: str, **kw) -> subprocess.CompletedProcess:
@@ -264,7 +264,7 @@ def test_forbid_in_a_group_skips_naming_the_other_jobs_run(tmp_path: Path):
 
 
 def test_replace_in_a_group_ends_the_other_jobs_run(tmp_path: Path):
-    write_job("a", "schedule: '@daily'\nlock_group: db\ncommand: 'sleep 30'\n")
+    write_job("a", "schedule: '@daily'\nlock_group: db\ncommand: 'sleep 37'\n")
     write_job("b", "schedule: '@daily'\nlock_group: db\nconcurrency: replace\nkill_grace: 2s\ncommand: 'true'\n")
     assert jobctl("apply").returncode == 0
     cron = [sys.executable, "-m", "jobctl.runner", "--state-dir", state(), "--scheduled"]
@@ -274,7 +274,7 @@ def test_replace_in_a_group_ends_the_other_jobs_run(tmp_path: Path):
     a.wait(timeout=30)
     [ra] = rows(state(), "a")
     assert ra["status"] == "killed" and ra["reason"].endswith("(replaced by a new run of job b)")
-    assert not pids_with("sleep 30") or all(not os.path.exists(f"/proc/{p}") for p in pids_with("sleep 30"))
+    wait_for(lambda: not live_pids_with("sleep 37"), timeout=10)  # zombies left out
 
 
 # --- validation -----------------------------------------------------------------------------------
