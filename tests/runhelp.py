@@ -169,3 +169,46 @@ def live_pids_with(marker: str) -> list[int]:
         except OSError:
             continue
     return live
+
+
+def on_terminal(*args: str, env: dict[str, str] | None = None, rows: int = 50,
+                columns: int = 200) -> tuple[int, bytes]:
+    """Run the real jobctl with stdout and stderr on a pseudo-terminal of rows x columns.
+
+    (exit code, what the terminal got, with the terminal's \\r\\n made \\n again).
+    """
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, env=env if env is not None else dict(os.environ))
+    os.close(slave)
+    got = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        got += chunk
+    os.close(master)
+    return proc.wait(60), got.replace(b"\r\n", b"\n")  # the terminal's onlcr
+
+
+def crontab_command(marker: str) -> list[str]:
+    """The command of the crontab line ``apply`` wrote for ``marker`` (a job, or ``_catch-up``): what cron runs."""
+    import shlex
+    from pathlib import Path
+
+    text = Path(os.environ["JOBCTL_CRONTAB"]).read_text()
+    for line in text.splitlines():
+        body, sep, tail = line.partition(" # jobctl:")
+        if sep and tail.split()[0] == marker:
+            words = shlex.split(body)
+            return words[1:] if words[0].startswith("@") else words[5:]
+    raise AssertionError(f"no crontab line for {marker}:\n{text}")

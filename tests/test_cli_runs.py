@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from jobctl.cli.app import app
 
+import runhelp
 from runhelp import wait_for
 
 cli = CliRunner()
@@ -198,32 +199,17 @@ schedule: "@hourly"
 command: "exit 1"
 notify: {when: [failure], command: "printf '\\\\033[31mred [/]\\\\n' >&2; exit 1"}
 """
+
+
+def on_terminal(*args: str, columns: int = 250) -> tuple[int, bytes]:
+    """Run the real jobctl on a pseudo-terminal (TERM=xterm, COLUMNS); (exit code, what the terminal got)."""
+    return runhelp.on_terminal(*args, env=dict(os.environ, COLUMNS=str(columns), TERM="xterm"), columns=columns)
+
+
 PRINTER_JOB = """\
 schedule: "@hourly"
 command: "printf 'plain\\\\n\\\\033[31mred\\\\033[0m [/] [bold]x\\\\r\\\\n\\\\tdone\\\\rover\\\\n'"
 """
-
-
-def on_terminal(*args: str, columns: int = 250) -> tuple[int, bytes]:
-    """Run the real jobctl with stdout and stderr on a pseudo-terminal; (exit code, what the terminal got)."""
-    import pty
-
-    master, slave = pty.openpty()
-    env = dict(os.environ, COLUMNS=str(columns), TERM="xterm")
-    proc = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=env)
-    os.close(slave)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(master)
-    return proc.wait(60), got.replace(b"\r\n", b"\n")  # the terminal's onlcr
 
 
 def test_history_reads_markup_in_a_reason_as_text(write_job):

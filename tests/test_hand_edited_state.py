@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from jobctl.errors import ExitCode
 from jobctl.jobs import spec
 from jobctl.runner.cmdline import EX_JOBCTL
 
-from runhelp import rows, wait_for
+from runhelp import crontab_command, rows, wait_for
 
 WriteJob = Callable[[str, "str | bytes"], Path]
 #: the wrapper's "jobctl failed before the job could run" (man page, EXIT STATUS; errors.ExitCode)
@@ -50,16 +49,6 @@ def state_dir() -> Path:
 def applied_file(name: str) -> Path:
     return state_dir() / "applied" / f"{name}.json"
 
-
-def crontab_command(marker: str) -> list[str]:
-    """The command of the crontab line ``apply`` wrote for ``marker`` (a job, or ``_catch-up``): what cron runs."""
-    text = Path(os.environ["JOBCTL_CRONTAB"]).read_text()
-    for line in text.splitlines():
-        body, sep, tail = line.partition(" # jobctl:")
-        if sep and tail.split()[0] == marker:
-            words = shlex.split(body)
-            return words[1:] if words[0].startswith("@") else words[5:]
-    raise AssertionError(f"no crontab line for {marker}:\n{text}")
 
 
 def as_cron(argv: list[str], stdin: bytes | None = None) -> subprocess.CompletedProcess:

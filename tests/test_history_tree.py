@@ -8,16 +8,12 @@ whose child comes from the parent_run_id column as plain SQLite reads it.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
 import sqlite3
-import struct
 import subprocess
 import sys
-import termios
 import time
 
 import pytest
@@ -25,6 +21,8 @@ from typer.testing import CliRunner
 
 from jobctl import store
 from jobctl.cli.app import app
+
+import runhelp
 
 cli = CliRunner()
 
@@ -91,23 +89,9 @@ def jobctl(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 def on_pty(*args: str, env: dict, columns: int = 200) -> str:
     """What the real jobctl shows on a terminal of ``columns`` columns."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=env)
-    os.close(slave)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(master)
-    assert proc.wait(60) == 0
-    return got.replace(b"\r\n", b"\n").decode()
+    code, got = runhelp.on_terminal(*args, env=env, columns=columns)
+    assert code == 0
+    return got.decode()
 
 
 def walk(records: list[dict], depth: int = 0) -> list[tuple[int, int]]:

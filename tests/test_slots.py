@@ -21,7 +21,7 @@ from jobctl import applied
 from jobctl.jobs import schedule
 from jobctl.runner import catchup
 
-from runhelp import job, live_pids_with, output, rows, wait_for
+from runhelp import crontab_command, job, live_pids_with, output, rows, wait_for
 
 DUMP = 'echo "SF=$JOBCTL_SCHEDULED_FOR SS=$JOBCTL_SLOT_START SE=$JOBCTL_SLOT_END"'
 CRON_ENV = {"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "HOME": "/root", "LOGNAME": "root"}
@@ -40,15 +40,6 @@ def jobctl(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jobctl", *args], capture_output=True, text=True, timeout=300,
                           stdin=subprocess.DEVNULL, **kw)
 
-
-def crontab_command(name: str) -> list[str]:
-    import shlex
-
-    for line in Path(os.environ["JOBCTL_CRONTAB"]).read_text().splitlines():
-        body, sep, tail = line.partition(" # jobctl:")
-        if sep and tail.split()[0] == name:
-            return shlex.split(body)[5:]
-    raise AssertionError("no line for " + name)
 
 
 def state() -> str:

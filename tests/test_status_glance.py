@@ -7,18 +7,14 @@ are checked against the run log as SQLite itself reads it; rendering-only checks
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pty
 import re
 import signal
 import sqlite3
 import statistics
-import struct
 import subprocess
 import sys
-import termios
 import time
 from datetime import datetime, timedelta
 from io import StringIO
@@ -81,29 +77,16 @@ def status_json(job: str) -> dict:
     return next(r for r in json.loads(result.stdout) if r["name"] == job)
 
 
+def on_pty(*args: str, env: dict, rows: int = 50, columns: int = 200) -> tuple[int, str]:
+    """Run the real jobctl on a pseudo-terminal of rows x columns; (exit code, what it showed)."""
+    code, got = runhelp.on_terminal(*args, env=env, rows=rows, columns=columns)
+    return code, got.decode()
+
+
 def jobctl(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "jobctl", *args], capture_output=True, text=True, timeout=60,
                           env=env if env is not None else dict(os.environ))
 
-
-def on_pty(*args: str, env: dict, rows: int = 50, columns: int = 200) -> tuple[int, str]:
-    """Run the real jobctl with stdout and stderr on a pseudo-terminal of rows x columns; what it showed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "jobctl", *args], stdin=subprocess.DEVNULL, stdout=slave,
-                            stderr=slave, env=env)
-    os.close(slave)
-    got = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        got += chunk
-    os.close(master)
-    return proc.wait(60), got.replace(b"\r\n", b"\n").decode()
 
 
 # --- the strip: real runs of every kind ----------------------------------------------------------------

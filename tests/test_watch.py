@@ -26,7 +26,7 @@ import pytest
 from jobctl import store
 from jobctl.runner import catchup, cmdline, notify
 
-from runhelp import rows, wait_for
+from runhelp import crontab_command, rows, wait_for
 
 CRON_ENV = {"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "HOME": "/root", "LOGNAME": "root"}
 #: a notify command that writes one line per missed minute it is told about
@@ -62,15 +62,6 @@ def applied_at(name: str, t: float) -> None:
     path = os.path.join(state(), "applied", f"{name}.json")
     os.utime(path, (t, t))
 
-
-def crontab_command(name: str) -> list[str]:
-    import shlex
-
-    for line in Path(os.environ["JOBCTL_CRONTAB"]).read_text().splitlines():
-        body, sep, tail = line.partition(" # jobctl:")
-        if sep and tail.split()[0] == name:
-            return shlex.split(body)[5:]
-    raise AssertionError("no line for " + name)
 
 
 def the_minute() -> float:
