@@ -912,6 +912,16 @@ def _shown_columns(columns: tuple, marked: bool) -> list[str]:
     return [h for h, _, _ in columns if h != MARK or marked]
 
 
+def _write_runs(columns: tuple, marked: bool, cells: Any, piped: bool, out: Any) -> None:
+    """history's tables: the columns that fit (REASON cut first), plain when piped, else through rich."""
+    shown, widths, made = _fit(columns, _shown_columns(columns, marked), cells,
+                               None if piped else _width(out, False), cut="REASON")
+    if piped:
+        _write_piped(_plain_table(columns, shown, widths, made))
+    else:
+        _fitted_table(columns, shown, widths, made, out)
+
+
 def history_table(rows: list[Any], out: Any = None, judged: Mapping[int, str | None] | None = None) -> None:
     """The history table; ``judged``: {run id: "slow", "short" or None}, the marks after the durations."""
     piped = out is None and _piped()
@@ -927,12 +937,7 @@ def history_table(rows: list[Any], out: Any = None, judged: Mapping[int, str | N
                 c[MARK] = _mark_cell(judged.get(r["id"]))
         return made
 
-    shown, widths, made = _fit(_HISTORY_COLUMNS, _shown_columns(_HISTORY_COLUMNS, marked), cells,
-                               None if piped else _width(out, False), cut="REASON")
-    if piped:
-        _write_piped(_plain_table(_HISTORY_COLUMNS, shown, widths, made))
-    else:
-        _fitted_table(_HISTORY_COLUMNS, shown, widths, made, out)
+    _write_runs(_HISTORY_COLUMNS, marked, cells, piped, out)
 
 
 # --- history --tree: the runs a run's then/on_failure started, beneath it ----------------
@@ -995,9 +1000,4 @@ def history_tree(roots: list[Any], out: Any = None, judged: Mapping[int, str | N
             made.append(c)
         return made
 
-    shown, widths, made = _fit(_TREE_COLUMNS, _shown_columns(_TREE_COLUMNS, marked), cells,
-                               None if piped else _width(out, False), cut="REASON")
-    if piped:
-        _write_piped(_plain_table(_TREE_COLUMNS, shown, widths, made))
-    else:
-        _fitted_table(_TREE_COLUMNS, shown, widths, made, out)
+    _write_runs(_TREE_COLUMNS, marked, cells, piped, out)
